@@ -1,0 +1,164 @@
+//! The y-websocket sync protocol, as quire applies it on both ends.
+//!
+//! Message encoding is yrs's own (`yrs::sync`); this module adds what a server facing the
+//! network needs on top: every decode and apply is isolated with `catch_unwind`, because yrs can
+//! still panic on hostile input, and a failed message never half-applies. Both the server and the
+//! browser replica go through these functions so the two ends treat bytes the same way.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use yrs::encoding::read::Cursor;
+use yrs::sync::protocol::MessageReader;
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// Why a frame or update was refused. Nothing was applied when one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("frame holds no message")]
+    Empty,
+    #[error("update does not decode: {0}")]
+    BadUpdate(String),
+    #[error("update does not apply: {0}")]
+    Rejected(String),
+    /// yrs panicked. The caller must assume the `Doc` it passed may be inconsistent.
+    #[error("internal error while handling {0}")]
+    Panicked(&'static str),
+}
+
+/// Decodes every message in one WebSocket frame. All or nothing: if any message is malformed
+/// the whole frame is refused, so a half-read frame never changes anything.
+pub fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, ProtocolError> {
+    let messages = catch_unwind(|| {
+        let mut decoder = DecoderV1::new(Cursor::new(frame));
+        MessageReader::new(&mut decoder).collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| ProtocolError::Panicked("message decoding"))?
+    .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if messages.is_empty() {
+        return Err(ProtocolError::Empty);
+    }
+    Ok(messages)
+}
+
+/// Encodes one message as one frame.
+pub fn encode(message: &Message) -> Vec<u8> {
+    message.encode_v1()
+}
+
+/// Decodes a v1 update without touching any document.
+pub fn decode_update(update: &[u8]) -> Result<Update, ProtocolError> {
+    catch_unwind(|| Update::decode_v1(update))
+        .map_err(|_| ProtocolError::Panicked("update decoding"))?
+        .map_err(|e| ProtocolError::BadUpdate(e.to_string()))
+}
+
+/// Applies a decoded update and returns what it changed, as a v1 update (empty if the update
+/// was already known or is waiting for missing dependencies). That delta is what peers need
+/// and what the store must keep.
+pub fn apply_update(doc: &Doc, update: Update) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut txn = doc.transact_mut();
+        txn.apply_update(update)?;
+        Ok::<_, yrs::error::UpdateError>(txn.encode_update_v1())
+    }))
+    .map_err(|_| ProtocolError::Panicked("update"))?
+    .map_err(|e| ProtocolError::Rejected(e.to_string()))?;
+    Ok(if is_empty_update(&outcome) {
+        None
+    } else {
+        Some(outcome)
+    })
+}
+
+/// Decodes and applies a v1 update: [`decode_update`] then [`apply_update`].
+pub fn apply_bytes(doc: &Doc, update: &[u8]) -> Result<Option<Vec<u8>>, ProtocolError> {
+    apply_update(doc, decode_update(update)?)
+}
+
+/// The encoding of an update with no blocks and no deletions (`[0, 0]` in v1).
+fn is_empty_update(update: &[u8]) -> bool {
+    update == [0, 0]
+}
+
+/// Sync step 1: our state vector, asking the peer for what we lack.
+pub fn sync_step1(doc: &Doc) -> Message {
+    Message::Sync(SyncMessage::SyncStep1(doc.transact().state_vector()))
+}
+
+/// Sync step 2: everything we have that the peer's state vector lacks.
+pub fn sync_step2(doc: &Doc, remote: &StateVector) -> Message {
+    Message::Sync(SyncMessage::SyncStep2(
+        doc.transact().encode_state_as_update_v1(remote),
+    ))
+}
+
+/// The whole document as one v1 update (snapshots, exports).
+pub fn full_state(doc: &Doc) -> Vec<u8> {
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{doc_with_client_id, CONTENT};
+    use yrs::{GetString, Text};
+
+    fn typed(client: u64, s: &str) -> (Doc, Vec<u8>) {
+        let doc = doc_with_client_id(client);
+        let text = doc.get_or_insert_text(CONTENT);
+        text.insert(&mut doc.transact_mut(), 0, s);
+        let update = full_state(&doc);
+        (doc, update)
+    }
+
+    #[test]
+    fn apply_returns_the_delta_and_nothing_when_known() {
+        let (_, update) = typed(1, "你好 👋");
+        let doc = doc_with_client_id(2);
+        let delta = apply_bytes(&doc, &update).unwrap().expect("first apply changes the doc");
+        assert!(!delta.is_empty());
+        assert_eq!(
+            doc.get_or_insert_text(CONTENT).get_string(&doc.transact()),
+            "你好 👋"
+        );
+        assert_eq!(apply_bytes(&doc, &update).unwrap(), None, "a known update is a no-op");
+    }
+
+    #[test]
+    fn garbage_is_refused_and_changes_nothing() {
+        let (doc, _) = typed(1, "keep");
+        let before = full_state(&doc);
+        for garbage in [&[0xff, 0xff, 0xff][..], &[1, 2, 3, 4, 5], &[0x80; 20]] {
+            assert!(apply_bytes(&doc, garbage).is_err());
+        }
+        assert_eq!(full_state(&doc), before);
+    }
+
+    #[test]
+    fn frames_decode_all_or_nothing() {
+        let (doc, _) = typed(1, "x");
+        let mut frame = encode(&sync_step1(&doc));
+        assert_eq!(decode_frame(&frame).unwrap().len(), 1);
+        frame.extend_from_slice(&[0, 7]); // a sync message with an unknown sub-type
+        assert!(decode_frame(&frame).is_err());
+        assert!(matches!(decode_frame(&[]), Err(ProtocolError::Empty)));
+    }
+
+    #[test]
+    fn step2_brings_a_peer_up_to_date() {
+        let (a, _) = typed(1, "hello");
+        let b = doc_with_client_id(2);
+        let Message::Sync(SyncMessage::SyncStep1(sv)) = sync_step1(&b) else { unreachable!() };
+        let Message::Sync(SyncMessage::SyncStep2(update)) = sync_step2(&a, &sv) else {
+            unreachable!()
+        };
+        apply_bytes(&b, &update).unwrap();
+        assert_eq!(b.get_or_insert_text(CONTENT).get_string(&b.transact()), "hello");
+    }
+}
