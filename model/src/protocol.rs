@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use yrs::encoding::read::Cursor;
 use yrs::sync::protocol::MessageReader;
-use yrs::sync::{Message, SyncMessage};
+use yrs::sync::{AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
@@ -25,6 +25,8 @@ pub enum ProtocolError {
     BadUpdate(String),
     #[error("update does not apply: {0}")]
     Rejected(String),
+    #[error("unsupported message type {0}")]
+    Unsupported(u8),
     /// yrs panicked. The caller must assume the `Doc` it passed may be inconsistent.
     #[error("internal error while handling {0}")]
     Panicked(&'static str),
@@ -43,6 +45,42 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, ProtocolError> {
         return Err(ProtocolError::Empty);
     }
     Ok(messages)
+}
+
+/// A message from a peer, classified by what it asks of the receiving replica. Updates arrive
+/// already decoded, so a replica never sees bytes that were not validated.
+#[derive(Debug)]
+pub enum Inbound {
+    /// Sync step 1: the peer's state vector; answer with [`sync_step2`].
+    StateVector(StateVector),
+    /// Sync step 2 or a live update: changes to apply. Both mean the same to a replica.
+    Update(Update),
+    /// Presence: the peer's awareness states.
+    Awareness(AwarenessUpdate),
+    /// The peer asks for every awareness state we know.
+    AwarenessQuery,
+    /// An auth message; quire decides access when a connection opens, so it is ignored.
+    Auth,
+}
+
+/// Decodes and classifies every message in one frame, all or nothing (see [`decode_frame`]).
+/// Message types the y-websocket protocol does not define are refused.
+pub fn decode_inbound(frame: &[u8]) -> Result<Vec<Inbound>, ProtocolError> {
+    decode_frame(frame)?
+        .into_iter()
+        .map(|message| {
+            Ok(match message {
+                Message::Sync(SyncMessage::SyncStep1(sv)) => Inbound::StateVector(sv),
+                Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
+                    Inbound::Update(decode_update(&u)?)
+                }
+                Message::Awareness(update) => Inbound::Awareness(update),
+                Message::AwarenessQuery => Inbound::AwarenessQuery,
+                Message::Auth(_) => Inbound::Auth,
+                Message::Custom(tag, _) => return Err(ProtocolError::Unsupported(tag)),
+            })
+        })
+        .collect()
 }
 
 /// Encodes one message as one frame.
@@ -83,6 +121,11 @@ pub fn apply_bytes(doc: &Doc, update: &[u8]) -> Result<Option<Vec<u8>>, Protocol
 /// The encoding of an update with no blocks and no deletions (`[0, 0]` in v1).
 fn is_empty_update(update: &[u8]) -> bool {
     update == [0, 0]
+}
+
+/// A live update message carrying `update` (v1).
+pub fn update_message(update: Vec<u8>) -> Message {
+    Message::Sync(SyncMessage::Update(update))
 }
 
 /// Sync step 1: our state vector, asking the peer for what we lack.
@@ -148,6 +191,21 @@ mod tests {
         frame.extend_from_slice(&[0, 7]); // a sync message with an unknown sub-type
         assert!(decode_frame(&frame).is_err());
         assert!(matches!(decode_frame(&[]), Err(ProtocolError::Empty)));
+    }
+
+    #[test]
+    fn inbound_classifies_and_refuses_unknown_types() {
+        let (doc, update) = typed(1, "x");
+        let frame = encode(&update_message(update));
+        assert!(matches!(decode_inbound(&frame).unwrap()[..], [Inbound::Update(_)]));
+        let frame = encode(&sync_step1(&doc));
+        assert!(matches!(decode_inbound(&frame).unwrap()[..], [Inbound::StateVector(_)]));
+        assert!(matches!(decode_inbound(&[9, 1, 0]), Err(ProtocolError::Unsupported(9))));
+        // A sync update whose payload is not an update.
+        assert!(matches!(
+            decode_inbound(&encode(&update_message(vec![0xff; 8]))),
+            Err(ProtocolError::BadUpdate(_))
+        ));
     }
 
     #[test]

@@ -1,1 +1,132 @@
+//! quire's collaboration server: y-websocket sync over axum, documents persisted in sled.
+//!
+//! The binary (`main.rs`) is a thin shell: it parses flags into a [`Config`] and calls [`run`].
+//! Tests start the same server in-process with [`run`] or [`serve`] on `127.0.0.1:0`.
+//!
+//! # Layout
+//! - [`config`]: every limit and interval.
+//! - [`error`]: the error taxonomy, mapped once to HTTP statuses and WebSocket close codes.
+//! - [`auth`]: the one admission hook (document + credentials → read-write / read-only / deny).
+//! - [`state`]: what request handlers share.
+//! - [`http`]: the HTTP routes, one feature per file.
+//! - [`ws`]: the WebSocket endpoint, the per-connection reader/writer, the bounded outbox.
+//! - [`doc`]: one task per live document, the registry that finds or starts it.
+//! - [`store`]: the storage trait, sled and memory backends, the group-commit flusher.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`shutdown`]: the shutdown order and the signals that start it.
 
+pub mod auth;
+pub mod config;
+pub mod doc;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+use doc::registry::DocContext;
+use doc::Registry;
+use metrics::Metrics;
+use state::AppState;
+use store::flusher::FlushHandle;
+use store::sled::SledStore;
+use store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the sled store in `config.data_dir` and serves on `listener` until `shutdown`
+/// resolves. Fails before serving anything if the store cannot be opened.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let opening = config.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&opening))
+        .await
+        .map_err(std::io::Error::other)??;
+    serve(listener, config, Arc::new(store), shutdown).await
+}
+
+/// Opens the sled store `config` names. Blocking.
+pub fn open_store(config: &Config) -> Result<SledStore, StoreError> {
+    SledStore::open(&config.data_dir, config.cache_capacity_bytes)
+}
+
+/// Serves on `listener` with the given store until `shutdown` resolves, then shuts down in
+/// the order written in [`shutdown`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let flusher = FlushHandle::new();
+    let stop_flusher = CancellationToken::new();
+    let flusher_task = tokio::spawn(flusher.clone().run(
+        store.clone(),
+        config.flush_delay,
+        metrics.clone(),
+        stop_flusher.clone(),
+    ));
+    let registry = Registry::new(DocContext {
+        store: store.clone(),
+        flusher: flusher.clone(),
+        metrics: metrics.clone(),
+        config: config.clone(),
+        shutdown: cancel.clone(),
+        tracker: tracker.clone(),
+    });
+    let state = AppState {
+        admission: Arc::new(Semaphore::new(config.max_connections)),
+        config,
+        registry,
+        metrics,
+        auth: Arc::new(auth::AllowAll),
+        flusher,
+        shutdown: cancel.clone(),
+        tracker: tracker.clone(),
+    };
+    let app = http::router(state);
+
+    // 1. Stop accepting; 2. at the same moment, cancel connections and document tasks
+    // (upgraded sockets are not HTTP requests that graceful shutdown would wait for).
+    let cancel_on_signal = cancel.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            cancel_on_signal.cancel();
+        })
+        .await;
+    cancel.cancel();
+    // 3. Every connection closed and every document persisted.
+    tracker.close();
+    tracker.wait().await;
+    // 4. The last flush.
+    stop_flusher.cancel();
+    let _ = flusher_task.await;
+    store.flush()?;
+    tracing::info!("stopped; everything is on disk");
+    served.map_err(ServeError::Io)
+}

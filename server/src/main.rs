@@ -1,1 +1,117 @@
-fn main(){}
+//! The `quire` binary: flags in, [`quire::run`] out.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use quire::Config;
+
+#[derive(Parser)]
+#[command(name = "quire", version, about = "A collaborative document editor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve documents over HTTP and WebSocket.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "QUIRE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Directory of the document store (created if missing).
+    #[arg(long, env = "QUIRE_DATA", default_value = "./quire-data")]
+    data: PathBuf,
+    /// Seconds a document without connections stays in memory.
+    #[arg(long, env = "QUIRE_IDLE_UNLOAD_SECS", default_value_t = 30)]
+    idle_unload_secs: u64,
+    /// Largest WebSocket message accepted, in bytes.
+    #[arg(long, env = "QUIRE_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Bytes queued for one connection before it is dropped as too slow.
+    #[arg(long, env = "QUIRE_OUTBOX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    outbox_bytes: usize,
+    /// Most concurrent WebSocket connections; more get 503 + Retry-After.
+    #[arg(long, env = "QUIRE_MAX_CONNECTIONS", default_value_t = 16_000)]
+    max_connections: usize,
+    /// Compact a document's log after this many updates.
+    #[arg(long, env = "QUIRE_COMPACT_AFTER_UPDATES", default_value_t = 1000)]
+    compact_after_updates: u64,
+    /// Extra milliseconds to gather updates before each flush (0 = flush back to back).
+    #[arg(long, env = "QUIRE_FLUSH_DELAY_MS", default_value_t = 0)]
+    flush_delay_ms: u64,
+    /// Seconds between pings to each client.
+    #[arg(long, env = "QUIRE_PING_INTERVAL_SECS", default_value_t = 15)]
+    ping_interval_secs: u64,
+    /// Seconds of silence after which a client is disconnected.
+    #[arg(long, env = "QUIRE_IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 45)]
+    idle_connection_timeout_secs: u64,
+    /// sled page cache, in MiB.
+    #[arg(long, env = "QUIRE_CACHE_MB", default_value_t = 64)]
+    cache_mb: u64,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Config {
+        Config {
+            data_dir: self.data,
+            cache_capacity_bytes: self.cache_mb * 1024 * 1024,
+            max_message_bytes: self.max_message_bytes,
+            outbox_bytes: self.outbox_bytes,
+            max_connections: self.max_connections,
+            idle_unload: Duration::from_secs(self.idle_unload_secs),
+            compact_after_updates: self.compact_after_updates,
+            flush_delay: Duration::from_millis(self.flush_delay_ms),
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            idle_connection_timeout: Duration::from_secs(self.idle_connection_timeout_secs),
+            ..Config::default()
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Every WebSocket is a file descriptor; the usual soft limit of 1024 would cap us there.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%error, "could not raise the open file limit");
+    }
+    let addr = args.addr;
+    let config = args.into_config();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Open the store before listening: if it cannot be opened, say so and exit, having
+    // touched nothing (SledStore::open refuses rather than "repairs").
+    let store = quire::open_store(&config)
+        .with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        // Tests and scripts wait for this exact line.
+        println!("quire listening on http://{local}");
+        std::io::stdout().flush()?;
+        quire::serve(listener, config, Arc::new(store), quire::shutdown::signal()).await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,1 +1,137 @@
-fn main(){}
+//! loadgen: benchmarks y-websocket servers side by side under one load.
+//!
+//! Every client is a real Yjs replica (yrs) speaking the unchanged y-websocket protocol, so the
+//! stock npm server and quire are driven by exactly the same bytes. For each server in turn:
+//! start it fresh, connect every client (bounded concurrency), wait until all are synced, let
+//! the writers type, wait a grace period, read the server's CPU and peak memory from /proc,
+//! kill it. Then one table.
+//!
+//! # Layout
+//! - `args`: the command line and the `Load` it describes.
+//! - `server`: starting, addressing and killing a server under test.
+//! - `usage`: CPU seconds and peak RSS from /proc.
+//! - `run`: one run against one server, phase by phase.
+//! - `client`: one simulated client: connect, handshake, type or watch.
+//! - `replica`: the client's yrs document; timestamped keystrokes in, deliveries out.
+//! - `stats`: the counters and the latency histogram the clients share.
+//! - `report`: the table and the JSON file.
+
+mod args;
+mod client;
+mod replica;
+mod report;
+mod run;
+mod server;
+mod stats;
+mod usage;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use crate::args::{Args, Load};
+use crate::report::Outcome;
+use crate::server::ServerProcess;
+
+/// File descriptors loadgen needs besides one per client: std streams, the runtime's epoll and
+/// wakers, server pipes, /proc reads. 64 is several times what that adds up to.
+const SPARE_FDS: u64 = 64;
+
+// Multi-thread: 10,000 sockets are read and yrs-applied in parallel with the server on 2 cores.
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let load = Load::from_args(&args)?;
+
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    let needed = load.connections() as u64 + SPARE_FDS;
+    if nofile < needed {
+        bail!("{} connections need {needed} file descriptors; the limit is {nofile}", load.connections());
+    }
+
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("loadgen-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+
+    eprintln!(
+        "loadgen: {} connections over {} documents ({} writers at {:.2}/s + {} watchers each), \
+         {:?} typing + {:?} grace, seed {}",
+        load.connections(),
+        load.docs,
+        load.writers,
+        1.0 / load.period.as_secs_f64(),
+        load.watchers,
+        load.duration,
+        load.grace,
+        load.seed
+    );
+    eprintln!("loadgen: server logs in {}", work_dir.display());
+
+    // Ctrl-C or SIGTERM drops the benchmark future, and with it the server (kill_on_drop) and
+    // every client task: nothing outlives loadgen.
+    let outcomes = {
+        let bench = bench(&args, &load, &work_dir);
+        tokio::pin!(bench);
+        tokio::select! {
+            outcomes = &mut bench => Ok(outcomes),
+            signal = shutdown_signal() => Err(signal),
+        }
+    };
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(signal) => {
+            eprintln!("loadgen: interrupted by {signal}; the server under test was killed");
+            // 128 + SIGINT, the shell's convention for "stopped by a signal".
+            std::process::exit(130);
+        }
+    };
+
+    println!("seed {}: {} connections, {} docs", load.seed, load.connections(), load.docs);
+    report::print_table(&outcomes);
+    if let Some(path) = &args.json {
+        report::write_json(path, &load, &outcomes)?;
+        eprintln!("loadgen: figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn bench(args: &Args, load: &Load, work_dir: &std::path::Path) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for kind in &args.servers {
+        let name = kind.name();
+        eprintln!("loadgen: starting {name}");
+        let mut server = match ServerProcess::start(*kind, args, work_dir).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("loadgen: {name} did not start: {e:#}");
+                outcomes.push(Outcome::Failed { server: name, error: format!("{e:#}") });
+                continue;
+            }
+        };
+        let figures = run::run(&mut server, name, load).await;
+        let log: PathBuf = server.log().to_owned();
+        if let Err(e) = server.stop().await {
+            eprintln!("loadgen: stopping {name}: {e:#}");
+        }
+        eprintln!("loadgen: {name} done; its log is {}", log.display());
+        outcomes.push(Outcome::Measured(figures));
+    }
+    outcomes
+}
+
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "Ctrl-C";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
+}

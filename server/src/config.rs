@@ -1,0 +1,72 @@
+//! Every limit and interval of the server, in one place.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Server configuration. `Config::default()` is what `quire serve` runs with unless told otherwise.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the sled store lives.
+    pub data_dir: PathBuf,
+    /// sled's page cache. Its own default is 1 GiB, far more than a document server on a small
+    /// machine should hold; the working set is the live documents, which are in memory anyway.
+    pub cache_capacity_bytes: u64,
+
+    /// Largest WebSocket message accepted; a bigger one closes that connection (1009).
+    pub max_message_bytes: usize,
+    /// Bytes a connection may have queued for sending before it is dropped as too slow.
+    /// 4 MiB holds a large document's initial sync plus a backlog of live updates.
+    pub outbox_bytes: usize,
+    /// Messages a connection may have queued, whatever their size.
+    pub outbox_messages: usize,
+    /// tungstenite's read buffer per socket (its default, 128 KiB, costs 1.3 GB at 10k sockets).
+    pub socket_read_buffer: usize,
+    /// tungstenite's write buffer per socket before a flush is forced.
+    pub socket_write_buffer: usize,
+    /// How often the server pings each client.
+    pub ping_interval: Duration,
+    /// A client that sends nothing (not even a pong) for this long is disconnected.
+    pub idle_connection_timeout: Duration,
+    /// How long a close frame may take to go out before the socket is simply dropped.
+    pub close_timeout: Duration,
+    /// Most WebSocket connections at once; past it the upgrade is answered 503 + Retry-After.
+    pub max_connections: usize,
+
+    /// Commands a document task may have queued.
+    pub doc_channel_capacity: usize,
+    /// A document with no connections for this long is written out and dropped from memory.
+    pub idle_unload: Duration,
+    /// Compact a document's log into one snapshot after this many appended updates...
+    pub compact_after_updates: u64,
+    /// ...or this many appended bytes, whichever comes first.
+    pub compact_after_bytes: u64,
+    /// Extra wait before each group-commit flush, to gather more updates per fsync.
+    /// 0 = flush as soon as the previous flush ends.
+    pub flush_delay: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./quire-data"),
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            outbox_bytes: 4 * 1024 * 1024,
+            outbox_messages: 4096,
+            socket_read_buffer: 4 * 1024,
+            socket_write_buffer: 4 * 1024,
+            // y-websocket's own server pings every 30 s; clients give up after 30 s of silence
+            // and renew awareness every 15 s, so 15 s keeps proxies and NATs from idling us out.
+            ping_interval: Duration::from_secs(15),
+            idle_connection_timeout: Duration::from_secs(45),
+            close_timeout: Duration::from_secs(1),
+            // The soft file limit here is 20,000; leave room for the store and HTTP clients.
+            max_connections: 16_000,
+            doc_channel_capacity: 1024,
+            idle_unload: Duration::from_secs(30),
+            compact_after_updates: 1000,
+            compact_after_bytes: 1024 * 1024,
+            flush_delay: Duration::ZERO,
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! The task that owns one live document.
+//!
+//! It owns the yrs `Doc` (inside its `Awareness`) outright, so nothing else ever locks it. Its
+//! life: load the stored state before answering anyone; then serve joins, messages and leaves;
+//! unload itself after `idle_unload` without connections, or persist and stop at shutdown.
+//! Every update is applied, appended to the store and then fanned out, in that order, so a
+//! peer never holds an update the store refused; the flusher makes it durable within ms.
+
+
+use bytes::Bytes;
+use quire_model::protocol::{self, Inbound, ProtocolError};
+use quire_model::{schema, DocId};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use yrs::sync::{Awareness, AwarenessUpdate, Message};
+use yrs::{ClientID, Doc, StateVector, Update};
+
+use super::handle::Command;
+use super::peers::{Peer, Peers};
+use super::registry::Registry;
+use super::ConnId;
+use crate::auth::Access;
+use crate::error::{CloseReason, DocError};
+use crate::store::{Seq, StoreError, Stored};
+
+/// Runs the task for document `id` until it unloads, fails to load, or the server stops.
+pub async fn run(id: DocId, generation: u64, mut rx: mpsc::Receiver<Command>, registry: Registry) {
+    let metrics = registry.context().metrics.clone();
+    metrics.documents_live.inc();
+    match load(&registry, &id).await {
+        Ok((doc, stored)) => {
+            let mut actor = DocActor {
+                awareness: Awareness::new(doc),
+                peers: Peers::default(),
+                log: LogState::from(&stored),
+                broken: false,
+                id,
+                generation,
+                registry,
+            };
+            actor.serve(&mut rx).await;
+        }
+        Err(error) => {
+            tracing::error!(doc = %id, %error, "document failed to load; refusing connections");
+            // Retire at once: nothing is written for this document, and the next connection
+            // tries a fresh load (the failure may have been passing).
+            registry.retire(&id, generation, &mut rx, false);
+            while let Some(command) = rx.recv().await {
+                if let Command::Join { reply, .. } = command {
+                    let _ = reply.send(Err(DocError::LoadFailed(error.to_string())));
+                }
+            }
+        }
+    }
+    metrics.documents_live.dec();
+}
+
+/// Reads the stored state and applies it to a fresh `Doc`.
+async fn load(registry: &Registry, id: &DocId) -> Result<(Doc, Stored), DocError> {
+    let store = registry.context().store.clone();
+    let key = id.clone();
+    let stored = tokio::task::spawn_blocking(move || store.load(&key))
+        .await
+        .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
+        .map_err(|e| DocError::LoadFailed(e.to_string()))?
+        .unwrap_or_default();
+    let doc = schema::new_doc();
+    for (i, update) in stored.updates.iter().enumerate() {
+        protocol::apply_bytes(&doc, update)
+            .map_err(|e| DocError::LoadFailed(format!("stored update {i} of {id}: {e}")))?;
+    }
+    Ok((doc, stored))
+}
+
+/// What the store holds for this document beyond its snapshot.
+#[derive(Default)]
+struct LogState {
+    last_seq: Option<Seq>,
+    entries: u64,
+    bytes: u64,
+    /// An append failed: the next compaction must write the whole state.
+    unsaved: bool,
+}
+
+impl From<&Stored> for LogState {
+    fn from(stored: &Stored) -> Self {
+        LogState {
+            last_seq: stored.last_seq,
+            entries: stored.log_entries,
+            bytes: stored.log_bytes,
+            unsaved: false,
+        }
+    }
+}
+
+struct DocActor {
+    id: DocId,
+    generation: u64,
+    registry: Registry,
+    awareness: Awareness,
+    peers: Peers,
+    log: LogState,
+    /// The in-memory state could not be trusted or rebuilt: stop serving it.
+    broken: bool,
+}
+
+impl DocActor {
+    fn doc(&self) -> &Doc {
+        self.awareness.doc()
+    }
+
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        let context = self.registry.context();
+        let shutdown = context.shutdown.clone();
+        let idle_unload = context.config.idle_unload;
+        let mut idle_since = Some(Instant::now());
+        loop {
+            let unload_at = idle_since.map(|t| t + idle_unload);
+            tokio::select! {
+                command = rx.recv() => {
+                    // The registry keeps a sender until we retire, so the queue cannot end here.
+                    let Some(command) = command else { return };
+                    self.handle(command);
+                    if self.broken {
+                        // Never compact here: the in-memory state is the suspect one.
+                        self.peers.close_all(CloseReason::Internal);
+                        self.registry.retire(&self.id, self.generation, rx, false);
+                        break;
+                    }
+                    idle_since = if self.peers.is_empty() {
+                        idle_since.or_else(|| Some(Instant::now()))
+                    } else {
+                        None
+                    };
+                }
+                _ = sleep_until(unload_at.unwrap_or_else(Instant::now)), if unload_at.is_some() => {
+                    self.compact_if_needed();
+                    if self.registry.retire(&self.id, self.generation, rx, true) {
+                        tracing::debug!(doc = %self.id, "unloaded idle document");
+                        break;
+                    }
+                    // A command arrived meanwhile: serve it; the idle clock keeps running.
+                }
+                _ = shutdown.cancelled() => {
+                    self.peers.close_all(CloseReason::ShuttingDown);
+                    self.compact_if_needed();
+                    self.registry.retire(&self.id, self.generation, rx, false);
+                    break;
+                }
+            }
+        }
+        // Retired: whatever slipped into the queue before it closed goes unanswered; a dropped
+        // Join reply makes that connection retry on a fresh task, which loads what we wrote.
+        while rx.recv().await.is_some() {}
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join { conn, access, outbox, reply } => {
+                self.peers.insert(conn, outbox, access);
+                // As y-websocket's server does: our state vector first, then who is here.
+                self.send(conn, &protocol::sync_step1(self.doc()));
+                if let Some(update) = self.awareness_of_everyone() {
+                    self.send(conn, &Message::Awareness(update));
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Command::Inbound { conn, messages } => {
+                for message in messages {
+                    if self.peers.get_mut(conn).is_none() {
+                        break; // dropped while handling an earlier message of this batch
+                    }
+                    self.handle_message(conn, message);
+                }
+            }
+            Command::Leave { conn } => {
+                if let Some(peer) = self.peers.remove(conn) {
+                    self.forget(peer);
+                }
+            }
+        }
+    }
+
+    fn handle_message(&mut self, conn: ConnId, message: Inbound) {
+        match message {
+            Inbound::StateVector(sv) => self.answer_step1(conn, &sv),
+            Inbound::Update(update) => self.apply(conn, update),
+            Inbound::Awareness(update) => self.apply_awareness(conn, update),
+            Inbound::AwarenessQuery => {
+                if let Some(update) = self.awareness_of_everyone() {
+                    self.send(conn, &Message::Awareness(update));
+                }
+            }
+            Inbound::Auth => {}
+        }
+    }
+
+    fn answer_step1(&mut self, conn: ConnId, sv: &StateVector) {
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            protocol::sync_step2(self.doc(), sv)
+        }));
+        match reply {
+            Ok(step2) => self.send(conn, &step2),
+            Err(_) => self.close(conn, CloseReason::Internal),
+        }
+    }
+
+    fn apply(&mut self, conn: ConnId, update: Update) {
+        let metrics = self.registry.context().metrics.clone();
+        metrics.updates_received.inc();
+        if self.peers.get_mut(conn).is_some_and(|p| p.access == Access::ReadOnly) {
+            return;
+        }
+        match protocol::apply_update(self.doc(), update) {
+            Ok(None) => {}
+            Ok(Some(delta)) => {
+                self.persist(&delta);
+                let frame = encode(&protocol::update_message(delta));
+                self.broadcast(&frame, Some(conn));
+            }
+            Err(ProtocolError::Panicked(what)) => {
+                tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
+                self.close(conn, CloseReason::Internal);
+                self.reload();
+            }
+            Err(error) => {
+                tracing::info!(doc = %self.id, %conn, %error, "refused an update");
+                metrics.messages_rejected.inc();
+                self.close(conn, error.into());
+            }
+        }
+    }
+
+    fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.awareness.apply_update_summary(update)
+        }));
+        let summary = match applied {
+            Ok(Ok(Some(summary))) => summary,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => return self.close(conn, CloseReason::Malformed(error.to_string())),
+            Err(_) => return self.close(conn, CloseReason::Internal),
+        };
+        if let Some(peer) = self.peers.get_mut(conn) {
+            peer.clients.extend(summary.added.iter().chain(&summary.updated));
+            for removed in &summary.removed {
+                peer.clients.remove(removed);
+            }
+        }
+        if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
+            // To everyone, the sender too, as y-websocket's server does: a lone client counts
+            // its own echo as liveness and would otherwise reconnect every 30 s.
+            self.broadcast(&encode(&Message::Awareness(update)), None);
+        }
+    }
+
+    /// Every known presence state, or `None` if nobody has one.
+    fn awareness_of_everyone(&self) -> Option<AwarenessUpdate> {
+        self.awareness.update().ok().filter(|u| !u.clients.is_empty())
+    }
+
+    /// Clears the presence of a connection that left or was dropped, and tells the others.
+    fn forget(&mut self, peer: Peer) {
+        self.forget_clients(peer.clients.into_iter().collect());
+    }
+
+    fn forget_clients(&mut self, mut clients: Vec<ClientID>) {
+        // A worklist rather than recursion: telling the others may drop more slow peers.
+        while !clients.is_empty() {
+            for &client in &clients {
+                self.awareness.remove_state(client);
+            }
+            let Ok(update) = self.awareness.update_with_clients(clients.drain(..)) else { return };
+            let frame = encode(&Message::Awareness(update));
+            let metrics = self.registry.context().metrics.clone();
+            for dropped in self.peers.broadcast(&frame, None, &metrics) {
+                clients.extend(dropped.clients);
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: &Message) {
+        let metrics = self.registry.context().metrics.clone();
+        if let Some(dropped) = self.peers.send(conn, encode(message), &metrics) {
+            self.forget(dropped);
+        }
+    }
+
+    fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
+        let metrics = self.registry.context().metrics.clone();
+        let dropped: Vec<ClientID> = self
+            .peers
+            .broadcast(frame, except, &metrics)
+            .into_iter()
+            .flat_map(|peer| peer.clients)
+            .collect();
+        self.forget_clients(dropped);
+    }
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(peer) = self.peers.remove(conn) {
+            peer.outbox.close(reason);
+            self.forget(peer);
+        }
+    }
+
+    /// Appends an applied update to the store and asks for a flush.
+    fn persist(&mut self, delta: &[u8]) {
+        let context = self.registry.context();
+        match context.store.append(&self.id, delta) {
+            Ok(seq) => {
+                self.log.last_seq = Some(seq);
+                self.log.entries += 1;
+                self.log.bytes += delta.len() as u64;
+                context.flusher.mark_dirty();
+            }
+            Err(error) => {
+                // The edit lives in memory and in its author's replica; the next compaction
+                // writes the whole state, this edit included.
+                tracing::error!(doc = %self.id, %error, "append failed");
+                self.log.unsaved = true;
+            }
+        }
+        let config = &context.config;
+        if self.log.entries >= config.compact_after_updates
+            || self.log.bytes >= config.compact_after_bytes
+            || self.log.unsaved
+        {
+            self.compact_if_needed();
+        }
+    }
+
+    /// Replaces the log by one snapshot if there is a log (or unsaved state) to replace.
+    fn compact_if_needed(&mut self) {
+        if self.log.entries == 0 && !self.log.unsaved {
+            return;
+        }
+        if let Err(error) = self.compact() {
+            tracing::error!(doc = %self.id, %error, "compaction failed; the log stays as it is");
+        }
+    }
+
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let context = self.registry.context();
+        let snapshot = protocol::full_state(self.doc());
+        let upto = match (self.log.unsaved, self.log.last_seq) {
+            (false, Some(seq)) => seq,
+            // Nothing in the log covers the unsaved edits: write them as a log entry first.
+            _ => context.store.append(&self.id, &snapshot)?,
+        };
+        context.store.compact(&self.id, &snapshot, upto)?;
+        context.flusher.mark_dirty();
+        context.metrics.compactions.inc();
+        self.log = LogState {
+            last_seq: Some(upto),
+            ..LogState::default()
+        };
+        Ok(())
+    }
+
+    /// After yrs panicked mid-apply, the in-memory `Doc` may be inconsistent: rebuild it from
+    /// the store, which holds every update applied so far. Peers keep their replicas and
+    /// resync any difference through the protocol.
+    fn reload(&mut self) {
+        let stored = self.registry.context().store.load(&self.id);
+        let doc = schema::new_doc();
+        let rebuilt = stored.map_err(|e| e.to_string()).and_then(|stored| {
+            let stored = stored.unwrap_or_default();
+            for update in &stored.updates {
+                protocol::apply_bytes(&doc, update).map_err(|e| e.to_string())?;
+            }
+            Ok(stored)
+        });
+        match rebuilt {
+            Ok(stored) => {
+                let old = std::mem::replace(&mut self.awareness, Awareness::new(doc));
+                // Presence is not stored: carry it over.
+                if let Ok(update) = old.update() {
+                    let _ = self.awareness.apply_update(update);
+                }
+                self.log = LogState::from(&stored);
+            }
+            Err(error) => {
+                tracing::error!(doc = %self.id, %error, "reload failed; closing the document");
+                self.broken = true;
+            }
+        }
+    }
+}
+
+fn encode(message: &Message) -> Bytes {
+    Bytes::from(protocol::encode(message))
+}

@@ -1,0 +1,86 @@
+//! The connections subscribed to one document, and fan-out to them.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use yrs::ClientID;
+
+use super::ConnId;
+use crate::auth::Access;
+use crate::error::CloseReason;
+use crate::metrics::Metrics;
+use crate::ws::outbox::Outbox;
+
+pub struct Peer {
+    pub outbox: Outbox,
+    pub access: Access,
+    /// Awareness client ids this connection has announced; cleared when it leaves.
+    pub clients: HashSet<ClientID>,
+}
+
+#[derive(Default)]
+pub struct Peers {
+    map: HashMap<ConnId, Peer>,
+}
+
+impl Peers {
+    pub fn insert(&mut self, conn: ConnId, outbox: Outbox, access: Access) {
+        let peer = Peer {
+            outbox,
+            access,
+            clients: HashSet::new(),
+        };
+        self.map.insert(conn, peer);
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+        self.map.get_mut(&conn)
+    }
+
+    pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
+        self.map.remove(&conn)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Queues `frame` for one peer. A peer that cannot take it is removed, told to close
+    /// ("too slow"), and returned so its presence can be cleared.
+    pub fn send(&mut self, conn: ConnId, frame: Bytes, metrics: &Metrics) -> Option<Peer> {
+        let full = self.map.get(&conn)?.outbox.try_push(frame).is_err();
+        full.then(|| self.drop_slow(conn, metrics))
+    }
+
+    /// Queues `frame` for every peer but `except`; returns the peers dropped as too slow.
+    pub fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>, metrics: &Metrics) -> Vec<Peer> {
+        let mut slow = Vec::new();
+        let mut sent = 0;
+        for (&conn, peer) in &self.map {
+            if Some(conn) == except {
+                continue;
+            }
+            match peer.outbox.try_push(frame.clone()) {
+                Ok(()) => sent += 1,
+                Err(_) => slow.push(conn),
+            }
+        }
+        metrics.updates_broadcast.inc_by(sent);
+        slow.into_iter().map(|conn| self.drop_slow(conn, metrics)).collect()
+    }
+
+    fn drop_slow(&mut self, conn: ConnId, metrics: &Metrics) -> Peer {
+        let peer = self.map.remove(&conn).expect("caller checked the peer exists");
+        tracing::info!(%conn, "dropping a client that cannot keep up");
+        metrics.clients_dropped_slow.inc();
+        peer.outbox.close(CloseReason::TooSlow);
+        peer
+    }
+
+    /// Closes every connection with `reason` and forgets them.
+    pub fn close_all(&mut self, reason: CloseReason) {
+        for (_, peer) in self.map.drain() {
+            peer.outbox.close(reason.clone());
+        }
+    }
+}

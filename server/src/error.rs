@@ -1,0 +1,164 @@
+//! The error taxonomy, mapped once to HTTP statuses and once to WebSocket close codes.
+
+use std::borrow::Cow;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quire_model::{DocIdError, ProtocolError};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Errors a document task reports to whoever asked it for something.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    /// The stored state could not be loaded. Nothing will be written for this document until a
+    /// later load succeeds, so the stored bytes stay as they are for an operator to inspect.
+    #[error("document could not be loaded: {0}")]
+    LoadFailed(String),
+    #[error("document is unavailable")]
+    Gone,
+    #[error("storage failure: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Errors of the HTTP surface. Call sites never choose a status: `IntoResponse` does, here.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad document id: {0}")]
+    BadDocId(#[from] DocIdError),
+    #[error("access denied")]
+    Forbidden,
+    #[error("server is at its connection limit, retry shortly")]
+    Busy,
+    #[error("expected a WebSocket upgrade request: {0}")]
+    NotWebSocket(String),
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadDocId(_) => (StatusCode::BAD_REQUEST, "bad_doc_id"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
+            ApiError::Doc(DocError::LoadFailed(_) | DocError::Gone) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
+            }
+            ApiError::Doc(DocError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        // Internal details go to the log, never to the client.
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed");
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response =
+            (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Spread the retries of a crowd: clients that honour it come back after a pause.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        response
+    }
+}
+
+/// Why the server closes a WebSocket. Each reason has one close code, chosen here.
+#[derive(Debug, Clone)]
+pub enum CloseReason {
+    /// A message that does not decode or apply.
+    Malformed(String),
+    /// A message over `max_message_bytes`.
+    TooBig,
+    /// The connection's outbox filled up: it could not keep up. It may reconnect and resync.
+    TooSlow,
+    /// No frame (not even a pong) within the idle timeout.
+    Timeout,
+    /// The document could not be loaded.
+    Unavailable(String),
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The document was deleted.
+    Deleted,
+    /// The client closed, or its connection broke.
+    Normal,
+    /// Something went wrong on our side.
+    Internal,
+}
+
+impl CloseReason {
+    /// 1xxx are the standard codes; 4xxx are quire's, mirroring HTTP statuses where one fits.
+    pub fn code(&self) -> u16 {
+        match self {
+            CloseReason::Malformed(_) => 4400,
+            CloseReason::TooBig => 1009,
+            CloseReason::TooSlow => 4408,
+            CloseReason::Timeout => 4504,
+            CloseReason::Unavailable(_) => 4503,
+            CloseReason::ShuttingDown => 1001,
+            CloseReason::Deleted => 4410,
+            CloseReason::Normal => 1000,
+            CloseReason::Internal => 1011,
+        }
+    }
+
+    /// The reason text; a close frame's reason must fit in 123 bytes.
+    pub fn reason(&self) -> Cow<'static, str> {
+        let text: Cow<'static, str> = match self {
+            CloseReason::Malformed(why) => format!("malformed message: {why}").into(),
+            CloseReason::TooBig => "message too big".into(),
+            CloseReason::TooSlow => "too slow, reconnect to resync".into(),
+            CloseReason::Timeout => "no response to ping".into(),
+            CloseReason::Unavailable(why) => format!("document unavailable: {why}").into(),
+            CloseReason::ShuttingDown => "server shutting down".into(),
+            CloseReason::Deleted => "document deleted".into(),
+            CloseReason::Normal => "bye".into(),
+            CloseReason::Internal => "internal error".into(),
+        };
+        truncate_utf8(text, 123)
+    }
+}
+
+impl From<ProtocolError> for CloseReason {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Panicked(_) => CloseReason::Internal,
+            other => CloseReason::Malformed(other.to_string()),
+        }
+    }
+}
+
+fn truncate_utf8(text: Cow<'static, str>, max: usize) -> Cow<'static, str> {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        let long = CloseReason::Malformed("é".repeat(200));
+        assert!(long.reason().len() <= 123);
+        assert!(long.reason().starts_with("malformed message: é"));
+    }
+}

@@ -1,0 +1,80 @@
+//! An in-memory store for tests, with injectable faults.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use quire_model::DocId;
+
+use super::{Seq, Store, StoreError, Stored};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    // std Mutex: held only for map operations, never across an await.
+    docs: Mutex<BTreeMap<DocId, Stored>>,
+    next_seq: AtomicU64,
+    /// While set, every `load` fails, as a damaged disk would.
+    pub fail_loads: AtomicBool,
+    /// Counts calls that write, so tests can assert that nothing was written.
+    pub writes: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn docs(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Stored>> {
+        // A test that panicked while holding the lock must not hide the data from the next one.
+        self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
+        if self.fail_loads.load(Ordering::SeqCst) {
+            return Err(StoreError::Injected("load"));
+        }
+        Ok(self.docs().get(doc).cloned())
+    }
+
+    fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let seq = Seq(self.next_seq.fetch_add(1, Ordering::SeqCst) + 1);
+        let mut docs = self.docs();
+        let stored = docs.entry(doc.clone()).or_default();
+        stored.updates.push(update.to_vec());
+        stored.last_seq = Some(seq);
+        stored.log_entries += 1;
+        stored.log_bytes += update.len() as u64;
+        Ok(seq)
+    }
+
+    fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut docs = self.docs();
+        let stored = docs.entry(doc.clone()).or_default();
+        // Entries after `upto` stay; this store keeps no per-entry seq, so only a full
+        // compaction (upto = last_seq) is supported, which is all the document task does.
+        if stored.last_seq != Some(upto) {
+            return Err(StoreError::Corrupt("memory store compacts whole logs only".into()));
+        }
+        *stored = Stored {
+            updates: vec![snapshot.to_vec()],
+            last_seq: Some(upto),
+            log_entries: 0,
+            log_bytes: 0,
+        };
+        Ok(())
+    }
+
+    fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.docs().remove(doc);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

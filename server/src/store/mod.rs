@@ -1,0 +1,60 @@
+//! Durable per-document storage: an append-only log of updates, compacted into snapshots.
+//!
+//! A backend is one file implementing [`Store`]: [`sled`](self::sled) is the default,
+//! [`memory`] serves tests. Durability is explicit: `append` makes an update visible to later
+//! loads at once, `flush` makes everything appended so far survive a crash. The
+//! [`flusher`] owns that barrier as a group commit.
+
+pub mod flusher;
+pub mod memory;
+pub mod sled;
+
+use quire_model::DocId;
+
+/// Position of an update in a document's log. Increases with every append, across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seq(pub u64);
+
+/// A document as stored: its snapshot (if compacted) then the later updates, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// v1 updates to apply in order; the snapshot, if any, comes first.
+    pub updates: Vec<Vec<u8>>,
+    /// The newest sequence number the state covers.
+    pub last_seq: Option<Seq>,
+    /// How many of `updates` are log entries (not the snapshot): decides when to compact next.
+    pub log_entries: u64,
+    /// Bytes in those log entries.
+    pub log_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {reason}")]
+    Open { path: String, reason: String },
+    /// The backend failed; its own error is kept as the source.
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("injected failure: {0}")]
+    Injected(&'static str),
+}
+
+/// Durable per-document storage. Synchronous because sled is; callers on the async runtime
+/// keep each call short (appends are in-memory until `flush`) or use `spawn_blocking`.
+pub trait Store: Send + Sync + 'static {
+    /// Everything stored for `doc`, or `None` if it was never written.
+    fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError>;
+    /// Appends one v1 update to the document's log. Visible to `load` at once; durable after
+    /// the next `flush`.
+    fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError>;
+    /// Replaces the log up to and including `upto` by `snapshot`, atomically: a crash leaves
+    /// either the old log or the new snapshot, never neither.
+    fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
+    /// Removes the document entirely.
+    fn delete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// The durability barrier: everything appended before this call survives a crash after it
+    /// returns.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,184 @@
+//! One WebSocket connection: a reader loop (this task) and a writer task.
+//!
+//! The reader decodes and validates each frame and hands it to the document task; the writer
+//! drains the connection's [`Outbox`] and pings. Either side can end the connection by closing
+//! the outbox with a reason; the writer then sends the close frame. A guard tells the document
+//! the connection left on every exit path, so presence is always cleared.
+//!
+//! Generic over `Sink + Stream` so it runs over a real socket or over channels in tests.
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use quire_model::protocol;
+use quire_model::DocId;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage};
+
+use super::outbox::{outbox, Outbox, OutboxReceiver};
+use crate::auth::Access;
+use crate::config::Config;
+use crate::doc::{ConnId, DocHandle};
+use crate::error::CloseReason;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// Runs one connection to document `id` until either side ends it.
+pub async fn serve<S>(socket: S, id: DocId, access: Access, app: AppState, permit: OwnedSemaphorePermit)
+where
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Send + 'static,
+{
+    let _open = OpenConnection::new(&app.metrics, permit);
+    let config = &app.config;
+    let conn = ConnId::next();
+    let (outbox, outbox_rx) = outbox(config.outbox_messages, config.outbox_bytes);
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbox_rx,
+        outbox.clone(),
+        app.config.clone(),
+        app.metrics.clone(),
+        app.shutdown.clone(),
+    ));
+    let reason = match app.registry.join(&id, conn, access, &outbox).await {
+        Ok(handle) => {
+            let _leave = LeaveGuard { handle: &handle, conn };
+            read_loop(stream, &handle, conn, &outbox, config, &app.metrics).await
+        }
+        Err(error) => CloseReason::Unavailable(error.to_string()),
+    };
+    tracing::debug!(doc = %id, %conn, code = reason.code(), reason = %reason.reason(), "connection ends");
+    outbox.close(reason);
+    let _ = writer.await;
+}
+
+/// Reads frames until the connection should end, and says why.
+async fn read_loop<R>(
+    mut stream: R,
+    handle: &DocHandle,
+    conn: ConnId,
+    outbox: &Outbox,
+    config: &Config,
+    metrics: &Metrics,
+) -> CloseReason
+where
+    R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+{
+    loop {
+        let next = tokio::select! {
+            // The document or the writer decided to end this connection.
+            reason = outbox.closed() => return reason,
+            next = tokio::time::timeout(config.idle_connection_timeout, stream.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => return CloseReason::Timeout,
+            Ok(None) => return CloseReason::Normal,
+            Ok(Some(Err(error))) => return socket_error(error),
+            Ok(Some(Ok(WsMessage::Binary(frame)))) => frame,
+            Ok(Some(Ok(WsMessage::Text(_)))) => {
+                return CloseReason::Malformed("text frames are not part of the protocol".into())
+            }
+            // tungstenite answers pings itself; any frame at all proves the peer is alive.
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+            Ok(Some(Ok(WsMessage::Close(_)))) => return CloseReason::Normal,
+        };
+        metrics.bytes_in.inc_by(frame.len() as u64);
+        match protocol::decode_inbound(&frame) {
+            Ok(messages) => {
+                if handle.send(conn, messages).await.is_err() {
+                    return CloseReason::ShuttingDown;
+                }
+            }
+            Err(error) => {
+                metrics.messages_rejected.inc();
+                return error.into();
+            }
+        }
+    }
+}
+
+/// Too-big messages get their own close code; anything else means the socket broke.
+fn socket_error(error: axum::Error) -> CloseReason {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => CloseReason::TooBig,
+        _ => CloseReason::Normal,
+    }
+}
+
+/// Sends queued frames and pings until the outbox is closed, then sends the close frame.
+async fn write_loop<K>(
+    mut sink: K,
+    mut frames: OutboxReceiver,
+    outbox: Outbox,
+    config: std::sync::Arc<Config>,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: CancellationToken,
+) where
+    K: Sink<WsMessage, Error = axum::Error> + Unpin,
+{
+    let mut ping = interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let reason = loop {
+        let message = tokio::select! {
+            biased;
+            reason = outbox.closed() => break reason,
+            _ = shutdown.cancelled() => break CloseReason::ShuttingDown,
+            frame = frames.recv() => match frame {
+                Some(frame) => {
+                    metrics.bytes_out.inc_by(frame.len() as u64);
+                    WsMessage::Binary(frame)
+                }
+                None => break CloseReason::Internal,
+            },
+            _ = ping.tick() => WsMessage::Ping(Default::default()),
+        };
+        tokio::select! {
+            biased;
+            // A send stuck on a full socket is abandoned when the connection is dropped.
+            reason = outbox.closed() => break reason,
+            sent = sink.send(message) => if sent.is_err() { return },
+        }
+    };
+    let close = CloseFrame {
+        code: reason.code(),
+        reason: reason.reason().as_ref().into(),
+    };
+    let _ = tokio::time::timeout(config.close_timeout, sink.send(WsMessage::Close(Some(close)))).await;
+}
+
+/// Tells the document the connection left, however the connection ends.
+struct LeaveGuard<'a> {
+    handle: &'a DocHandle,
+    conn: ConnId,
+}
+
+impl Drop for LeaveGuard<'_> {
+    fn drop(&mut self) {
+        self.handle.leave(self.conn);
+    }
+}
+
+/// Counts the connection as open, and holds its admission permit, for as long as it lives.
+struct OpenConnection<'a> {
+    metrics: &'a Metrics,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<'a> OpenConnection<'a> {
+    fn new(metrics: &'a Metrics, permit: OwnedSemaphorePermit) -> Self {
+        metrics.connections_open.inc();
+        OpenConnection {
+            metrics,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
+    }
+}

@@ -1,0 +1,53 @@
+//! `GET /ws/{doc}`: the y-websocket endpoint.
+//!
+//! Everything that can refuse a connection happens here, before the upgrade: the document id,
+//! the authorisation hook, the connection limit. After the upgrade, [`connection`] runs the
+//! socket and [`outbox`] bounds what may queue up for it.
+
+pub mod connection;
+pub mod outbox;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use quire_model::DocId;
+
+use crate::auth::{Access, Credentials};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    Path(doc): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let id = DocId::parse(&doc)?;
+    let credentials = Credentials {
+        headers: &headers,
+        query: query.as_deref(),
+    };
+    let access = app.auth.authorize(&id, &credentials);
+    if access == Access::Deny {
+        return Err(ApiError::Forbidden);
+    }
+    let ws = ws.map_err(|e| ApiError::NotWebSocket(e.to_string()))?;
+    // Admission before the upgrade: past the limit, a polite 503 with Retry-After beats
+    // accepting and falling over.
+    let permit = app.admission.clone().try_acquire_owned().map_err(|_| {
+        app.metrics.connections_rejected.inc();
+        ApiError::Busy
+    })?;
+    let config = &app.config;
+    let ws = ws
+        .read_buffer_size(config.socket_read_buffer)
+        .write_buffer_size(config.socket_write_buffer)
+        .max_message_size(config.max_message_bytes)
+        .max_frame_size(config.max_message_bytes);
+    let tracker = app.tracker.clone();
+    Ok(ws.on_upgrade(move |socket| {
+        tracker.track_future(connection::serve(socket, id, access, app, permit))
+    }))
+}

@@ -1,0 +1,137 @@
+//! A connection's queue of frames to send: bounded in messages and in bytes.
+//!
+//! The document task pushes without waiting (`try_push`); a full outbox means the client cannot
+//! keep up, and the document task drops it rather than wait for it or silently skip a message
+//! (either would stall everyone or leave that client diverged). The writer task drains it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CloseReason;
+
+struct Shared {
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    /// Set once, when someone decides this connection must close.
+    close_reason: OnceLock<CloseReason>,
+    closed: CancellationToken,
+}
+
+/// The sending side, held by the document task.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+}
+
+/// The receiving side, owned by the connection's writer.
+pub struct OutboxReceiver {
+    rx: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+}
+
+/// The outbox is full (or closed): the connection must be dropped.
+#[derive(Debug)]
+pub struct Full;
+
+pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::channel(max_messages.max(1));
+    let shared = Arc::new(Shared {
+        queued_bytes: AtomicUsize::new(0),
+        max_bytes,
+        close_reason: OnceLock::new(),
+        closed: CancellationToken::new(),
+    });
+    (
+        Outbox {
+            tx,
+            shared: shared.clone(),
+        },
+        OutboxReceiver { rx, shared },
+    )
+}
+
+impl Outbox {
+    /// Queues one frame, or fails if that would exceed either bound.
+    pub fn try_push(&self, frame: Bytes) -> Result<(), Full> {
+        let len = frame.len();
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        // One frame larger than the whole budget still goes through an empty queue: a big
+        // document's initial sync must reach a client that is keeping up.
+        if queued > self.shared.max_bytes && queued != len {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(Full);
+        }
+        self.tx.try_send(frame).map_err(|_| {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            Full
+        })
+    }
+
+    /// Asks the connection to close with `reason`. The first reason given wins.
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.shared.close_reason.set(reason);
+        self.shared.closed.cancel();
+    }
+
+    /// Resolves once [`close`](Self::close) was called.
+    pub async fn closed(&self) -> CloseReason {
+        self.shared.closed.cancelled().await;
+        self.reason()
+    }
+
+    fn reason(&self) -> CloseReason {
+        self.shared
+            .close_reason
+            .get()
+            .cloned()
+            .unwrap_or(CloseReason::Internal)
+    }
+}
+
+impl OutboxReceiver {
+    /// The next frame to send; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.rx.recv().await?;
+        self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_in_bytes_and_messages() {
+        let (tx, mut rx) = outbox(3, 10);
+        tx.try_push(Bytes::from_static(b"123456")).unwrap();
+        assert!(tx.try_push(Bytes::from_static(b"12345")).is_err(), "11 bytes > 10");
+        tx.try_push(Bytes::from_static(b"1234")).unwrap();
+        assert_eq!(rx.recv().await.unwrap().len(), 6);
+        tx.try_push(Bytes::from_static(b"12")).unwrap();
+        tx.try_push(Bytes::from_static(b"1")).unwrap();
+        assert!(tx.try_push(Bytes::from_static(b"1")).is_err(), "4th message > 3");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_passes_an_empty_queue() {
+        let (tx, mut rx) = outbox(3, 10);
+        tx.try_push(Bytes::from(vec![0; 100])).unwrap();
+        assert!(tx.try_push(Bytes::from_static(b"1")).is_err());
+        rx.recv().await.unwrap();
+        tx.try_push(Bytes::from_static(b"1")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn first_close_reason_wins() {
+        let (tx, _rx) = outbox(1, 1);
+        tx.close(CloseReason::TooSlow);
+        tx.close(CloseReason::ShuttingDown);
+        assert_eq!(tx.closed().await.code(), CloseReason::TooSlow.code());
+    }
+}

@@ -1,0 +1,146 @@
+//! The command line: every flag has a `LOADGEN_*` environment fallback (the quire binary also
+//! reads `QUIRE_BIN`, the name the other test tools use).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The workspace root, known at compile time so the defaults work from any working directory.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Benchmarks y-websocket servers side by side: real Yjs replicas over real sockets, identical
+/// load and seed for every server, each server started fresh by loadgen and killed at the end.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+pub struct Args {
+    /// Servers to benchmark, one after the other.
+    #[arg(long, env = "LOADGEN_SERVERS", value_delimiter = ',', default_value = "quire,y-websocket")]
+    pub servers: Vec<ServerKind>,
+
+    /// Documents; every document gets `writers + watchers` connections.
+    #[arg(long, env = "LOADGEN_DOCS", default_value_t = 1000)]
+    pub docs: usize,
+
+    /// Clients per document that type.
+    #[arg(long, env = "LOADGEN_WRITERS", default_value_t = 2)]
+    pub writers: usize,
+
+    /// Clients per document that only receive.
+    #[arg(long, env = "LOADGEN_WATCHERS", default_value_t = 8)]
+    pub watchers: usize,
+
+    /// Updates per second per writer.
+    #[arg(long, env = "LOADGEN_RATE", default_value_t = 2.0)]
+    pub rate: f64,
+
+    /// Seconds of typing, counted from the moment every client is synced.
+    #[arg(long, env = "LOADGEN_DURATION", default_value_t = 30.0)]
+    pub duration: f64,
+
+    /// Seconds to wait after typing stops for updates still in flight.
+    #[arg(long, env = "LOADGEN_GRACE", default_value_t = 5.0)]
+    pub grace: f64,
+
+    /// Seed for client phases and edit positions; random if unset (it is printed either way).
+    #[arg(long, env = "LOADGEN_SEED")]
+    pub seed: Option<u64>,
+
+    /// Connections being opened at once. 200 stays well under the servers' listen backlogs
+    /// (tokio's `TcpListener::bind` asks for 1024, node for 511), so no SYN is dropped.
+    #[arg(long, env = "LOADGEN_CONNECT_CONCURRENCY", default_value_t = 200)]
+    pub connect_concurrency: usize,
+
+    /// Seconds one client may take to connect and receive sync step 2 before it counts as failed.
+    #[arg(long, env = "LOADGEN_CONNECT_TIMEOUT", default_value_t = 30.0)]
+    pub connect_timeout: f64,
+
+    /// The quire server binary.
+    #[arg(long, env = "QUIRE_BIN", default_value_os_t = workspace().join("target/release/quire"))]
+    pub quire_bin: PathBuf,
+
+    /// Node.js, for the reference server.
+    #[arg(long, env = "LOADGEN_NODE", default_value = "node")]
+    pub node: PathBuf,
+
+    /// The reference server's entry point (npm `@y/websocket-server`; `npm ci` in tests/).
+    #[arg(
+        long,
+        env = "LOADGEN_Y_WEBSOCKET_SERVER",
+        default_value_os_t = workspace().join("tests/node_modules/@y/websocket-server/src/server.js")
+    )]
+    pub y_websocket_server: PathBuf,
+
+    /// Where server logs and quire's data directory go; a fresh temporary directory if unset.
+    /// Data directories are removed after each run, logs are kept.
+    #[arg(long, env = "LOADGEN_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Also write the figures as JSON to this file.
+    #[arg(long, env = "LOADGEN_JSON")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerKind {
+    Quire,
+    #[value(name = "y-websocket")]
+    YWebsocket,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Quire => "quire",
+            ServerKind::YWebsocket => "y-websocket",
+        }
+    }
+}
+
+/// The load, identical for every server in one invocation.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub docs: usize,
+    pub writers: usize,
+    pub watchers: usize,
+    pub period: Duration,
+    pub duration: Duration,
+    pub grace: Duration,
+    pub seed: u64,
+    pub connect_concurrency: usize,
+    pub connect_timeout: Duration,
+}
+
+impl Load {
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        anyhow::ensure!(args.docs > 0, "--docs must be at least 1");
+        anyhow::ensure!(args.writers + args.watchers >= 2, "a document needs at least two clients");
+        anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
+        anyhow::ensure!(args.connect_concurrency > 0, "--connect-concurrency must be at least 1");
+        let secs = |name: &str, v: f64| {
+            anyhow::ensure!(v >= 0.0 && v.is_finite(), "{name} must be a non-negative number of seconds");
+            Ok(Duration::from_secs_f64(v))
+        };
+        Ok(Load {
+            docs: args.docs,
+            writers: args.writers,
+            watchers: args.watchers,
+            period: Duration::from_secs_f64(1.0 / args.rate),
+            duration: secs("--duration", args.duration)?,
+            grace: secs("--grace", args.grace)?,
+            seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
+            connect_concurrency: args.connect_concurrency,
+            connect_timeout: secs("--connect-timeout", args.connect_timeout)?,
+        })
+    }
+
+    pub fn per_doc(&self) -> usize {
+        self.writers + self.watchers
+    }
+
+    pub fn connections(&self) -> usize {
+        self.docs * self.per_doc()
+    }
+}

@@ -1,0 +1,144 @@
+//! The end of a benchmark: one table for people, one JSON file for tools.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::args::Load;
+use crate::run::Figures;
+
+/// One row per server that was measured, or why it was not.
+pub enum Outcome {
+    Measured(Figures),
+    Failed { server: &'static str, error: String },
+}
+
+pub fn print_table(outcomes: &[Outcome]) {
+    let header = ["server", "clients synced in", "delivered/expected", "p50", "p99", "max", "CPU s", "peak MB"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for outcome in outcomes {
+        rows.push(match outcome {
+            Outcome::Measured(f) => vec![
+                f.server.to_owned(),
+                synced_in(f),
+                format!("{}/{} ({:.2}%)", f.delivered, f.expected, percent(f.delivered, f.expected)),
+                ms(f.latency.p50_us),
+                ms(f.latency.p99_us),
+                ms(f.latency.max_us),
+                f.server_usage.map_or("?".into(), |u| format!("{:.1}", u.cpu_secs)),
+                f.server_usage.map_or("?".into(), |u| format!("{:.0}", mb(u.peak_rss_bytes))),
+            ],
+            Outcome::Failed { server, .. } => {
+                let mut row = vec![server.to_string(), "did not run".to_owned()];
+                row.resize(header.len(), "-".to_owned());
+                row
+            }
+        });
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        println!("| {} |", cells.join(" | "));
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            println!("|-{}-|", rule.join("-|-"));
+        }
+    }
+
+    // Everything that is not a clean run, spelled out under the table.
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Failed { server, error } => println!("{server}: did not run: {error}"),
+            Outcome::Measured(f) => {
+                println!(
+                    "{}: sent {} updates; server CPU during typing+grace {}; loadgen CPU {}",
+                    f.server,
+                    f.sent,
+                    f.server_cpu_typing.map_or("?".into(), |s| format!("{s:.1} s")),
+                    f.loadgen_cpu.map_or("?".into(), |s| format!("{s:.1} s")),
+                );
+                for (reason, n) in &f.connect_errors {
+                    println!("{}:   connection error x{n}: {reason}", f.server);
+                }
+                for (reason, n) in &f.disconnects {
+                    println!("{}:   disconnected after sync x{n}: {reason}", f.server);
+                }
+                if f.foreign > 0 {
+                    println!("{}:   {} inserted strings were not loadgen timestamps", f.server, f.foreign);
+                }
+                if let Some(exit) = &f.server_exit {
+                    println!("{}:   the server exited during the run: {exit}", f.server);
+                }
+            }
+        }
+    }
+}
+
+pub fn write_json(path: &Path, load: &Load, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let servers: Vec<_> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Failed { server, error } => json!({ "server": server, "error": error }),
+            Outcome::Measured(f) => json!({
+                "server": f.server,
+                "connections": f.connections,
+                "synced": f.synced,
+                "synced_in_secs": f.synced_in.as_secs_f64(),
+                "connect_errors": f.connect_errors,
+                "disconnects": f.disconnects,
+                "sent": f.sent,
+                "expected": f.expected,
+                "delivered": f.delivered,
+                "foreign": f.foreign,
+                "latency_us": { "p50": f.latency.p50_us, "p99": f.latency.p99_us, "max": f.latency.max_us },
+                "server_cpu_secs": f.server_usage.map(|u| u.cpu_secs),
+                "server_cpu_typing_secs": f.server_cpu_typing,
+                "server_peak_rss_bytes": f.server_usage.map(|u| u.peak_rss_bytes),
+                "server_exit": f.server_exit,
+                "loadgen_cpu_secs": f.loadgen_cpu,
+            }),
+        })
+        .collect();
+    let doc = json!({
+        "load": {
+            "docs": load.docs,
+            "writers_per_doc": load.writers,
+            "watchers_per_doc": load.watchers,
+            "connections": load.connections(),
+            "updates_per_sec_per_writer": 1.0 / load.period.as_secs_f64(),
+            "duration_secs": load.duration.as_secs_f64(),
+            "grace_secs": load.grace.as_secs_f64(),
+            "seed": load.seed,
+        },
+        "servers": servers,
+    });
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn synced_in(f: &Figures) -> String {
+    let secs = format!("{:.2} s", f.synced_in.as_secs_f64());
+    if f.synced == f.connections {
+        secs
+    } else {
+        format!("{}/{} in {secs}", f.synced, f.connections)
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}

@@ -1,0 +1,146 @@
+//! One benchmark run against one server: join everyone, type, wait for stragglers, measure.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::args::Load;
+use crate::client::{self, Phase, Plan, Shared};
+use crate::server::ServerProcess;
+use crate::stats::{Latency, Stats};
+use crate::usage::Usage;
+
+/// How often the orchestrator looks at the counters while clients join (and so the resolution
+/// of nothing reported; "synced in" itself is exact, taken from the clients' own timestamps).
+const POLL: Duration = Duration::from_millis(20);
+/// How often progress goes to stderr.
+const PROGRESS: Duration = Duration::from_secs(5);
+/// How long the clients get to close their sockets after the run before they are aborted.
+const TEARDOWN: Duration = Duration::from_secs(10);
+
+/// The figures of one run.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub server: &'static str,
+    pub connections: usize,
+    pub synced: usize,
+    /// From the first connect until the last client was synced (only the synced ones count).
+    pub synced_in: Duration,
+    pub connect_errors: BTreeMap<String, u64>,
+    pub disconnects: BTreeMap<String, u64>,
+    pub sent: u64,
+    /// Every update sent reaches every other client of its document.
+    pub expected: u64,
+    pub delivered: u64,
+    pub foreign: u64,
+    pub latency: Latency,
+    /// Server CPU over its whole life up to the end of the grace period, and its peak RSS.
+    pub server_usage: Option<Usage>,
+    /// Server CPU seconds during typing and grace only.
+    pub server_cpu_typing: Option<f64>,
+    pub server_exit: Option<String>,
+    /// loadgen's own CPU seconds during this run: it shares the cores with the server.
+    pub loadgen_cpu: Option<f64>,
+}
+
+pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) -> Figures {
+    let stats = Arc::new(Stats::new());
+    let (phase_tx, phase_rx) = watch::channel(Phase::Joining);
+    let loadgen_before = Usage::of_self();
+    let connections = load.connections();
+    let connect_started = std::time::Instant::now();
+    let shared = Arc::new(Shared {
+        stats: stats.clone(),
+        phase: phase_rx,
+        connect_permits: Arc::new(Semaphore::new(load.connect_concurrency)),
+        connect_started,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, server.port())),
+        period: load.period,
+        connect_timeout: load.connect_timeout,
+        seed: load.seed,
+    });
+
+    // Client i belongs to document i / per_doc; the first `writers` of each document type.
+    let mut clients = JoinSet::new();
+    for index in 0..connections {
+        let (doc, slot) = (index / load.per_doc(), index % load.per_doc());
+        let plan = Plan { index, url: server.url(&format!("load-{doc}")), writer: slot < load.writers };
+        clients.spawn(client::run(plan, shared.clone()));
+    }
+
+    let mut next_report = Instant::now() + PROGRESS;
+    loop {
+        let (synced, failed) = (stats.synced.load(Relaxed), stats.failed.load(Relaxed));
+        if synced + failed >= connections {
+            break;
+        }
+        // A client that panicked would never count as synced or failed: count it here.
+        while let Some(done) = clients.try_join_next() {
+            if let Err(e) = done {
+                stats.record_connect_error(format!("client task failed: {e}"));
+            }
+        }
+        if Instant::now() >= next_report {
+            eprintln!("  {name}: {synced}/{connections} synced, {failed} failed");
+            next_report += PROGRESS;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let synced = stats.synced.load(Relaxed);
+    let synced_in = stats.all_synced_after();
+    eprintln!(
+        "  {name}: {synced}/{connections} synced in {:.2} s; typing for {:?}",
+        synced_in.as_secs_f64(),
+        load.duration
+    );
+
+    let cpu_at_start = server.usage().map(|u| u.cpu_secs);
+    let start = Instant::now();
+    let until = start + load.duration;
+    let _ = phase_tx.send(Phase::Typing { start, until });
+    let end = until + load.grace;
+    while Instant::now() < end {
+        tokio::time::sleep_until(end.min(Instant::now() + PROGRESS)).await;
+        eprintln!(
+            "  {name}: {:.0} s, sent {}, delivered {}",
+            start.elapsed().as_secs_f64(),
+            stats.sent.load(Relaxed),
+            stats.delivered.load(Relaxed)
+        );
+    }
+
+    // The figures are taken before teardown: closing 10,000 sockets is not part of the load.
+    let sent = stats.sent.load(Relaxed);
+    let usage = server.usage();
+    let figures = Figures {
+        server: name,
+        connections,
+        synced,
+        synced_in,
+        connect_errors: stats.connect_errors(),
+        disconnects: stats.disconnects(),
+        sent,
+        expected: sent * (load.per_doc() as u64 - 1),
+        delivered: stats.delivered.load(Relaxed),
+        foreign: stats.foreign.load(Relaxed),
+        latency: stats.latency(),
+        server_usage: usage,
+        server_cpu_typing: usage.zip(cpu_at_start).map(|(u, s)| u.cpu_secs - s),
+        server_exit: server.exited(),
+        loadgen_cpu: Usage::of_self().zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
+    };
+
+    let _ = phase_tx.send(Phase::Stop);
+    let teardown = async { while clients.join_next().await.is_some() {} };
+    if tokio::time::timeout(TEARDOWN, teardown).await.is_err() {
+        eprintln!("  {name}: clients still open after {TEARDOWN:?}; aborting them");
+        clients.shutdown().await;
+    }
+    figures
+}
