@@ -29,6 +29,7 @@ pub mod ws;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +114,13 @@ pub async fn serve(
     // 1. Stop accepting; 2. at the same moment, cancel connections and document tasks
     // (upgraded sockets are not HTTP requests that graceful shutdown would wait for).
     let cancel_on_signal = cancel.clone();
+    // Edits are small frames that must go out at once: Nagle's algorithm would hold them back
+    // waiting for an ACK (tens of ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -124,11 +124,13 @@ async fn session(
                 match current {
                     Phase::Joining => {}
                     Phase::Typing { start, until } if plan.writer => {
-                        // A random phase within the first period, so the writers do not tick in
-                        // lockstep; Delay (not Burst) so a late tick never fires a catch-up volley.
+                        // A random phase within the first period, so the writers do not start
+                        // in one burst. Then absolute deadlines (Burst: a late tick is made up,
+                        // not dropped): every server is offered the same updates even when a
+                        // saturated machine makes loadgen late, which `send_lag` reports.
                         let first = start + shared.period.mul_f64(rng.f64());
                         let mut t = tokio::time::interval_at(first, shared.period);
-                        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        t.set_missed_tick_behavior(MissedTickBehavior::Burst);
                         ticker = Some(t);
                         typing_until = until;
                     }
@@ -152,6 +154,7 @@ async fn session(
                     ticker = None;
                     continue;
                 }
+                shared.stats.record_send_lag(at.elapsed());
                 let frame = replica.keystroke(shared.stats.now_us(), rng);
                 send(ws, frame).await?;
                 shared.stats.sent.fetch_add(1, Relaxed);

@@ -117,7 +117,7 @@ async fn bench(args: &Args, load: &Load, work_dir: &std::path::Path) -> Vec<Outc
             eprintln!("loadgen: stopping {name}: {e:#}");
         }
         eprintln!("loadgen: {name} done; its log is {}", log.display());
-        outcomes.push(Outcome::Measured(figures));
+        outcomes.push(Outcome::Measured(Box::new(figures)));
     }
     outcomes
 }

@@ -10,7 +10,7 @@ use crate::run::Figures;
 
 /// One row per server that was measured, or why it was not.
 pub enum Outcome {
-    Measured(Figures),
+    Measured(Box<Figures>),
     Failed { server: &'static str, error: String },
 }
 
@@ -53,11 +53,16 @@ pub fn print_table(outcomes: &[Outcome]) {
             Outcome::Failed { server, error } => println!("{server}: did not run: {error}"),
             Outcome::Measured(f) => {
                 println!(
-                    "{}: sent {} updates; server CPU during typing+grace {}; loadgen CPU {}",
+                    "{}: sent {} updates, late against schedule p50 {} p99 {} max {}; \
+                     server CPU during typing+grace {}; loadgen CPU {}, peak {} MB",
                     f.server,
                     f.sent,
+                    ms(f.send_lag.p50_us),
+                    ms(f.send_lag.p99_us),
+                    ms(f.send_lag.max_us),
                     f.server_cpu_typing.map_or("?".into(), |s| format!("{s:.1} s")),
                     f.loadgen_cpu.map_or("?".into(), |s| format!("{s:.1} s")),
+                    f.loadgen_peak_rss_bytes.map_or("?".into(), |b| format!("{:.0}", mb(b))),
                 );
                 for (reason, n) in &f.connect_errors {
                     println!("{}:   connection error x{n}: {reason}", f.server);
@@ -93,11 +98,13 @@ pub fn write_json(path: &Path, load: &Load, outcomes: &[Outcome]) -> anyhow::Res
                 "delivered": f.delivered,
                 "foreign": f.foreign,
                 "latency_us": { "p50": f.latency.p50_us, "p99": f.latency.p99_us, "max": f.latency.max_us },
+                "send_lag_us": { "p50": f.send_lag.p50_us, "p99": f.send_lag.p99_us, "max": f.send_lag.max_us },
                 "server_cpu_secs": f.server_usage.map(|u| u.cpu_secs),
                 "server_cpu_typing_secs": f.server_cpu_typing,
                 "server_peak_rss_bytes": f.server_usage.map(|u| u.peak_rss_bytes),
                 "server_exit": f.server_exit,
                 "loadgen_cpu_secs": f.loadgen_cpu,
+                "loadgen_peak_rss_bytes": f.loadgen_peak_rss_bytes,
             }),
         })
         .collect();

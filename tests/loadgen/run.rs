@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::args::Load;
 use crate::client::{self, Phase, Plan, Shared};
 use crate::server::ServerProcess;
-use crate::stats::{Latency, Stats};
+use crate::stats::{Percentiles, Stats};
 use crate::usage::Usage;
 
 /// How often the orchestrator looks at the counters while clients join (and so the resolution
@@ -39,7 +39,9 @@ pub struct Figures {
     pub expected: u64,
     pub delivered: u64,
     pub foreign: u64,
-    pub latency: Latency,
+    pub latency: Percentiles,
+    /// How late keystrokes left against their schedule (loadgen starved of CPU).
+    pub send_lag: Percentiles,
     /// Server CPU over its whole life up to the end of the grace period, and its peak RSS.
     pub server_usage: Option<Usage>,
     /// Server CPU seconds during typing and grace only.
@@ -47,6 +49,8 @@ pub struct Figures {
     pub server_exit: Option<String>,
     /// loadgen's own CPU seconds during this run: it shares the cores with the server.
     pub loadgen_cpu: Option<f64>,
+    /// loadgen's peak RSS so far (it only grows from run to run).
+    pub loadgen_peak_rss_bytes: Option<u64>,
 }
 
 pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) -> Figures {
@@ -130,10 +134,12 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         delivered: stats.delivered.load(Relaxed),
         foreign: stats.foreign.load(Relaxed),
         latency: stats.latency(),
+        send_lag: stats.send_lag(),
         server_usage: usage,
         server_cpu_typing: usage.zip(cpu_at_start).map(|(u, s)| u.cpu_secs - s),
         server_exit: server.exited(),
         loadgen_cpu: Usage::of_self().zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
+        loadgen_peak_rss_bytes: Usage::of_self().map(|u| u.peak_rss_bytes),
     };
 
     let _ = phase_tx.send(Phase::Stop);

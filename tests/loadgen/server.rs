@@ -72,8 +72,10 @@ impl ServerProcess {
             ServerKind::Quire => {
                 let first = tokio::time::timeout(STARTUP_TIMEOUT, async {
                     while let Some(line) = lines.next_line().await? {
-                        if let Some(rest) = line.trim().strip_prefix(QUIRE_READY) {
-                            return Ok(Some(rest.to_owned()));
+                        // Found anywhere in the line, in case it arrives as a log line.
+                        if let Some(at) = line.find(QUIRE_READY) {
+                            let rest = &line[at + QUIRE_READY.len()..];
+                            return Ok(Some(rest.split_whitespace().next().unwrap_or("").to_owned()));
                         }
                     }
                     Ok::<_, std::io::Error>(None)

@@ -28,6 +28,10 @@ pub struct Stats {
     /// Inserted strings that were not ours (should stay 0: a server that invents or mangles text).
     pub foreign: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
+    /// How late writers sent their keystrokes against their schedule: loadgen's own lateness
+    /// when the machine is saturated. Latency is measured from the actual send, so this is the
+    /// part of the story the latency columns do not tell.
+    send_lag_us: Mutex<Histogram<u64>>,
     /// Why clients failed before they were synced, by reason.
     connect_errors: Mutex<BTreeMap<String, u64>>,
     /// Why synced clients lost their connection before the end, by reason.
@@ -46,7 +50,8 @@ impl Stats {
             sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
-            latency_us: Mutex::new(histogram),
+            latency_us: Mutex::new(histogram.clone()),
+            send_lag_us: Mutex::new(histogram),
             connect_errors: Mutex::new(BTreeMap::new()),
             disconnects: Mutex::new(BTreeMap::new()),
         }
@@ -75,6 +80,10 @@ impl Stats {
         lock(&self.latency_us).saturating_record(latency);
     }
 
+    pub fn record_send_lag(&self, lag: Duration) {
+        lock(&self.send_lag_us).saturating_record(lag.as_micros() as u64);
+    }
+
     pub fn record_connect_error(&self, reason: String) {
         self.failed.fetch_add(1, Relaxed);
         *lock(&self.connect_errors).entry(reason).or_default() += 1;
@@ -84,14 +93,14 @@ impl Stats {
         *lock(&self.disconnects).entry(reason).or_default() += 1;
     }
 
-    pub fn latency(&self) -> Latency {
-        let h = lock(&self.latency_us);
-        Latency {
-            p50_us: h.value_at_quantile(0.50),
-            p99_us: h.value_at_quantile(0.99),
-            max_us: h.max(),
-        }
+    pub fn latency(&self) -> Percentiles {
+        summary(&lock(&self.latency_us))
     }
+
+    pub fn send_lag(&self) -> Percentiles {
+        summary(&lock(&self.send_lag_us))
+    }
+
 
     pub fn connect_errors(&self) -> BTreeMap<String, u64> {
         lock(&self.connect_errors).clone()
@@ -102,8 +111,13 @@ impl Stats {
     }
 }
 
+fn summary(h: &Histogram<u64>) -> Percentiles {
+    Percentiles { p50_us: h.value_at_quantile(0.50), p99_us: h.value_at_quantile(0.99), max_us: h.max() }
+}
+
+/// A distribution in microseconds, as the table shows it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Latency {
+pub struct Percentiles {
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,

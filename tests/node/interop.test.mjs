@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import {
-  TIMEOUT_MS, connectClient, dropAbruptly, sleep, startServer, tryUpgrade, uniqueDocId, waitFor
+  TIMEOUT_MS, connectClient, dropAbruptly, makeTempDir, removeTempDir, sleep, startServer, tryUpgrade,
+  uniqueDocId, waitFor
 } from './support.mjs'
 
 // Only set when checking these tests against another y-websocket server (see support.mjs).
@@ -193,10 +194,21 @@ test('a late joiner gets the full content with formatting and the title', async 
   assert.equal(titleAtSynced, 'Quire notes — 笔记', "late joiner's meta.title when it reported synced")
 })
 
-test('content and formatting survive every client leaving', { skip: quireOnly }, async (t) => {
+test('content and formatting survive unloading and a server restart', { skip: quireOnly }, async (t) => {
+  // A server of its own, so that its documents unload the moment they are idle and it can be
+  // restarted on the same store. Its data dir outlives the first server and is removed at the end.
+  const dataDir = await makeTempDir()
+  let own
+  t.after(async () => {
+    await own?.stop()
+    await removeTempDir(dataDir)
+  })
+  own = await startServer({ dataDir, args: ['--idle-unload-secs', '0'] })
+
   const docId = uniqueDocId('rejoin')
-  const a = client(t, docId)
-  const b = client(t, docId)
+  const a = connectClient(own.wsBase, docId)
+  const b = connectClient(own.wsBase, docId)
+  t.after(() => { a.destroy(); b.destroy() })
   await Promise.all([a.synced(), b.synced()])
   const expected = writeRichText(a)
   await waitFor(() => show(b.text.toDelta()) === show(expected), TIMEOUT_MS,
@@ -204,15 +216,28 @@ test('content and formatting survive every client leaving', { skip: quireOnly },
   a.destroy()
   b.destroy()
 
-  // Right away (racing the server's unload of the document), then once more after that joiner left.
-  for (const when of ['right after everyone left', 'after the first rejoiner left too']) {
-    const c = client(t, docId)
-    await c.synced(`a rejoiner ${when} to sync`)
-    await waitFor(() => show(c.text.toDelta()) === show(expected), TIMEOUT_MS,
-      `a rejoiner ${when} to get the full formatted content`, () => show(c.text.toDelta()))
-    assert.equal(c.meta.get('title'), 'Quire notes — 笔记', `title for a rejoiner ${when}`)
-    c.destroy()
+  const rejoin = async (server, when) => {
+    const c = connectClient(server.wsBase, docId)
+    try {
+      await c.synced(`a rejoiner ${when} to sync`)
+      await waitFor(() => show(c.text.toDelta()) === show(expected), TIMEOUT_MS,
+        `a rejoiner ${when} to get the full formatted content`, () => show(c.text.toDelta()))
+      assert.equal(c.meta.get('title'), 'Quire notes — 笔记', `title for a rejoiner ${when}`)
+    } finally {
+      c.destroy()
+    }
   }
+  // Each rejoin follows the previous one's leave after a different pause, so that some of them
+  // land while the document is being persisted and unloaded: the pauses sample that window.
+  await rejoin(own, 'right after everyone left')
+  for (const pauseMs of [0, 5, 20, 100, 300]) {
+    await sleep(pauseMs)
+    await rejoin(own, `${pauseMs} ms after the previous rejoiner left`)
+  }
+
+  await own.stop() // SIGTERM: the server persists before it exits
+  own = await startServer({ dataDir })
+  await rejoin(own, 'after a server restart (SIGTERM) on the same store')
 })
 
 test('edits made while disconnected merge on reconnect', async (t) => {

@@ -9,7 +9,7 @@
 //                        the value is passed to WebsocketProvider as its serverUrl and no binary is started
 
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { constants as osConstants, tmpdir } from 'node:os'
 import path from 'node:path'
@@ -59,10 +59,13 @@ export function uniqueDocId (label) {
   return `interop-${label}-${randomBytes(4).toString('hex')}`
 }
 
-// Every server this process started, so that none outlives it, whatever way it ends.
+// Every server this process started, so that none outlives it, whatever way it ends, and the
+// temporary stores that were not removed yet.
 const running = new Set()
+const tempDirs = new Set()
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL')
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   // A listener replaces Node's default "exit on signal", so exit explicitly: that runs the
@@ -71,14 +74,18 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /**
- * Starts `quire serve` on a free port with a fresh data directory, or, with QUIRE_TEST_WS_BASE,
- * uses an already running server. Returns `{ wsBase, httpUrl, stop, stderrTail }`, where `wsBase`
- * is the serverUrl for WebsocketProvider (`ws://127.0.0.1:PORT/ws`).
+ * Starts `quire serve` on a free port, or, with QUIRE_TEST_WS_BASE, uses an already running server.
+ * Returns `{ wsBase, httpUrl, pid, stop, stderrTail }`, where `wsBase` is the serverUrl for
+ * WebsocketProvider (`ws://127.0.0.1:PORT/ws`).
+ *
+ * `dataDir`: the store directory; by default a fresh temporary one that `stop()` removes. A given
+ * one is left in place (to start another server on it). `args`: extra `quire serve` flags.
  */
-export async function startServer () {
+export async function startServer ({ dataDir: givenDataDir, args = [] } = {}) {
   const external = process.env.QUIRE_TEST_WS_BASE
   if (external) {
-    return { wsBase: external.replace(/\/+$/, ''), httpUrl: null, external: true, stop: async () => {}, stderrTail: () => '' }
+    const wsBase = external.replace(/\/+$/, '')
+    return { wsBase, httpUrl: null, external: true, pid: null, stop: async () => {}, stderrTail: () => '' }
   }
 
   const bin = process.env.QUIRE_BIN || path.join(repoRoot, 'target', 'debug', 'quire')
@@ -88,9 +95,12 @@ export async function startServer () {
       'in the repository root, or set QUIRE_BIN to its path')
   }
 
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'quire-node-test-'))
-  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe']
+  const dataDir = givenDataDir ?? await makeTempDir()
+  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data', dataDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Every quire flag has an env fallback (QUIRE_*): one left set in the developer's shell must
+    // not change the server under test. RUST_LOG and the rest pass through.
+    env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('QUIRE_')))
   })
   running.add(child)
 
@@ -109,7 +119,10 @@ export async function startServer () {
     resolve({ code, signal })
   }))
 
+  let stopped = false
   const stop = async () => {
+    if (stopped) return
+    stopped = true
     const diedEarly = child.exitCode !== null || child.signalCode !== null
     if (!diedEarly) {
       child.kill('SIGTERM')
@@ -120,7 +133,7 @@ export async function startServer () {
       await exited
       clearTimeout(timer)
     }
-    await rm(dataDir, { recursive: true, force: true })
+    if (!givenDataDir) await removeTempDir(dataDir)
     if (diedEarly) {
       throw new Error(`quire exited by itself during the tests (code ${child.exitCode}, ` +
         `signal ${child.signalCode}); stderr:\n${stderrTail()}`)
@@ -148,12 +161,25 @@ export async function startServer () {
         reject(new Error(`quire exited before listening (code ${code}, signal ${signal}); stderr:\n${stderrTail()}`))
       })
     })
-    return { wsBase: httpUrl.replace(/^http/, 'ws') + '/ws', httpUrl, external: false, stop, stderrTail }
+    const wsBase = httpUrl.replace(/^http/, 'ws') + '/ws'
+    return { wsBase, httpUrl, external: false, pid: child.pid, stop, stderrTail }
   } catch (err) {
     // The startup error already says why; a second "exited by itself" would only repeat it.
     await stop().catch(() => {})
     throw err
   }
+}
+
+/** A fresh temporary directory for a store; removed on exit at the latest. */
+export async function makeTempDir () {
+  const dir = await mkdtemp(path.join(tmpdir(), 'quire-node-test-'))
+  tempDirs.add(dir)
+  return dir
+}
+
+export async function removeTempDir (dir) {
+  await rm(dir, { recursive: true, force: true })
+  tempDirs.delete(dir)
 }
 
 /**

@@ -1,1 +1,45 @@
+//! Support for quire's black-box tests: servers started in-process or as the real binary,
+//! native yrs clients over real WebSockets, and small polling helpers.
+//!
+//! - [`server`]: an in-process server on `127.0.0.1:0` that can be stopped and restarted.
+//! - [`process`]: the `quire` binary as a child process (for kill -9).
+//! - [`client`]: a yrs replica speaking the y-websocket protocol over tokio-tungstenite.
+//! - [`http`]: a minimal HTTP GET for `/metrics` and `/healthz`.
+//! - [`wait`]: polling with a deadline and a message saying what was expected.
 
+pub mod client;
+pub mod http;
+pub mod process;
+pub mod server;
+pub mod wait;
+
+pub use client::Client;
+pub use server::TestServer;
+pub use wait::{wait_for, wait_for_async};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "quire-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,1 +1,81 @@
-fn main(){}
+//! quire's build and test driver: `cargo xtask run | test | bench`.
+//!
+//! Each command first installs what it needs and is missing (npm packages from the committed
+//! lockfile), so both work on a fresh machine and in CI.
+//!
+//! - [`setup`]: checks and installs of tools and packages.
+//! - [`test`]: every test suite, with one summary line at the end.
+
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask <command> [args]
+
+commands:
+  run [quire serve flags]   build and run quire (release), e.g. `cargo xtask run --addr 127.0.0.1:8080`
+  test                      run every test: Rust unit and integration tests, Node interop tests
+  bench [loadgen flags]     run the load generator against quire and the reference y-websocket server";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match command.as_str() {
+        "run" => run(&rest),
+        "test" => test::all(),
+        "bench" => bench(&rest),
+        "" | "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A `cargo` command run from the workspace root, with the cargo that runs xtask.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+/// Runs `command`, failing with its description if it does not succeed.
+pub fn status(command: &mut Command) -> Result<()> {
+    let description = format!("{command:?}");
+    let status = command.status().with_context(|| format!("cannot start {description}"))?;
+    if !status.success() {
+        bail!("{description} failed ({status})");
+    }
+    Ok(())
+}
+
+fn run(args: &[String]) -> Result<()> {
+    status(cargo().args(["build", "--release", "-p", "quire", "--bin", "quire"]))?;
+    let bin = root().join("target/release/quire");
+    let mut command = Command::new(bin);
+    command.arg("serve").args(args);
+    status(&mut command)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    setup::npm_packages(&root().join("tests"))?;
+    status(cargo().args([
+        "build", "--release", "-p", "quire", "-p", "quire-tests", "--bin", "quire", "--bin", "loadgen",
+    ]))?;
+    let mut command = Command::new(root().join("target/release/loadgen"));
+    command
+        .current_dir(root())
+        .env("QUIRE_BIN", root().join("target/release/quire"))
+        .args(args);
+    status(&mut command)
+}

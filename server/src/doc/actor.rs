@@ -29,6 +29,7 @@ pub async fn run(id: DocId, generation: u64, mut rx: mpsc::Receiver<Command>, re
     metrics.documents_live.inc();
     match load(&registry, &id).await {
         Ok((doc, stored)) => {
+            tracing::debug!(doc = %id, updates = stored.updates.len(), "loaded");
             let mut actor = DocActor {
                 awareness: Awareness::new(doc),
                 peers: Peers::default(),

@@ -9,7 +9,7 @@ use super::ConnId;
 use crate::auth::Access;
 use crate::error::CloseReason;
 use crate::metrics::Metrics;
-use crate::ws::outbox::Outbox;
+use crate::ws::outbox::{Outbox, PushError};
 
 pub struct Peer {
     pub outbox: Outbox,
@@ -45,16 +45,16 @@ impl Peers {
         self.map.is_empty()
     }
 
-    /// Queues `frame` for one peer. A peer that cannot take it is removed, told to close
-    /// ("too slow"), and returned so its presence can be cleared.
+    /// Queues `frame` for one peer. A peer that cannot take it is removed (and, if it was too
+    /// slow, told to close) and returned so its presence can be cleared.
     pub fn send(&mut self, conn: ConnId, frame: Bytes, metrics: &Metrics) -> Option<Peer> {
-        let full = self.map.get(&conn)?.outbox.try_push(frame).is_err();
-        full.then(|| self.drop_slow(conn, metrics))
+        let error = self.map.get(&conn)?.outbox.try_push(frame).err()?;
+        Some(self.drop_peer(conn, error, metrics))
     }
 
-    /// Queues `frame` for every peer but `except`; returns the peers dropped as too slow.
+    /// Queues `frame` for every peer but `except`; returns the peers that had to be dropped.
     pub fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>, metrics: &Metrics) -> Vec<Peer> {
-        let mut slow = Vec::new();
+        let mut failed = Vec::new();
         let mut sent = 0;
         for (&conn, peer) in &self.map {
             if Some(conn) == except {
@@ -62,18 +62,23 @@ impl Peers {
             }
             match peer.outbox.try_push(frame.clone()) {
                 Ok(()) => sent += 1,
-                Err(_) => slow.push(conn),
+                Err(error) => failed.push((conn, error)),
             }
         }
         metrics.updates_broadcast.inc_by(sent);
-        slow.into_iter().map(|conn| self.drop_slow(conn, metrics)).collect()
+        failed
+            .into_iter()
+            .map(|(conn, error)| self.drop_peer(conn, error, metrics))
+            .collect()
     }
 
-    fn drop_slow(&mut self, conn: ConnId, metrics: &Metrics) -> Peer {
+    fn drop_peer(&mut self, conn: ConnId, error: PushError, metrics: &Metrics) -> Peer {
         let peer = self.map.remove(&conn).expect("caller checked the peer exists");
-        tracing::info!(%conn, "dropping a client that cannot keep up");
-        metrics.clients_dropped_slow.inc();
-        peer.outbox.close(CloseReason::TooSlow);
+        if error == PushError::Full {
+            tracing::info!(%conn, "dropping a client that cannot keep up");
+            metrics.clients_dropped_slow.inc();
+            peer.outbox.close(CloseReason::TooSlow);
+        }
         peer
     }
 

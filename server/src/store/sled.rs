@@ -8,13 +8,22 @@
 //! Doc ids never contain NUL, so `{doc}\0` is a prefix of no other document's keys.
 //! sled's own background flusher is off: an `insert` is not durable until a flush, and the
 //! [`Flusher`](super::flusher) owns that barrier.
+//!
+//! Opening after a crash runs sled's recovery, which rewrites files (it truncates torn
+//! writes) and can fail or panic half-way. So after an unclean shutdown (no clean-shutdown
+//! marker) the directory is copied aside first; if the open fails, the copy is put back and
+//! the directory is exactly as the crash left it, for an operator (or a fixed quire) to try
+//! again. After a clean shutdown there is nothing to recover and no copy is made.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use quire_model::DocId;
 
 use super::{Seq, Store, StoreError, Stored};
+
+/// Written after the last flush of a clean shutdown; missing at start means a crash.
+const CLEAN_MARKER: &str = "quire-clean-shutdown";
 
 const SNAPSHOT: u8 = 0;
 const LOG: u8 = 1;
@@ -22,6 +31,7 @@ const LOG: u8 = 1;
 pub struct SledStore {
     db: sled::Db,
     docs: sled::Tree,
+    dir: PathBuf,
 }
 
 impl SledStore {
@@ -45,16 +55,89 @@ impl SledStore {
                 ));
             }
         }
+        let backup = recovery_backup_path(dir);
+        if backup.exists() {
+            return Err(open_error(format!(
+                "{} holds a copy from an interrupted recovery: compare it with the store, keep \
+                 the right one, remove the other and start again",
+                backup.display()
+            )));
+        }
+        let fresh = !dir.exists() || std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+        let crashed = !fresh && !dir.join(CLEAN_MARKER).exists();
+        if crashed {
+            tracing::warn!(dir = %dir.display(), "the last shutdown was not clean: recovering");
+            copy_dir(dir, &backup).map_err(|e| open_error(format!("cannot copy the store aside before recovery: {e}")))?;
+        }
+        match Self::open_sled(dir, cache_capacity_bytes) {
+            Ok(store) => {
+                if crashed {
+                    let _ = std::fs::remove_dir_all(&backup);
+                }
+                // From now on a crash must be noticed at the next start.
+                let _ = std::fs::remove_file(dir.join(CLEAN_MARKER));
+                Ok(store)
+            }
+            Err(reason) => {
+                if crashed {
+                    // Put the directory back exactly as the crash left it.
+                    let restored = std::fs::remove_dir_all(dir).and_then(|()| std::fs::rename(&backup, dir));
+                    if let Err(e) = restored {
+                        return Err(open_error(format!(
+                            "{reason}; the pre-recovery copy is at {} (restoring it failed: {e})",
+                            backup.display()
+                        )));
+                    }
+                }
+                Err(open_error(reason))
+            }
+        }
+    }
+
+    fn open_sled(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, String> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_capacity_bytes)
             .flush_every_ms(None);
         let db = catch_unwind(AssertUnwindSafe(|| config.open()))
-            .map_err(|_| open_error("sled panicked while opening: the store may be damaged".into()))?
-            .map_err(|e| open_error(e.to_string()))?;
-        let docs = db.open_tree("docs").map_err(backend)?;
-        Ok(SledStore { db, docs })
+            .map_err(|_| "sled panicked while opening: the store may be damaged".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let docs = db.open_tree("docs").map_err(|e| e.to_string())?;
+        Ok(SledStore {
+            db,
+            docs,
+            dir: dir.to_path_buf(),
+        })
     }
+}
+
+impl Drop for SledStore {
+    /// A clean close: flush, then leave the marker that says no recovery is needed.
+    fn drop(&mut self) {
+        if self.db.flush().is_ok() {
+            let _ = std::fs::write(self.dir.join(CLEAN_MARKER), b"");
+        }
+    }
+}
+
+fn recovery_backup_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "store".into());
+    name.push(".recovery");
+    dir.with_file_name(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -194,6 +277,59 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["notes.txt"]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_recovery_puts_the_directory_back_as_the_crash_left_it() {
+        let dir = tempdir();
+        {
+            let store = SledStore::open(&dir, 1 << 20).unwrap();
+            store.append(&id("a"), b"one").unwrap();
+        }
+        // A crash (no clean marker) that also damaged sled's configuration.
+        std::fs::remove_file(dir.join(CLEAN_MARKER)).unwrap();
+        std::fs::write(dir.join("conf"), b"segment_size: banana\n").unwrap();
+        let before = snapshot_files(&dir);
+        let err = SledStore::open(&dir, 1 << 20).err().expect("a damaged store must not open");
+        assert!(err.to_string().contains("cannot open the store"), "{err}");
+        assert_eq!(snapshot_files(&dir), before, "the directory was changed");
+        assert!(!recovery_backup_path(&dir).exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_clean_close_leaves_the_marker_and_a_crash_does_not() {
+        let dir = tempdir();
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        assert!(!dir.join(CLEAN_MARKER).exists(), "an open store is not clean");
+        drop(store);
+        assert!(dir.join(CLEAN_MARKER).exists());
+        // Recovery after a crash (the kill -9 itself is in the black-box crash test) works,
+        // keeps the data and removes its copy.
+        {
+            let store = SledStore::open(&dir, 1 << 20).unwrap();
+            store.append(&id("a"), b"kept").unwrap();
+        }
+        std::fs::remove_file(dir.join(CLEAN_MARKER)).unwrap();
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        assert_eq!(store.load(&id("a")).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
+        assert!(!recovery_backup_path(&dir).exists(), "the recovery copy must be removed");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn snapshot_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(snapshot_files(&path));
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+        files.sort();
+        files
     }
 
     fn tempdir() -> std::path::PathBuf {

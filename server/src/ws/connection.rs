@@ -44,6 +44,7 @@ where
     ));
     let reason = match app.registry.join(&id, conn, access, &outbox).await {
         Ok(handle) => {
+            tracing::debug!(doc = %id, %conn, "joined");
             let _leave = LeaveGuard { handle: &handle, conn };
             read_loop(stream, &handle, conn, &outbox, config, &app.metrics).await
         }

@@ -34,9 +34,14 @@ pub struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
-/// The outbox is full (or closed): the connection must be dropped.
-#[derive(Debug)]
-pub struct Full;
+/// Why a frame could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The client is not keeping up: drop it.
+    Full,
+    /// The connection already ended; its `Leave` is on the way.
+    Closed,
+}
 
 pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
     let (tx, rx) = mpsc::channel(max_messages.max(1));
@@ -57,18 +62,21 @@ pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver)
 
 impl Outbox {
     /// Queues one frame, or fails if that would exceed either bound.
-    pub fn try_push(&self, frame: Bytes) -> Result<(), Full> {
+    pub fn try_push(&self, frame: Bytes) -> Result<(), PushError> {
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
         // One frame larger than the whole budget still goes through an empty queue: a big
         // document's initial sync must reach a client that is keeping up.
         if queued > self.shared.max_bytes && queued != len {
             self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return Err(Full);
+            return Err(PushError::Full);
         }
-        self.tx.try_send(frame).map_err(|_| {
+        self.tx.try_send(frame).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            Full
+            match e {
+                mpsc::error::TrySendError::Full(_) => PushError::Full,
+                mpsc::error::TrySendError::Closed(_) => PushError::Closed,
+            }
         })
     }
 
@@ -115,7 +123,9 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap().len(), 6);
         tx.try_push(Bytes::from_static(b"12")).unwrap();
         tx.try_push(Bytes::from_static(b"1")).unwrap();
-        assert!(tx.try_push(Bytes::from_static(b"1")).is_err(), "4th message > 3");
+        assert_eq!(tx.try_push(Bytes::from_static(b"1")), Err(PushError::Full), "4th message > 3");
+        drop(rx);
+        assert_eq!(tx.try_push(Bytes::new()), Err(PushError::Closed));
     }
 
     #[tokio::test]

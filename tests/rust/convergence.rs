@@ -1,0 +1,151 @@
+//! Clients converge: concurrent edits, late joiners, presence, offline edits, bad ids.
+
+use std::time::Duration;
+
+use quire::Config;
+use quire_model::schema;
+use quire_tests::{wait_for, Client, TempDir, TestServer};
+use yrs::types::Attrs;
+use yrs::Any;
+
+#[tokio::test]
+async fn three_clients_typing_concurrently_converge() {
+    let dir = TempDir::new("converge");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("converge");
+    let clients = [
+        Client::connect_synced(&url).await,
+        Client::connect_synced(&url).await,
+        Client::connect_synced(&url).await,
+    ];
+    let words = [
+        ["你好", "世界", "👋🏽", "文档"],
+        ["hello", "😀", "wörld", "🇨🇳"],
+        ["协作", "编辑", "🚀", "end"],
+    ];
+    // Interleave: each client inserts at a position that depends on what it has seen so far,
+    // so edits really are concurrent with ones in flight from the others.
+    let mut seed = 7u32;
+    for round in 0..4 {
+        for (client, words) in clients.iter().zip(&words) {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let len = client.text().encode_utf16().count() as u32;
+            // Insert on a code-point boundary: count UTF-16 units of a char prefix.
+            let chars: Vec<char> = client.text().chars().collect();
+            let at_char = (seed as usize >> 8) % (chars.len() + 1);
+            let at: u32 = chars[..at_char].iter().map(|c| c.len_utf16() as u32).sum();
+            assert!(at <= len);
+            client.insert(at, words[round]);
+        }
+    }
+    let mut expected: Vec<char> = words.iter().flatten().flat_map(|w| w.chars()).collect();
+    expected.sort_unstable();
+    wait_for(Duration::from_secs(10), "all three replicas to be equal and complete", || {
+        let texts: Vec<String> = clients.iter().map(|c| c.text()).collect();
+        let mut chars: Vec<char> = texts[0].chars().collect();
+        chars.sort_unstable();
+        texts.iter().all(|t| *t == texts[0]) && chars == expected
+    })
+    .await;
+    // The server's copy is the same: a fresh client gets exactly that text.
+    let fresh = Client::connect(&url).await;
+    fresh.wait_text(&clients[0].text()).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_joiner_receives_the_whole_document_with_formatting_and_title() {
+    let dir = TempDir::new("late");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("late-joiner");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("标题 Heading\nbold 粗体 and plain 😀\n");
+    writer.format(10, 1, Attrs::from([("header".into(), Any::from(1))]));
+    writer.format(12, 7, Attrs::from([("bold".into(), Any::Bool(true))]));
+    writer.set_title("季度计划 Q3");
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text(&writer.text()).await;
+    wait_for(Duration::from_secs(5), "formatting and title", || {
+        watcher.delta() == writer.delta() && watcher.title().as_deref() == Some("季度计划 Q3")
+    })
+    .await;
+    assert!(watcher.delta().contains("bold"), "{}", watcher.delta());
+    assert!(watcher.delta().contains("header"), "{}", watcher.delta());
+    let late = Client::connect_synced(&url).await;
+    late.wait_text(&writer.text()).await;
+    assert_eq!(late.delta(), writer.delta());
+    assert_eq!(late.title().as_deref(), Some("季度计划 Q3"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn presence_propagates_and_is_removed_when_a_client_leaves() {
+    let dir = TempDir::new("presence");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("presence");
+    let ann = Client::connect_synced(&url).await;
+    let bob = Client::connect_synced(&url).await;
+    ann.set_presence(r##"{"user":{"name":"Ann","color":"#f00"}}"##);
+    let ann_id = ann.client_id();
+    wait_for(Duration::from_secs(5), "Bob to see Ann", || {
+        bob.presence().get(&ann_id).is_some_and(|s| s.contains("Ann"))
+    })
+    .await;
+    // A late joiner learns who is already here.
+    let cat = Client::connect_synced(&url).await;
+    wait_for(Duration::from_secs(5), "Cat to see Ann", || cat.presence().contains_key(&ann_id)).await;
+
+    // Ann's connection drops without a goodbye: the server clears her presence for everyone.
+    drop(ann.disconnect());
+    wait_for(Duration::from_secs(5), "Ann's presence to be removed", || {
+        !bob.presence().contains_key(&ann_id) && !cat.presence().contains_key(&ann_id)
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn edits_made_while_disconnected_merge_on_reconnect() {
+    let dir = TempDir::new("offline");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("offline");
+    let a = Client::connect_synced(&url).await;
+    let b = Client::connect_synced(&url).await;
+    a.push("shared line\n");
+    b.wait_text("shared line\n").await;
+
+    let offline = b.disconnect();
+    {
+        // Edit the detached replica, as a client does while offline.
+        use yrs::{Text, Transact};
+        let text = offline.get_or_insert_text(schema::CONTENT);
+        text.insert(&mut offline.transact_mut(), 0, "离线 offline ✈️ ");
+    }
+    a.push("online edit\n");
+    let b = Client::connect_with(&url, offline).await;
+    let expected_parts = ["离线 offline ✈️ ", "shared line\n", "online edit\n"];
+    wait_for(Duration::from_secs(10), "both replicas to hold both edits", || {
+        a.text() == b.text() && expected_parts.iter().all(|p| a.text().contains(p))
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_document_ids_are_refused_before_the_upgrade() {
+    let dir = TempDir::new("badid");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let long = "x".repeat(129);
+    for bad in ["bad%20id", "a%2Fb", long.as_str(), "%E6%96%87"] {
+        let url = server.ws_url(bad);
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400, "{bad}");
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+                assert!(body.contains("bad_doc_id"), "{bad}: {body}");
+            }
+            other => panic!("{bad}: expected HTTP 400, got {:?}", other.map(|_| "an open socket")),
+        }
+    }
+    server.stop().await;
+}

@@ -1,0 +1,88 @@
+//! An in-process quire server on a free loopback port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use quire::store::Store;
+use quire::Config;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), quire::ServeError>>>,
+}
+
+impl TestServer {
+    /// Starts quire with its sled store in `data_dir`.
+    pub async fn start(data_dir: &Path, config: Config) -> Self {
+        let config = Config {
+            data_dir: data_dir.to_path_buf(),
+            ..config
+        };
+        Self::launch(config, None).await
+    }
+
+    /// Starts quire on a store the test provides (memory, or one with injected faults).
+    pub async fn with_store(store: Arc<dyn Store>, config: Config) -> Self {
+        Self::launch(config, Some(store)).await
+    }
+
+    async fn launch(config: Config, store: Option<Arc<dyn Store>>) -> Self {
+        // RUST_LOG=debug shows the server's log with the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = match store {
+            Some(store) => tokio::spawn(quire::serve(listener, config.clone(), store, shutdown)),
+            None => tokio::spawn(quire::run(listener, config.clone(), shutdown)),
+        };
+        TestServer {
+            addr,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn ws_url(&self, doc: &str) -> String {
+        format!("ws://{}/ws/{doc}", self.addr)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// Graceful shutdown; returns once everything is flushed and the store is closed.
+    pub async fn stop(mut self) {
+        self.shutdown().await.expect("server stopped with an error");
+    }
+
+    async fn shutdown(&mut self) -> Result<(), quire::ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("server task panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
