@@ -72,11 +72,22 @@ pub fn open_store(config: &Config) -> Result<SledStore, StoreError> {
 }
 
 /// Serves on `listener` with the given store until `shutdown` resolves, then shuts down in
-/// the order written in [`shutdown`].
+/// the order written in [`shutdown`]. Anyone may edit any document ([`auth::AllowAll`]).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with_auth(listener, config, store, Arc::new(auth::AllowAll), shutdown).await
+}
+
+/// [`serve`] with an access policy: every WebSocket upgrade asks `auth` first.
+pub async fn serve_with_auth(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    auth: Arc<dyn auth::Authorizer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
@@ -104,7 +115,7 @@ pub async fn serve(
         config,
         registry,
         metrics,
-        auth: Arc::new(auth::AllowAll),
+        auth,
         flusher,
         shutdown: cancel.clone(),
         tracker: tracker.clone(),

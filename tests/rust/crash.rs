@@ -82,3 +82,24 @@ async fn kill_9_while_typing_loses_nothing_the_server_had_for_50_ms() {
     let status = server.terminate().await;
     assert!(status.success(), "quire exited with {status} on SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_connections_with_1001_and_keeps_every_edit() {
+    let bin = quire_bin();
+    let dir = TempDir::new("sigterm");
+    let server = QuireProcess::start(&bin, dir.path(), &[]).await;
+    let url = server.ws_url("graceful");
+    let writer = Client::connect_synced(&url).await;
+    let watcher = Client::connect_synced(&url).await;
+    for i in 0..50 {
+        writer.push(&format!("{i}✓ "));
+    }
+    watcher.wait_text(&writer.text()).await;
+    let status = server.terminate().await;
+    assert!(status.success(), "quire exited with {status} on SIGTERM");
+    assert_eq!(writer.wait_closed().await, (1001, "server shutting down".to_owned()));
+
+    let server = QuireProcess::start(&bin, dir.path(), &[]).await;
+    Client::connect(&server.ws_url("graceful")).await.wait_text(&writer.text()).await;
+    server.kill9().await;
+}

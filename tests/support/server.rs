@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use quire::auth::Authorizer;
+use quire::store::memory::MemoryStore;
 use quire::store::Store;
 use quire::Config;
 use tokio::sync::oneshot;
@@ -23,15 +25,20 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             ..config
         };
-        Self::launch(config, None).await
+        Self::launch(config, None, None).await
     }
 
     /// Starts quire on a store the test provides (memory, or one with injected faults).
     pub async fn with_store(store: Arc<dyn Store>, config: Config) -> Self {
-        Self::launch(config, Some(store)).await
+        Self::launch(config, Some(store), None).await
     }
 
-    async fn launch(config: Config, store: Option<Arc<dyn Store>>) -> Self {
+    /// Starts quire on a memory store with an access policy.
+    pub async fn with_auth(auth: Arc<dyn Authorizer>, config: Config) -> Self {
+        Self::launch(config, Some(Arc::new(MemoryStore::new())), Some(auth)).await
+    }
+
+    async fn launch(config: Config, store: Option<Arc<dyn Store>>, auth: Option<Arc<dyn Authorizer>>) -> Self {
         // RUST_LOG=debug shows the server's log with the test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -43,9 +50,12 @@ impl TestServer {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = match store {
-            Some(store) => tokio::spawn(quire::serve(listener, config.clone(), store, shutdown)),
-            None => tokio::spawn(quire::run(listener, config.clone(), shutdown)),
+        let task = match (store, auth) {
+            (Some(store), Some(auth)) => {
+                tokio::spawn(quire::serve_with_auth(listener, config.clone(), store, auth, shutdown))
+            }
+            (Some(store), None) => tokio::spawn(quire::serve(listener, config.clone(), store, shutdown)),
+            (None, _) => tokio::spawn(quire::run(listener, config.clone(), shutdown)),
         };
         TestServer {
             addr,

@@ -114,9 +114,11 @@ impl DocActor {
         let context = self.registry.context();
         let shutdown = context.shutdown.clone();
         let idle_unload = context.config.idle_unload;
-        let mut idle_since = Some(Instant::now());
+        // One timer, re-armed when the last peer leaves (not a new one per message).
+        let idle = sleep_until(Instant::now() + idle_unload);
+        tokio::pin!(idle);
+        let mut idle_armed = true;
         loop {
-            let unload_at = idle_since.map(|t| t + idle_unload);
             tokio::select! {
                 command = rx.recv() => {
                     // The registry keeps a sender until we retire, so the queue cannot end here.
@@ -128,19 +130,21 @@ impl DocActor {
                         self.registry.retire(&self.id, self.generation, rx, false);
                         break;
                     }
-                    idle_since = if self.peers.is_empty() {
-                        idle_since.or_else(|| Some(Instant::now()))
-                    } else {
-                        None
-                    };
+                    if !self.peers.is_empty() {
+                        idle_armed = false;
+                    } else if !idle_armed {
+                        idle.as_mut().reset(Instant::now() + idle_unload);
+                        idle_armed = true;
+                    }
                 }
-                _ = sleep_until(unload_at.unwrap_or_else(Instant::now)), if unload_at.is_some() => {
+                () = &mut idle, if idle_armed => {
                     self.compact_if_needed();
                     if self.registry.retire(&self.id, self.generation, rx, true) {
                         tracing::debug!(doc = %self.id, "unloaded idle document");
                         break;
                     }
-                    // A command arrived meanwhile: serve it; the idle clock keeps running.
+                    // A command arrived meanwhile: serve it, and try again later if still idle.
+                    idle.as_mut().reset(Instant::now() + idle_unload);
                 }
                 _ = shutdown.cancelled() => {
                     self.peers.close_all(CloseReason::ShuttingDown);
