@@ -38,7 +38,9 @@ pub struct Config {
     pub idle_unload: Duration,
     /// Compact a document's log into one snapshot after this many appended updates...
     pub compact_after_updates: u64,
-    /// ...or this many appended bytes, whichever comes first.
+    /// ...or once the log holds more bytes than both this and the last snapshot. Tying it to
+    /// the snapshot keeps the cost amortised (a big document is rewritten only after as many
+    /// bytes of edits) and loading proportional to the document's size, not its history.
     pub compact_after_bytes: u64,
     /// Extra wait before each group-commit flush, to gather more updates per fsync.
     /// 0 = flush as soon as the previous flush ends.
@@ -49,7 +51,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./quire-data"),
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 32 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             outbox_bytes: 4 * 1024 * 1024,
             outbox_messages: 4096,
@@ -65,7 +67,9 @@ impl Default for Config {
             doc_channel_capacity: 1024,
             idle_unload: Duration::from_secs(30),
             compact_after_updates: 1000,
-            compact_after_bytes: 1024 * 1024,
+            // Small documents fold every few hundred keystrokes: a thousand live documents then
+            // keep at most ~16 MB of log between them.
+            compact_after_bytes: 16 * 1024,
             flush_delay: Duration::ZERO,
         }
     }

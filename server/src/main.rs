@@ -56,7 +56,7 @@ struct ServeArgs {
     #[arg(long, env = "QUIRE_IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 45)]
     idle_connection_timeout_secs: u64,
     /// sled page cache, in MiB.
-    #[arg(long, env = "QUIRE_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "QUIRE_CACHE_MB", default_value_t = 32)]
     cache_mb: u64,
 }
 

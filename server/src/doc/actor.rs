@@ -79,16 +79,20 @@ struct LogState {
     last_seq: Option<Seq>,
     entries: u64,
     bytes: u64,
+    /// Size of the stored snapshot (0 if none).
+    snapshot_bytes: u64,
     /// An append failed: the next compaction must write the whole state.
     unsaved: bool,
 }
 
 impl From<&Stored> for LogState {
     fn from(stored: &Stored) -> Self {
+        let has_snapshot = stored.updates.len() as u64 > stored.log_entries;
         LogState {
             last_seq: stored.last_seq,
             entries: stored.log_entries,
             bytes: stored.log_bytes,
+            snapshot_bytes: if has_snapshot { stored.updates[0].len() as u64 } else { 0 },
             unsaved: false,
         }
     }
@@ -328,7 +332,7 @@ impl DocActor {
         }
         let config = &context.config;
         if self.log.entries >= config.compact_after_updates
-            || self.log.bytes >= config.compact_after_bytes
+            || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
             || self.log.unsaved
         {
             self.compact_if_needed();
@@ -358,6 +362,7 @@ impl DocActor {
         context.metrics.compactions.inc();
         self.log = LogState {
             last_seq: Some(upto),
+            snapshot_bytes: snapshot.len() as u64,
             ..LogState::default()
         };
         Ok(())
