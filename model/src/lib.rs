@@ -11,10 +11,15 @@
 //! - [`schema`]: the shared type names and the one way to build a `Doc`.
 //! - [`protocol`]: the y-websocket sync protocol as quire applies it: panic-isolated decoding
 //!   and applying, and the replies each message calls for.
+//! - `convert` (feature `convert`, off by default so the browser build stays small): import and
+//!   export of the document body as Markdown, HTML, plain text and Quill Delta JSON.
 
 pub mod doc_id;
 pub mod protocol;
 pub mod schema;
+
+#[cfg(feature = "convert")]
+pub mod convert;
 
 pub use doc_id::{DocId, DocIdError};
 pub use protocol::ProtocolError;

@@ -19,6 +19,16 @@ pub enum DocError {
     LoadFailed(String),
     #[error("document is unavailable")]
     Gone,
+    #[error("no such document")]
+    NotFound,
+    #[error("a document with this id exists")]
+    Exists,
+    /// The request's content could not be read in the format it claims.
+    #[error("{0}")]
+    BadContent(String),
+    /// A Yjs update that does not decode or apply.
+    #[error("update rejected: {0}")]
+    BadUpdate(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
 }
@@ -49,6 +59,10 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
             }
             ApiError::Doc(DocError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+            ApiError::Doc(DocError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
+            ApiError::Doc(DocError::BadContent(_)) => (StatusCode::BAD_REQUEST, "bad_content"),
+            ApiError::Doc(DocError::BadUpdate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_update"),
         }
     }
 }

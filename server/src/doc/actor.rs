@@ -5,36 +5,39 @@
 //! unload itself after `idle_unload` without connections, or persist and stop at shutdown.
 //! Every update is applied, appended to the store and then fanned out, in that order, so a
 //! peer never holds an update the store refused; the flusher makes it durable within ms.
+//! Requests from the HTTP API (export, import, delete) are served in [`super::api`].
 
 
 use bytes::Bytes;
 use quire_model::protocol::{self, Inbound, ProtocolError};
-use quire_model::{schema, DocId};
+use quire_model::DocId;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use yrs::sync::{Awareness, AwarenessUpdate, Message};
 use yrs::{ClientID, Doc, StateVector, Update};
 
+pub(super) use super::handle::Lifecycle;
+
 use super::handle::Command;
 use super::peers::{Peer, Peers};
 use super::registry::Registry;
+use super::storage::DocStorage;
 use super::ConnId;
 use crate::auth::Access;
 use crate::error::{CloseReason, DocError};
-use crate::store::{Seq, StoreError, Stored};
 
 /// Runs the task for document `id` until it unloads, fails to load, or the server stops.
 pub async fn run(id: DocId, generation: u64, mut rx: mpsc::Receiver<Command>, registry: Registry) {
     let metrics = registry.context().metrics.clone();
     metrics.documents_live.inc();
-    match load(&registry, &id).await {
-        Ok((doc, stored)) => {
-            tracing::debug!(doc = %id, updates = stored.updates.len(), "loaded");
+    match DocStorage::load(registry.context(), &id).await {
+        Ok((doc, storage)) => {
+            tracing::debug!(doc = %id, "loaded");
             let mut actor = DocActor {
                 awareness: Awareness::new(doc),
                 peers: Peers::default(),
-                log: LogState::from(&stored),
-                broken: false,
+                storage,
+                lifecycle: Lifecycle::Live,
                 id,
                 generation,
                 registry,
@@ -56,61 +59,19 @@ pub async fn run(id: DocId, generation: u64, mut rx: mpsc::Receiver<Command>, re
     metrics.documents_live.dec();
 }
 
-/// Reads the stored state and applies it to a fresh `Doc`.
-async fn load(registry: &Registry, id: &DocId) -> Result<(Doc, Stored), DocError> {
-    let store = registry.context().store.clone();
-    let key = id.clone();
-    let stored = tokio::task::spawn_blocking(move || store.load(&key))
-        .await
-        .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
-        .map_err(|e| DocError::LoadFailed(e.to_string()))?
-        .unwrap_or_default();
-    let doc = schema::new_doc();
-    for (i, update) in stored.updates.iter().enumerate() {
-        protocol::apply_bytes(&doc, update)
-            .map_err(|e| DocError::LoadFailed(format!("stored update {i} of {id}: {e}")))?;
-    }
-    Ok((doc, stored))
-}
-
-/// What the store holds for this document beyond its snapshot.
-#[derive(Default)]
-struct LogState {
-    last_seq: Option<Seq>,
-    entries: u64,
-    bytes: u64,
-    /// Size of the stored snapshot (0 if none).
-    snapshot_bytes: u64,
-    /// An append failed: the next compaction must write the whole state.
-    unsaved: bool,
-}
-
-impl From<&Stored> for LogState {
-    fn from(stored: &Stored) -> Self {
-        let has_snapshot = stored.updates.len() as u64 > stored.log_entries;
-        LogState {
-            last_seq: stored.last_seq,
-            entries: stored.log_entries,
-            bytes: stored.log_bytes,
-            snapshot_bytes: if has_snapshot { stored.updates[0].len() as u64 } else { 0 },
-            unsaved: false,
-        }
-    }
-}
-
-struct DocActor {
-    id: DocId,
+pub(super) struct DocActor {
+    pub(super) id: DocId,
     generation: u64,
-    registry: Registry,
-    awareness: Awareness,
-    peers: Peers,
-    log: LogState,
-    /// The in-memory state could not be trusted or rebuilt: stop serving it.
-    broken: bool,
+    pub(super) registry: Registry,
+    pub(super) awareness: Awareness,
+    pub(super) peers: Peers,
+    pub(super) storage: DocStorage,
+    /// Whether the task keeps serving, and if not, why.
+    pub(super) lifecycle: Lifecycle,
 }
 
 impl DocActor {
-    fn doc(&self) -> &Doc {
+    pub(super) fn doc(&self) -> &Doc {
         self.awareness.doc()
     }
 
@@ -128,9 +89,10 @@ impl DocActor {
                     // The registry keeps a sender until we retire, so the queue cannot end here.
                     let Some(command) = command else { return };
                     self.handle(command);
-                    if self.broken {
-                        // Never compact here: the in-memory state is the suspect one.
-                        self.peers.close_all(CloseReason::Internal);
+                    if let Lifecycle::Ended(reason) = &self.lifecycle {
+                        // Nothing is written here: either the document is gone, or its
+                        // in-memory state is the suspect one.
+                        self.peers.close_all(reason.clone());
                         self.registry.retire(&self.id, self.generation, rx, false);
                         break;
                     }
@@ -142,7 +104,7 @@ impl DocActor {
                     }
                 }
                 () = &mut idle, if idle_armed => {
-                    self.compact_if_needed();
+                    self.storage.settle(self.registry.context(), self.awareness.doc());
                     if self.registry.retire(&self.id, self.generation, rx, true) {
                         tracing::debug!(doc = %self.id, "unloaded idle document");
                         break;
@@ -152,7 +114,7 @@ impl DocActor {
                 }
                 _ = shutdown.cancelled() => {
                     self.peers.close_all(CloseReason::ShuttingDown);
-                    self.compact_if_needed();
+                    self.storage.settle(self.registry.context(), self.awareness.doc());
                     self.registry.retire(&self.id, self.generation, rx, false);
                     break;
                 }
@@ -186,6 +148,9 @@ impl DocActor {
                 if let Some(peer) = self.peers.remove(conn) {
                     self.forget(peer);
                 }
+            }
+            Command::Api { request, reply } => {
+                let _ = reply.send(self.handle_api(request));
             }
         }
     }
@@ -222,11 +187,7 @@ impl DocActor {
         }
         match protocol::apply_update(self.doc(), update) {
             Ok(None) => {}
-            Ok(Some(delta)) => {
-                self.persist(&delta);
-                let frame = encode(&protocol::update_message(delta));
-                self.broadcast(&frame, Some(conn));
-            }
+            Ok(Some(delta)) => self.commit(&delta, Some(conn)),
             Err(ProtocolError::Panicked(what)) => {
                 tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
                 self.close(conn, CloseReason::Internal);
@@ -295,6 +256,13 @@ impl DocActor {
         }
     }
 
+    /// An applied change goes to the store, then to every peer but its author.
+    pub(super) fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
+        self.storage.persist(self.registry.context(), self.awareness.doc(), delta);
+        let frame = encode(&protocol::update_message(delta.to_vec()));
+        self.broadcast(&frame, author);
+    }
+
     fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
         let metrics = self.registry.context().metrics.clone();
         let dropped: Vec<ClientID> = self
@@ -306,93 +274,28 @@ impl DocActor {
         self.forget_clients(dropped);
     }
 
-    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(peer) = self.peers.remove(conn) {
             peer.outbox.close(reason);
             self.forget(peer);
         }
     }
 
-    /// Appends an applied update to the store and asks for a flush.
-    fn persist(&mut self, delta: &[u8]) {
-        let context = self.registry.context();
-        match context.store.append(&self.id, delta) {
-            Ok(seq) => {
-                self.log.last_seq = Some(seq);
-                self.log.entries += 1;
-                self.log.bytes += delta.len() as u64;
-                context.flusher.mark_dirty();
-            }
-            Err(error) => {
-                // The edit lives in memory and in its author's replica; the next compaction
-                // writes the whole state, this edit included.
-                tracing::error!(doc = %self.id, %error, "append failed");
-                self.log.unsaved = true;
-            }
-        }
-        let config = &context.config;
-        if self.log.entries >= config.compact_after_updates
-            || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
-            || self.log.unsaved
-        {
-            self.compact_if_needed();
-        }
-    }
-
-    /// Replaces the log by one snapshot if there is a log (or unsaved state) to replace.
-    fn compact_if_needed(&mut self) {
-        if self.log.entries == 0 && !self.log.unsaved {
-            return;
-        }
-        if let Err(error) = self.compact() {
-            tracing::error!(doc = %self.id, %error, "compaction failed; the log stays as it is");
-        }
-    }
-
-    fn compact(&mut self) -> Result<(), StoreError> {
-        let context = self.registry.context();
-        let snapshot = protocol::full_state(self.doc());
-        let upto = match (self.log.unsaved, self.log.last_seq) {
-            (false, Some(seq)) => seq,
-            // Nothing in the log covers the unsaved edits: write them as a log entry first.
-            _ => context.store.append(&self.id, &snapshot)?,
-        };
-        context.store.compact(&self.id, &snapshot, upto)?;
-        context.flusher.mark_dirty();
-        context.metrics.compactions.inc();
-        self.log = LogState {
-            last_seq: Some(upto),
-            snapshot_bytes: snapshot.len() as u64,
-            ..LogState::default()
-        };
-        Ok(())
-    }
-
     /// After yrs panicked mid-apply, the in-memory `Doc` may be inconsistent: rebuild it from
     /// the store, which holds every update applied so far. Peers keep their replicas and
     /// resync any difference through the protocol.
-    fn reload(&mut self) {
-        let stored = self.registry.context().store.load(&self.id);
-        let doc = schema::new_doc();
-        let rebuilt = stored.map_err(|e| e.to_string()).and_then(|stored| {
-            let stored = stored.unwrap_or_default();
-            for update in &stored.updates {
-                protocol::apply_bytes(&doc, update).map_err(|e| e.to_string())?;
-            }
-            Ok(stored)
-        });
-        match rebuilt {
-            Ok(stored) => {
+    pub(super) fn reload(&mut self) {
+        match self.storage.reload(self.registry.context()) {
+            Ok(doc) => {
                 let old = std::mem::replace(&mut self.awareness, Awareness::new(doc));
                 // Presence is not stored: carry it over.
                 if let Ok(update) = old.update() {
                     let _ = self.awareness.apply_update(update);
                 }
-                self.log = LogState::from(&stored);
             }
             Err(error) => {
                 tracing::error!(doc = %self.id, %error, "reload failed; closing the document");
-                self.broken = true;
+                self.lifecycle = Lifecycle::Ended(CloseReason::Internal);
             }
         }
     }

@@ -4,11 +4,15 @@
 //! - [`registry`]: document id → handle; spawns tasks, never two for one document.
 //! - [`actor`]: the task that owns a document's yrs `Doc` and `Awareness`.
 //! - [`peers`]: the connections subscribed to one document, and fan-out to them.
+//! - [`storage`]: one document's side of the store (load, append, compact, metadata).
+//! - `api`: the document task's answers to the HTTP API.
 
 pub mod actor;
+mod api;
 pub mod handle;
 pub mod peers;
 pub mod registry;
+pub mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor;
-use super::handle::{Command, DocHandle, JoinError};
+use super::handle::{ApiRequest, ApiReply, Command, DocHandle, JoinError};
 use super::ConnId;
 use crate::auth::Access;
 use crate::config::Config;
@@ -91,6 +91,21 @@ impl Registry {
             let handle = self.get_or_spawn(id);
             match handle.join(conn, access, outbox.clone()).await {
                 Ok(()) => return Ok(handle),
+                Err(JoinError::Doc(e)) => return Err(e),
+                Err(JoinError::Retry) => continue,
+            }
+        }
+        Err(DocError::Gone)
+    }
+
+    /// Serves one API request on the document's task (loading it if needed).
+    pub async fn request(&self, id: &DocId, request: ApiRequest) -> Result<ApiReply, DocError> {
+        // A request that meets a retiring task (which drops what is queued, unanswered) is sent
+        // again to the next one.
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_spawn(id);
+            match handle.request(request.clone()).await {
+                Ok(reply) => return Ok(reply),
                 Err(JoinError::Doc(e)) => return Err(e),
                 Err(JoinError::Retry) => continue,
             }

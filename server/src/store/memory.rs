@@ -6,12 +6,13 @@ use std::sync::Mutex;
 
 use quire_model::DocId;
 
-use super::{Seq, Store, StoreError, Stored};
+use super::{DocMeta, Seq, Store, StoreError, Stored};
 
 #[derive(Default)]
 pub struct MemoryStore {
     // std Mutex: held only for map operations, never across an await.
     docs: Mutex<BTreeMap<DocId, Stored>>,
+    metas: Mutex<BTreeMap<DocId, DocMeta>>,
     next_seq: AtomicU64,
     /// While set, every `load` fails, as a damaged disk would.
     pub fail_loads: AtomicBool,
@@ -27,6 +28,10 @@ impl MemoryStore {
     fn docs(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Stored>> {
         // A test that panicked while holding the lock must not hide the data from the next one.
         self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn metas(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, DocMeta>> {
+        self.metas.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -71,7 +76,22 @@ impl Store for MemoryStore {
     fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.docs().remove(doc);
+        self.metas().remove(doc);
         Ok(())
+    }
+
+    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.metas().insert(doc.clone(), meta.clone());
+        Ok(())
+    }
+
+    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
+        Ok(self.metas().get(doc).cloned())
+    }
+
+    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
+        Ok(self.metas().iter().map(|(id, m)| (id.clone(), m.clone())).collect())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -28,6 +28,19 @@ pub struct Stored {
     pub log_bytes: u64,
 }
 
+/// What the documents list shows about a document, kept beside its content. Written by the
+/// document task (debounced), so it can lag the content by a moment; never the truth about
+/// content, only about when and how big.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DocMeta {
+    pub title: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// Bytes the document takes in the store (snapshot plus log).
+    pub size_bytes: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {path}: {reason}")]
@@ -52,8 +65,14 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the log up to and including `upto` by `snapshot`, atomically: a crash leaves
     /// either the old log or the new snapshot, never neither.
     fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
-    /// Removes the document entirely.
+    /// Removes the document entirely, content and metadata, atomically.
     fn delete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// Records the document's metadata (durable with the next `flush`).
+    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError>;
+    /// The document's metadata, if it has any.
+    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError>;
+    /// Every document that has metadata, in id order.
+    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError>;
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     fn flush(&self) -> Result<(), StoreError>;

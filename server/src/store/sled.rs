@@ -5,6 +5,9 @@
 //! - `{doc}\0\x01{seq}` → one v1 update, `seq` a big-endian u64 from sled's `generate_id`
 //!   (monotonic across restarts, also after a crash).
 //!
+//! and a second tree, `meta`: `{doc}` → [`DocMeta`] as JSON, one small entry per document so
+//! the documents list never scans content.
+//!
 //! Doc ids never contain NUL, so `{doc}\0` is a prefix of no other document's keys.
 //! sled's own background flusher is off: an `insert` is not durable until a flush, and the
 //! [`Flusher`](super::flusher) owns that barrier.
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use quire_model::DocId;
 
-use super::{Seq, Store, StoreError, Stored};
+use super::{DocMeta, Seq, Store, StoreError, Stored};
 
 /// Written after the last flush of a clean shutdown; missing at start means a crash.
 const CLEAN_MARKER: &str = "quire-clean-shutdown";
@@ -31,6 +34,7 @@ const LOG: u8 = 1;
 pub struct SledStore {
     db: sled::Db,
     docs: sled::Tree,
+    metas: sled::Tree,
     dir: PathBuf,
 }
 
@@ -103,9 +107,11 @@ impl SledStore {
             .map_err(|_| "sled panicked while opening: the store may be damaged".to_owned())?
             .map_err(|e| e.to_string())?;
         let docs = db.open_tree("docs").map_err(|e| e.to_string())?;
+        let metas = db.open_tree("meta").map_err(|e| e.to_string())?;
         Ok(SledStore {
             db,
             docs,
+            metas,
             dir: dir.to_path_buf(),
         })
     }
@@ -138,6 +144,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn decode_meta(doc: &str, json: &[u8]) -> Result<DocMeta, StoreError> {
+    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("metadata of {doc}: {e}")))
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -216,11 +226,57 @@ impl Store for SledStore {
     }
 
     fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for key in self.docs.scan_prefix(prefix(doc)).keys() {
-            batch.remove(key.map_err(backend)?);
-        }
-        self.docs.apply_batch(batch).map_err(backend)
+        use sled::Transactional;
+        let keys = self
+            .docs
+            .scan_prefix(prefix(doc))
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        // One transaction over both trees: a crash leaves the document whole or gone.
+        (&self.docs, &self.metas)
+            .transaction(|(docs, metas)| {
+                for key in &keys {
+                    docs.remove(key)?;
+                }
+                metas.remove(doc.as_str().as_bytes())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => backend(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Corrupt("delete aborted".into())
+                }
+            })
+    }
+
+    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(meta).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        self.metas.insert(doc.as_str().as_bytes(), json).map_err(backend)?;
+        Ok(())
+    }
+
+    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
+        self.metas
+            .get(doc.as_str().as_bytes())
+            .map_err(backend)?
+            .map(|json| decode_meta(doc.as_str(), &json))
+            .transpose()
+    }
+
+    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
+        self.metas
+            .iter()
+            .map(|entry| {
+                let (key, json) = entry.map_err(backend)?;
+                let id = std::str::from_utf8(&key)
+                    .ok()
+                    .and_then(|s| DocId::parse(s).ok())
+                    .ok_or_else(|| StoreError::Corrupt("a metadata key is not a document id".into()))?;
+                let meta = decode_meta(id.as_str(), &json)?;
+                Ok((id, meta))
+            })
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -255,8 +311,15 @@ mod tests {
         assert_eq!(loaded.updates, vec![b"snap".to_vec(), b"two".to_vec(), b"three".to_vec()]);
         assert_eq!((loaded.last_seq, loaded.log_entries), (Some(s3), 2));
 
+        let meta = DocMeta { title: "A".into(), created_ms: 1, updated_ms: 2, size_bytes: 3 };
+        store.put_meta(&a, &meta).unwrap();
+        store.put_meta(&ab, &meta).unwrap();
+        assert_eq!(store.meta(&a).unwrap(), Some(meta.clone()));
+        assert_eq!(store.list().unwrap().len(), 2);
         store.delete(&a).unwrap();
         assert_eq!(store.load(&a).unwrap(), None);
+        assert_eq!(store.meta(&a).unwrap(), None);
+        assert_eq!(store.list().unwrap(), vec![(ab.clone(), meta)]);
         assert_eq!(store.load(&ab).unwrap().unwrap().updates, vec![b"other".to_vec()]);
         store.flush().unwrap();
         drop(store);

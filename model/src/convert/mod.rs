@@ -1,0 +1,204 @@
+//! Import and export of the document body (`content`) as Markdown, HTML, plain text or Quill
+//! Delta JSON. Sans-IO: strings in, strings out; the caller owns the `Doc` and the transport.
+//!
+//! Behind the `convert` feature (off by default): client-wasm compiles this crate for the browser,
+//! where the parsers would only add weight.
+//!
+//! Every format goes through one shape, Quill's view of a document: lines, each with one block
+//! format, holding spans of text with inline marks. Export reads it from `TextRef::diff`. Import
+//! builds it from the input, then replaces the YText's content with `TextRef::apply_delta` — the
+//! port of the `applyDelta` that y-quill calls — in one transaction, so an import is an ordinary
+//! edit that reaches connected clients and the YText looks like what a Quill client writes.
+//!
+//! # Layout
+//! - `attrs`: Quill's attribute names, the values quire accepts, the link-URL policy.
+//! - `lines`: the line/span shape, the builder importers fill, the nesting walk exporters use.
+//! - `delta`, `markdown`, `html`, `text`: one format each.
+
+mod attrs;
+mod delta;
+mod html;
+mod lines;
+mod markdown;
+mod text;
+
+use std::fmt;
+use std::str::FromStr;
+
+use yrs::types::text::YChange;
+use yrs::types::Delta;
+use yrs::{Any, Doc, In, Text, TextRef, Transact, TransactionMut};
+
+use crate::schema::CONTENT;
+
+/// A format the document body can be exported to and imported from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// CommonMark with GitHub's `~~strikethrough~~`; underline as inline `<u>` HTML.
+    Markdown,
+    /// An HTML fragment of semantic elements (`<h1>`, `<p>`, `<ul>`, `<strong>` …).
+    Html,
+    /// The plain text, formatting dropped.
+    Text,
+    /// Quill Delta JSON: `{"ops": [{"insert": "…", "attributes": {…}}, …]}`.
+    Delta,
+}
+
+impl Format {
+    /// The format's canonical name, as [`FromStr`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Markdown => "markdown",
+            Format::Html => "html",
+            Format::Text => "text",
+            Format::Delta => "delta",
+        }
+    }
+
+    /// The MIME type to serve an export with (always UTF-8).
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Format::Markdown => "text/markdown; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Delta => "application/json",
+        }
+    }
+
+    /// The format a MIME type (a `Content-Type` or one `Accept` entry) stands for. Parameters
+    /// such as `; charset=utf-8` and letter case are ignored; `None` for anything else.
+    pub fn from_mime(mime: &str) -> Option<Format> {
+        let essence = mime.split(';').next().unwrap_or_default().trim();
+        [
+            ("text/markdown", Format::Markdown),
+            ("text/x-markdown", Format::Markdown),
+            ("text/html", Format::Html),
+            ("text/plain", Format::Text),
+            ("application/json", Format::Delta),
+        ]
+        .into_iter()
+        .find(|(name, _)| essence.eq_ignore_ascii_case(name))
+        .map(|(_, format)| format)
+    }
+}
+
+/// Reads a format name: `markdown` or `md`, `html`, `text` or `txt`, `delta` (any case).
+impl FromStr for Format {
+    type Err = ConvertError;
+
+    fn from_str(name: &str) -> Result<Format, ConvertError> {
+        match name.to_ascii_lowercase().as_str() {
+            "markdown" | "md" => Ok(Format::Markdown),
+            "html" => Ok(Format::Html),
+            "text" | "txt" => Ok(Format::Text),
+            "delta" => Ok(Format::Delta),
+            _ => Err(ConvertError::UnknownFormat(name.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an import (or a format name) was refused. Every variant describes a problem with the
+/// caller's input, so its message is fit to send back to the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    #[error("unknown format `{0}`: expected markdown, html, text or delta")]
+    UnknownFormat(String),
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("not a Quill Delta: expected an array of ops or an object with an `ops` array")]
+    NotDelta,
+    /// `index` counts from 0, as in the `ops` array.
+    #[error("delta op {index}: {problem}")]
+    DeltaOp { index: usize, problem: String },
+}
+
+/// The document body in `format`.
+///
+/// Must not be called while a transaction on `doc` is open (it opens a read transaction).
+/// Only what quire's schema knows is exported as Markdown or HTML; the Delta is the YText's
+/// exact content, every attribute included.
+pub fn export(doc: &Doc, format: Format) -> String {
+    let content = doc.get_or_insert_text(CONTENT);
+    let txn = doc.transact();
+    match format {
+        Format::Text => text::render(&content, &txn),
+        Format::Delta => delta::render(&content.diff(&txn, YChange::identity)),
+        Format::Markdown => {
+            markdown::render(&lines::from_diff(&content.diff(&txn, YChange::identity)))
+        }
+        Format::Html => html::render(&lines::from_diff(&content.diff(&txn, YChange::identity))),
+    }
+}
+
+/// Replaces the document body with `input` read as `format`, in one transaction.
+///
+/// The input is parsed completely before the document is touched, so on error nothing changes.
+/// Must not be called while a transaction on `doc` is open.
+pub fn import(doc: &Doc, format: Format, input: &str) -> Result<(), ConvertError> {
+    let lines = match format {
+        Format::Markdown => markdown::parse(input),
+        Format::Html => html::parse(input),
+        Format::Text => text::parse(input),
+        Format::Delta => delta::parse(input)?,
+    };
+    let content = doc.get_or_insert_text(CONTENT);
+    let mut txn = doc.transact_mut();
+    replace(&content, &mut txn, lines::to_runs(&lines));
+    Ok(())
+}
+
+/// Deletes everything, then inserts `runs` with their attributes: one `applyDelta`, as y-quill's
+/// `setContents` would make it.
+fn replace(content: &TextRef, txn: &mut TransactionMut, runs: Vec<(String, yrs::types::Attrs)>) {
+    let len = content.len(txn);
+    let delete = (len > 0).then_some(Delta::Deleted(len));
+    let inserts = runs.into_iter().map(|(text, attrs)| {
+        let attrs = (!attrs.is_empty()).then(|| Box::new(attrs));
+        Delta::Inserted(In::Any(Any::from(text)), attrs)
+    });
+    content.apply_delta(txn, delete.into_iter().chain(inserts));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_from_names_and_mime_types() {
+        for (name, format) in [
+            ("markdown", Format::Markdown),
+            ("MD", Format::Markdown),
+            ("html", Format::Html),
+            ("txt", Format::Text),
+            ("text", Format::Text),
+            ("delta", Format::Delta),
+        ] {
+            assert_eq!(name.parse::<Format>().unwrap(), format);
+        }
+        let err = "docx".parse::<Format>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown format `docx`: expected markdown, html, text or delta"
+        );
+
+        assert_eq!(Format::from_mime("text/markdown"), Some(Format::Markdown));
+        assert_eq!(
+            Format::from_mime("Text/HTML; charset=UTF-8"),
+            Some(Format::Html)
+        );
+        assert_eq!(Format::from_mime("text/plain"), Some(Format::Text));
+        assert_eq!(Format::from_mime("application/json"), Some(Format::Delta));
+        assert_eq!(Format::from_mime("application/pdf"), None);
+        for format in [Format::Markdown, Format::Html, Format::Text, Format::Delta] {
+            assert_eq!(Format::from_mime(format.mime_type()), Some(format));
+            assert_eq!(format.to_string().parse::<Format>().unwrap(), format);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! One document's side of the store: loading, appending, compacting, and its metadata.
+//!
+//! Owned by the document task, so none of it needs a lock. The rules it keeps:
+//! - a document is read in full (snapshot + log) before anything is written for it;
+//! - every applied update is appended before it is fanned out, then flushed by the group commit;
+//! - the log is folded into a snapshot once it outgrows the snapshot (loading stays
+//!   proportional to the document's size, not its history);
+//! - metadata (title, times, size) is written at most every [`META_INTERVAL`] while edits flow,
+//!   and always when the document unloads.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quire_model::{protocol, schema, DocId};
+use tokio::time::Instant;
+use yrs::{Doc, Map, Transact};
+
+use super::registry::DocContext;
+use crate::error::DocError;
+use crate::store::{DocMeta, Seq, StoreError, Stored};
+
+/// How stale the documents list may be while someone is typing.
+const META_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the store holds for this document beyond its snapshot.
+#[derive(Default)]
+struct LogState {
+    last_seq: Option<Seq>,
+    entries: u64,
+    bytes: u64,
+    /// Size of the stored snapshot (0 if none).
+    snapshot_bytes: u64,
+    /// An append failed: the next compaction must write the whole state.
+    unsaved: bool,
+}
+
+impl From<&Stored> for LogState {
+    fn from(stored: &Stored) -> Self {
+        let has_snapshot = stored.updates.len() as u64 > stored.log_entries;
+        LogState {
+            last_seq: stored.last_seq,
+            entries: stored.log_entries,
+            bytes: stored.log_bytes,
+            snapshot_bytes: if has_snapshot { stored.updates[0].len() as u64 } else { 0 },
+            unsaved: false,
+        }
+    }
+}
+
+pub struct DocStorage {
+    id: DocId,
+    log: LogState,
+    meta: Option<DocMeta>,
+    /// Set when an edit changed what the metadata says; cleared when it is written.
+    meta_dirty: bool,
+    meta_written: Option<Instant>,
+}
+
+impl DocStorage {
+    /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`.
+    pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), DocError> {
+        let store = context.store.clone();
+        let key = id.clone();
+        let (stored, meta) = tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.load(&key)?, store.meta(&key)?)))
+            .await
+            .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
+            .map_err(|e| DocError::LoadFailed(e.to_string()))?;
+        let stored = stored.unwrap_or_default();
+        let doc = rebuild(&stored).map_err(|e| DocError::LoadFailed(format!("{id}: {e}")))?;
+        let storage = DocStorage {
+            id: id.clone(),
+            log: LogState::from(&stored),
+            meta,
+            meta_dirty: false,
+            meta_written: None,
+        };
+        Ok((doc, storage))
+    }
+
+    /// Whether the document was ever written (content or metadata).
+    pub fn exists(&self) -> bool {
+        self.meta.is_some() || self.log.last_seq.is_some()
+    }
+
+    pub fn meta(&self) -> Option<&DocMeta> {
+        self.meta.as_ref()
+    }
+
+    /// Appends an applied update and asks for a flush; compacts when the log is due.
+    pub fn persist(&mut self, context: &DocContext, doc: &Doc, delta: &[u8]) {
+        match context.store.append(&self.id, delta) {
+            Ok(seq) => {
+                self.log.last_seq = Some(seq);
+                self.log.entries += 1;
+                self.log.bytes += delta.len() as u64;
+                context.flusher.mark_dirty();
+            }
+            Err(error) => {
+                // The edit lives in memory and in its author's replica; the next compaction
+                // writes the whole state, this edit included.
+                tracing::error!(doc = %self.id, %error, "append failed");
+                self.log.unsaved = true;
+            }
+        }
+        self.meta_dirty = true;
+        let config = &context.config;
+        if self.log.entries >= config.compact_after_updates
+            || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
+            || self.log.unsaved
+        {
+            self.compact_if_needed(context, doc);
+        }
+        if self.meta_written.is_none_or(|t| t.elapsed() >= META_INTERVAL) {
+            self.write_meta(context, doc);
+        }
+    }
+
+    /// Everything out: the log folded into a snapshot and the metadata current. Called when
+    /// the document unloads or the server stops.
+    pub fn settle(&mut self, context: &DocContext, doc: &Doc) {
+        self.compact_if_needed(context, doc);
+        if self.meta_dirty {
+            self.write_meta(context, doc);
+        }
+    }
+
+    /// Records the document as existing from now on (documents created through the API exist
+    /// before their first edit).
+    pub fn create(&mut self, context: &DocContext, doc: &Doc) {
+        self.meta_dirty = true;
+        self.write_meta(context, doc);
+    }
+
+    /// Removes the document from the store; afterwards it does not exist.
+    pub fn delete(&mut self, context: &DocContext) -> Result<(), StoreError> {
+        context.store.delete(&self.id)?;
+        context.flusher.mark_dirty();
+        self.log = LogState::default();
+        self.meta = None;
+        self.meta_dirty = false;
+        Ok(())
+    }
+
+    /// Replaces the log by one snapshot if there is a log (or unsaved state) to replace.
+    fn compact_if_needed(&mut self, context: &DocContext, doc: &Doc) {
+        if self.log.entries == 0 && !self.log.unsaved {
+            return;
+        }
+        if let Err(error) = self.compact(context, doc) {
+            tracing::error!(doc = %self.id, %error, "compaction failed; the log stays as it is");
+        }
+    }
+
+    fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), StoreError> {
+        let snapshot = protocol::full_state(doc);
+        let upto = match (self.log.unsaved, self.log.last_seq) {
+            (false, Some(seq)) => seq,
+            // Nothing in the log covers the unsaved edits: write them as a log entry first.
+            _ => context.store.append(&self.id, &snapshot)?,
+        };
+        context.store.compact(&self.id, &snapshot, upto)?;
+        context.flusher.mark_dirty();
+        context.metrics.compactions.inc();
+        self.log = LogState {
+            last_seq: Some(upto),
+            snapshot_bytes: snapshot.len() as u64,
+            ..LogState::default()
+        };
+        Ok(())
+    }
+
+    fn write_meta(&mut self, context: &DocContext, doc: &Doc) {
+        let now = now_ms();
+        let meta = DocMeta {
+            title: title_of(doc),
+            created_ms: self.meta.as_ref().map_or(now, |m| m.created_ms),
+            updated_ms: now,
+            size_bytes: self.log.snapshot_bytes + self.log.bytes,
+        };
+        match context.store.put_meta(&self.id, &meta) {
+            Ok(()) => {
+                context.flusher.mark_dirty();
+                self.meta = Some(meta);
+                self.meta_dirty = false;
+                self.meta_written = Some(Instant::now());
+            }
+            Err(error) => tracing::error!(doc = %self.id, %error, "metadata write failed"),
+        }
+    }
+
+    /// Rebuilds the document from the store (after yrs panicked mid-apply and the in-memory
+    /// `Doc` can no longer be trusted).
+    pub fn reload(&mut self, context: &DocContext) -> Result<Doc, String> {
+        let stored = context.store.load(&self.id).map_err(|e| e.to_string())?.unwrap_or_default();
+        let doc = rebuild(&stored)?;
+        self.log = LogState::from(&stored);
+        Ok(doc)
+    }
+}
+
+/// A fresh `Doc` with every stored update applied, in order.
+fn rebuild(stored: &Stored) -> Result<Doc, String> {
+    let doc = schema::new_doc();
+    for (i, update) in stored.updates.iter().enumerate() {
+        protocol::apply_bytes(&doc, update).map_err(|e| format!("stored update {i}: {e}"))?;
+    }
+    Ok(doc)
+}
+
+/// The title in the document's `meta` map (empty if none).
+pub fn title_of(doc: &Doc) -> String {
+    let meta = doc.get_or_insert_map(schema::META);
+    let txn = doc.transact();
+    match meta.get(&txn, schema::TITLE) {
+        Some(yrs::Out::Any(yrs::Any::String(title))) => title.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
