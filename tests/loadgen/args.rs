@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::stamp;
+
 /// The workspace root, known at compile time so the defaults work from any working directory.
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// Benchmarks y-websocket servers side by side: real Yjs replicas over real sockets, identical
+/// Benchmarks y-websocket servers side by side: stock y-sync bytes over real sockets, identical
 /// load and seed for every server, each server started fresh by loadgen and killed at the end.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen")]
@@ -60,6 +62,18 @@ pub struct Args {
     /// The quire server binary.
     #[arg(long, env = "QUIRE_BIN", default_value_os_t = workspace().join("target/release/quire"))]
     pub quire_bin: PathBuf,
+
+    /// An extra argument for `quire serve`, after loadgen's own `--addr` and `--data`; repeat
+    /// for more, e.g. `--quire-arg=--flush-delay-ms=5`. Commas separate arguments here too (the
+    /// environment variable has no other way to hold several).
+    #[arg(
+        long = "quire-arg",
+        value_name = "ARG",
+        env = "LOADGEN_QUIRE_ARGS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub quire_args: Vec<String>,
 
     /// Node.js, for the reference server.
     #[arg(long, env = "LOADGEN_NODE", default_value = "node")]
@@ -117,6 +131,11 @@ impl Load {
     pub fn from_args(args: &Args) -> anyhow::Result<Self> {
         anyhow::ensure!(args.docs > 0, "--docs must be at least 1");
         anyhow::ensure!(args.writers + args.watchers >= 2, "a document needs at least two clients");
+        anyhow::ensure!(
+            args.writers < 10usize.pow(stamp::SLOT_DIGITS as u32),
+            "--writers must fit in {} digits",
+            stamp::SLOT_DIGITS
+        );
         anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
         anyhow::ensure!(args.connect_concurrency > 0, "--connect-concurrency must be at least 1");
         let secs = |name: &str, v: f64| {

@@ -53,14 +53,20 @@ pub fn print_table(outcomes: &[Outcome]) {
             Outcome::Failed { server, error } => println!("{server}: did not run: {error}"),
             Outcome::Measured(f) => {
                 println!(
-                    "{}: sent {} updates, late against schedule p50 {} p99 {} max {}; \
-                     server CPU during typing+grace {}; loadgen CPU {}, peak {} MB",
+                    "{}: sent {} updates, late against schedule p50 {} p99 {} max {}",
                     f.server,
                     f.sent,
                     ms(f.send_lag.p50_us),
                     ms(f.send_lag.p99_us),
                     ms(f.send_lag.max_us),
-                    f.server_cpu_typing.map_or("?".into(), |s| format!("{s:.1} s")),
+                );
+                println!(
+                    "{}:   during typing+grace ({:.0} s): server CPU {}, loadgen CPU {}; \
+                     loadgen CPU over the whole run {}, peak {} MB",
+                    f.server,
+                    f.typing_and_grace.as_secs_f64(),
+                    cores(f.server_cpu_typing, f.typing_and_grace),
+                    cores(f.loadgen_cpu_typing, f.typing_and_grace),
                     f.loadgen_cpu.map_or("?".into(), |s| format!("{s:.1} s")),
                     f.loadgen_peak_rss_bytes.map_or("?".into(), |b| format!("{:.0}", mb(b))),
                 );
@@ -71,7 +77,13 @@ pub fn print_table(outcomes: &[Outcome]) {
                     println!("{}:   disconnected after sync x{n}: {reason}", f.server);
                 }
                 if f.foreign > 0 {
-                    println!("{}:   {} inserted strings were not loadgen timestamps", f.server, f.foreign);
+                    println!("{}:   {} updates or stamps were not sent by loadgen", f.server, f.foreign);
+                }
+                if f.repeated > 0 {
+                    println!("{}:   {} updates arrived twice or out of order (not counted)", f.server, f.repeated);
+                }
+                if f.echoes > 0 {
+                    println!("{}:   {} updates were echoed back to their writer (not counted)", f.server, f.echoes);
                 }
                 if let Some(exit) = &f.server_exit {
                     println!("{}:   the server exited during the run: {exit}", f.server);
@@ -81,7 +93,7 @@ pub fn print_table(outcomes: &[Outcome]) {
     }
 }
 
-pub fn write_json(path: &Path, load: &Load, outcomes: &[Outcome]) -> anyhow::Result<()> {
+pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[Outcome]) -> anyhow::Result<()> {
     let servers: Vec<_> = outcomes
         .iter()
         .map(|o| match o {
@@ -97,13 +109,17 @@ pub fn write_json(path: &Path, load: &Load, outcomes: &[Outcome]) -> anyhow::Res
                 "expected": f.expected,
                 "delivered": f.delivered,
                 "foreign": f.foreign,
+                "repeated": f.repeated,
+                "echoes": f.echoes,
                 "latency_us": { "p50": f.latency.p50_us, "p99": f.latency.p99_us, "max": f.latency.max_us },
                 "send_lag_us": { "p50": f.send_lag.p50_us, "p99": f.send_lag.p99_us, "max": f.send_lag.max_us },
                 "server_cpu_secs": f.server_usage.map(|u| u.cpu_secs),
                 "server_cpu_typing_secs": f.server_cpu_typing,
                 "server_peak_rss_bytes": f.server_usage.map(|u| u.peak_rss_bytes),
                 "server_exit": f.server_exit,
+                "typing_and_grace_secs": f.typing_and_grace.as_secs_f64(),
                 "loadgen_cpu_secs": f.loadgen_cpu,
+                "loadgen_cpu_typing_secs": f.loadgen_cpu_typing,
                 "loadgen_peak_rss_bytes": f.loadgen_peak_rss_bytes,
             }),
         })
@@ -119,6 +135,7 @@ pub fn write_json(path: &Path, load: &Load, outcomes: &[Outcome]) -> anyhow::Res
             "grace_secs": load.grace.as_secs_f64(),
             "seed": load.seed,
         },
+        "quire_args": quire_args,
         "servers": servers,
     });
     let text = serde_json::to_string_pretty(&doc)?;
@@ -131,6 +148,15 @@ fn synced_in(f: &Figures) -> String {
         secs
     } else {
         format!("{}/{} in {secs}", f.synced, f.connections)
+    }
+}
+
+/// CPU seconds over a span, and the cores that is on average.
+fn cores(cpu_secs: Option<f64>, span: std::time::Duration) -> String {
+    match cpu_secs {
+        Some(s) if span.as_secs_f64() > 0.0 => format!("{s:.1} s ({:.2} cores)", s / span.as_secs_f64()),
+        Some(s) => format!("{s:.1} s"),
+        None => "?".into(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::client::{self, Phase, Plan, Shared};
 use crate::server::ServerProcess;
 use crate::stats::{Percentiles, Stats};
 use crate::usage::Usage;
+use crate::wire::Handshake;
 
 /// How often the orchestrator looks at the counters while clients join (and so the resolution
 /// of nothing reported; "synced in" itself is exact, taken from the clients' own timestamps).
@@ -39,6 +40,8 @@ pub struct Figures {
     pub expected: u64,
     pub delivered: u64,
     pub foreign: u64,
+    pub repeated: u64,
+    pub echoes: u64,
     pub latency: Percentiles,
     /// How late keystrokes left against their schedule (loadgen starved of CPU).
     pub send_lag: Percentiles,
@@ -46,9 +49,14 @@ pub struct Figures {
     pub server_usage: Option<Usage>,
     /// Server CPU seconds during typing and grace only.
     pub server_cpu_typing: Option<f64>,
+    /// How long typing and grace lasted (the divisor that turns CPU seconds into cores).
+    pub typing_and_grace: Duration,
     pub server_exit: Option<String>,
-    /// loadgen's own CPU seconds during this run: it shares the cores with the server.
+    /// loadgen's own CPU seconds during this run (connects included): it shares the cores with
+    /// the server.
     pub loadgen_cpu: Option<f64>,
+    /// loadgen's own CPU seconds during typing and grace only: its cost at the steady load.
+    pub loadgen_cpu_typing: Option<f64>,
     /// loadgen's peak RSS so far (it only grows from run to run).
     pub loadgen_peak_rss_bytes: Option<u64>,
 }
@@ -65,16 +73,20 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         connect_permits: Arc::new(Semaphore::new(load.connect_concurrency)),
         connect_started,
         addr: SocketAddr::from((Ipv4Addr::LOCALHOST, server.port())),
+        host: format!("127.0.0.1:{}", server.port()),
         period: load.period,
         connect_timeout: load.connect_timeout,
         seed: load.seed,
+        writers: load.writers,
+        handshake: Handshake::new(),
     });
 
     // Client i belongs to document i / per_doc; the first `writers` of each document type.
     let mut clients = JoinSet::new();
     for index in 0..connections {
         let (doc, slot) = (index / load.per_doc(), index % load.per_doc());
-        let plan = Plan { index, url: server.url(&format!("load-{doc}")), writer: slot < load.writers };
+        let writer_slot = (slot < load.writers).then_some(slot);
+        let plan = Plan { index, path: server.path(&format!("load-{doc}")), writer_slot };
         clients.spawn(client::run(plan, shared.clone()));
     }
 
@@ -105,6 +117,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     );
 
     let cpu_at_start = server.usage().map(|u| u.cpu_secs);
+    let loadgen_at_start = Usage::of_self().map(|u| u.cpu_secs);
     let start = Instant::now();
     let until = start + load.duration;
     let _ = phase_tx.send(Phase::Typing { start, until });
@@ -122,6 +135,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     // The figures are taken before teardown: closing 10,000 sockets is not part of the load.
     let sent = stats.sent.load(Relaxed);
     let usage = server.usage();
+    let loadgen_usage = Usage::of_self();
     let figures = Figures {
         server: name,
         connections,
@@ -133,13 +147,17 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         expected: sent * (load.per_doc() as u64 - 1),
         delivered: stats.delivered.load(Relaxed),
         foreign: stats.foreign.load(Relaxed),
+        repeated: stats.repeated.load(Relaxed),
+        echoes: stats.echoes.load(Relaxed),
         latency: stats.latency(),
         send_lag: stats.send_lag(),
         server_usage: usage,
         server_cpu_typing: usage.zip(cpu_at_start).map(|(u, s)| u.cpu_secs - s),
+        typing_and_grace: start.elapsed(),
         server_exit: server.exited(),
-        loadgen_cpu: Usage::of_self().zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
-        loadgen_peak_rss_bytes: Usage::of_self().map(|u| u.peak_rss_bytes),
+        loadgen_cpu: loadgen_usage.zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
+        loadgen_cpu_typing: loadgen_usage.zip(loadgen_at_start).map(|(a, s)| a.cpu_secs - s),
+        loadgen_peak_rss_bytes: loadgen_usage.map(|u| u.peak_rss_bytes),
     };
 
     let _ = phase_tx.send(Phase::Stop);

@@ -47,6 +47,7 @@ impl ServerProcess {
                 }
                 let mut c = guarded(&args.quire_bin);
                 c.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--data").arg(&data);
+                c.args(&args.quire_args);
                 (c, Some(data))
             }
             ServerKind::YWebsocket => {
@@ -114,11 +115,11 @@ impl ServerProcess {
         Ok(ServerProcess { kind, child, pid, port, log, data_dir })
     }
 
-    /// The WebSocket URL of one document.
-    pub fn url(&self, doc: &str) -> String {
+    /// The WebSocket path of one document (the server listens on 127.0.0.1:`port`).
+    pub fn path(&self, doc: &str) -> String {
         match self.kind {
-            ServerKind::Quire => format!("ws://127.0.0.1:{}/ws/{doc}", self.port),
-            ServerKind::YWebsocket => format!("ws://127.0.0.1:{}/{doc}", self.port),
+            ServerKind::Quire => format!("/ws/{doc}"),
+            ServerKind::YWebsocket => format!("/{doc}"),
         }
     }
 

@@ -1,8 +1,8 @@
 //! What the clients of one run count, shared by all of them.
 //!
 //! Counters are atomics and the histogram sits behind a std `Mutex` held for one `record`
-//! (never across `.await`): at the target load that is ~36,000 short locks a second, far below
-//! anything that contends, and one histogram instead of 10,000 keeps memory flat.
+//! (never across `.await`): at the target load that is ~36,000 short, uncontended locks a second
+//! (one runtime thread, see main.rs), and one histogram instead of 10,000 keeps memory flat.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -25,8 +25,15 @@ pub struct Stats {
     pub failed: AtomicUsize,
     pub sent: AtomicU64,
     pub delivered: AtomicU64,
-    /// Inserted strings that were not ours (should stay 0: a server that invents or mangles text).
+    /// Updates without a stamp, or stamps no writer of the document sent (should stay 0: a
+    /// server that invents or mangles updates).
     pub foreign: AtomicU64,
+    /// Stamps that were not newer than the last one from their writer at that client: delivered
+    /// twice or out of order (should stay 0). Not counted as deliveries.
+    pub repeated: AtomicU64,
+    /// A writer's own stamps sent back to it (y-websocket echoes every update to its sender;
+    /// quire does not). Not deliveries: the writer had it already.
+    pub echoes: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
     /// How late writers sent their keystrokes against their schedule: loadgen's own lateness
     /// when the machine is saturated. Latency is measured from the actual send, so this is the
@@ -50,6 +57,8 @@ impl Stats {
             sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
+            repeated: AtomicU64::new(0),
+            echoes: AtomicU64::new(0),
             latency_us: Mutex::new(histogram.clone()),
             send_lag_us: Mutex::new(histogram),
             connect_errors: Mutex::new(BTreeMap::new()),
@@ -73,9 +82,10 @@ impl Stats {
         Duration::from_micros(self.last_synced_us.load(Relaxed))
     }
 
-    /// One edit reached one replica; `sent_us` is the timestamp its writer embedded.
-    pub fn record_delivery(&self, sent_us: u64) {
-        let latency = self.now_us().saturating_sub(sent_us);
+    /// One edit reached one client: `sent_us` is the stamp its writer embedded, `now_us` when
+    /// the frame carrying it was read (one clock reading per frame).
+    pub fn record_delivery(&self, sent_us: u64, now_us: u64) {
+        let latency = now_us.saturating_sub(sent_us);
         self.delivered.fetch_add(1, Relaxed);
         lock(&self.latency_us).saturating_record(latency);
     }
@@ -100,7 +110,6 @@ impl Stats {
     pub fn send_lag(&self) -> Percentiles {
         summary(&lock(&self.send_lag_us))
     }
-
 
     pub fn connect_errors(&self) -> BTreeMap<String, u64> {
         lock(&self.connect_errors).clone()
