@@ -35,6 +35,8 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Most WebSocket connections at once; past it the upgrade is answered 503 + Retry-After.
     pub max_connections: usize,
+    /// How long in-flight HTTP requests get to finish once shutdown begins.
+    pub shutdown_grace: Duration,
 
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,
@@ -68,6 +70,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(1),
             // The soft file limit here is 20,000; leave room for the store and HTTP clients.
             max_connections: 16_000,
+            shutdown_grace: Duration::from_secs(10),
             doc_channel_capacity: 1024,
             idle_unload: Duration::from_secs(30),
             compact_after_updates: 1000,

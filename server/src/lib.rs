@@ -26,7 +26,7 @@ pub mod state;
 pub mod store;
 pub mod ws;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
@@ -91,6 +91,7 @@ pub async fn serve_with_auth(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let grace = config.shutdown_grace;
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -132,12 +133,25 @@ pub async fn serve_with_auth(
             tracing::warn!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, app)
+    let serving = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             cancel_on_signal.cancel();
         })
-        .await;
+        .into_future();
+    // Graceful shutdown waits for in-flight HTTP requests; a client stuck half-way through its
+    // headers must not keep the server (and its final flush) from stopping.
+    let stopped = cancel.clone();
+    let served = tokio::select! {
+        served = serving => served,
+        () = async {
+            stopped.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("some HTTP connections did not finish within {grace:?}; closing them");
+            Ok(())
+        }
+    };
     cancel.cancel();
     // 3. Every connection closed and every document persisted.
     tracker.close();

@@ -142,3 +142,59 @@ async fn a_reader_that_stops_reading_is_dropped_while_the_others_keep_receiving(
     drop(stalled);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_announcing_many_presences_is_closed_and_the_table_does_not_grow() {
+    use std::collections::HashMap;
+    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    use yrs::sync::Message;
+    let dir = TempDir::new("presence-flood");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let (a, b) = healthy_pair(&server, "flood").await;
+    let flood = |json: &str| {
+        let clients: HashMap<_, _> = (1..=1000u64)
+            .map(|id| (yrs::ClientID::new(id), AwarenessUpdateEntry { clock: 1, json: json.into() }))
+            .collect();
+        Message::Awareness(AwarenessUpdate { clients })
+    };
+    // "Gone" states for ids nobody knows are dropped without a trace...
+    let ghost = Client::connect_synced(&server.ws_url("flood")).await;
+    ghost.send(&flood("null"));
+    // ...and real ones beyond a handful close the connection.
+    let greedy = Client::connect_synced(&server.ws_url("flood")).await;
+    greedy.send(&flood(r#"{"user":{"name":"x"}}"#));
+    let (code, reason) = greedy.wait_closed().await;
+    assert_eq!((code, reason.as_str()), (4400, "malformed message: too many presence entries"));
+    still_syncing(&a, &b, "after the flood").await;
+    assert!(ghost.closed().is_none());
+    // The entries the greedy connection did add were removed when it was closed.
+    assert!(b.presence().is_empty(), "{:?}", b.presence().len());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_client_stuck_in_its_headers() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("stuck-headers");
+    let config = Config {
+        shutdown_grace: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = TestServer::start(dir.path(), config).await;
+    let a = Client::connect_synced(&server.ws_url("kept")).await;
+    a.push("kept through shutdown");
+    Client::connect(&server.ws_url("kept")).await.wait_text("kept through shutdown").await;
+    let mut stuck = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stuck.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown hung on a half-sent request");
+    // In a process, `quire serve` exits here. In this test the stuck connection's task still
+    // holds the store (and its lock) until the client goes away.
+    drop(stuck);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    Client::connect(&server.ws_url("kept")).await.wait_text("kept through shutdown").await;
+    server.stop().await;
+}

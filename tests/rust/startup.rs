@@ -69,3 +69,33 @@ fn a_store_that_cannot_be_opened_stops_the_start_and_is_left_untouched() {
     assert!(stderr.contains("quire cannot start on"), "{stderr}");
     assert_eq!(files(&store), before, "the damaged store was modified");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_quire_on_a_store_in_use_is_refused_and_the_first_keeps_its_data() {
+    use quire_tests::process::QuireProcess;
+    use quire_tests::Client;
+    let bin = quire_bin();
+    let dir = TempDir::new("second");
+    let first = QuireProcess::start(&bin, dir.path(), &[]).await;
+    let writer = Client::connect_synced(&first.ws_url("busy")).await;
+    writer.push("the first server's edit");
+    Client::connect(&first.ws_url("busy")).await.wait_text("the first server's edit").await;
+
+    let out = serve(&bin, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("another quire is using this store"), "{stderr}");
+    assert!(!dir.path().with_file_name(format!(
+        "{}.recovery",
+        dir.path().file_name().unwrap().to_string_lossy()
+    ))
+    .exists());
+
+    // The first server never noticed, and its data survives its restart.
+    writer.push(" and more");
+    Client::connect(&first.ws_url("busy")).await.wait_text("the first server's edit and more").await;
+    assert!(first.terminate().await.success());
+    let again = QuireProcess::start(&bin, dir.path(), &[]).await;
+    Client::connect(&again.ws_url("busy")).await.wait_text("the first server's edit and more").await;
+    again.kill9().await;
+}

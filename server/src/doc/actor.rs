@@ -18,6 +18,10 @@ use yrs::{ClientID, Doc, StateVector, Update};
 
 pub(super) use super::handle::Lifecycle;
 
+/// A y-websocket client announces one presence (its own); a few leave room for tabs sharing a
+/// socket. More is someone filling the server's memory.
+const MAX_PRESENCES_PER_CONNECTION: usize = 8;
+
 use super::handle::Command;
 use super::peers::{Peer, Peers};
 use super::registry::Registry;
@@ -49,9 +53,12 @@ pub async fn run(id: DocId, generation: u64, mut rx: mpsc::Receiver<Command>, re
             // Retire at once: nothing is written for this document, and the next connection
             // tries a fresh load (the failure may have been passing).
             registry.retire(&id, generation, &mut rx, false);
+            let refusal = || DocError::LoadFailed(error.to_string());
             while let Some(command) = rx.recv().await {
-                if let Command::Join { reply, .. } = command {
-                    let _ = reply.send(Err(DocError::LoadFailed(error.to_string())));
+                match command {
+                    Command::Join { reply, .. } => drop(reply.send(Err(refusal()))),
+                    Command::Api { reply, .. } => drop(reply.send(Err(refusal()))),
+                    Command::Inbound { .. } | Command::Leave { .. } => {}
                 }
             }
         }
@@ -104,8 +111,9 @@ impl DocActor {
                     }
                 }
                 () = &mut idle, if idle_armed => {
-                    self.storage.settle(self.registry.context(), self.awareness.doc());
-                    if self.registry.retire(&self.id, self.generation, rx, true) {
+                    let settled = self.storage.settle(self.registry.context(), self.awareness.doc());
+                    // While the store refuses an edit, this task holds the only copy: stay.
+                    if settled && self.registry.retire(&self.id, self.generation, rx, true) {
                         tracing::debug!(doc = %self.id, "unloaded idle document");
                         break;
                     }
@@ -114,7 +122,10 @@ impl DocActor {
                 }
                 _ = shutdown.cancelled() => {
                     self.peers.close_all(CloseReason::ShuttingDown);
-                    self.storage.settle(self.registry.context(), self.awareness.doc());
+                    if !self.storage.settle(self.registry.context(), self.awareness.doc()) {
+                        // The clients that made them still hold them and resync on reconnect.
+                        tracing::error!(doc = %self.id, "stopping with edits the store refused");
+                    }
                     self.registry.retire(&self.id, self.generation, rx, false);
                     break;
                 }
@@ -201,7 +212,12 @@ impl DocActor {
         }
     }
 
-    fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+    fn apply_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) {
+        // yrs keeps an entry for every client id it ever saw: a "gone" state for an id nobody
+        // knows would only grow that table, so it is dropped here.
+        update
+            .clients
+            .retain(|&client, entry| &*entry.json != "null" || self.awareness.meta(client).is_some());
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.awareness.apply_update_summary(update)
         }));
@@ -215,6 +231,10 @@ impl DocActor {
             peer.clients.extend(summary.added.iter().chain(&summary.updated));
             for removed in &summary.removed {
                 peer.clients.remove(removed);
+            }
+            if peer.clients.len() > MAX_PRESENCES_PER_CONNECTION {
+                let reason = CloseReason::Malformed("too many presence entries".into());
+                return self.close(conn, reason);
             }
         }
         if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
@@ -236,7 +256,13 @@ impl DocActor {
 
     fn forget_clients(&mut self, mut clients: Vec<ClientID>) {
         // A worklist rather than recursion: telling the others may drop more slow peers.
-        while !clients.is_empty() {
+        loop {
+            // A client that reconnected announces itself on its new connection before the old
+            // one times out: its presence belongs to the live one.
+            clients.retain(|&client| !self.peers.claims(client));
+            if clients.is_empty() {
+                return;
+            }
             for &client in &clients {
                 self.awareness.remove_state(client);
             }
@@ -282,8 +308,7 @@ impl DocActor {
     }
 
     /// After yrs panicked mid-apply, the in-memory `Doc` may be inconsistent: rebuild it from
-    /// the store, which holds every update applied so far. Peers keep their replicas and
-    /// resync any difference through the protocol.
+    /// the store, which holds every update applied so far, and ask the peers for the rest.
     pub(super) fn reload(&mut self) {
         match self.storage.reload(self.registry.context()) {
             Ok(doc) => {
@@ -292,6 +317,11 @@ impl DocActor {
                 if let Ok(update) = old.update() {
                     let _ = self.awareness.apply_update(update);
                 }
+                // The rebuilt document may lack what was only in memory (pending structs, an
+                // edit the store refused). Ask every peer for what we lack: a stock client
+                // answers sync step 1 with a step 2 holding it.
+                let step1 = encode(&protocol::sync_step1(self.doc()));
+                self.broadcast(&step1, None);
             }
             Err(error) => {
                 tracing::error!(doc = %self.id, %error, "reload failed; closing the document");

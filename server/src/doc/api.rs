@@ -3,6 +3,7 @@
 //! Every change goes through [`DocActor::commit`], the same path as a client's update: stored,
 //! then sent to every connected client, so an import shows up live in open editors.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use quire_model::convert::{self, Format};
@@ -42,7 +43,12 @@ impl DocActor {
                 self.storage.create(self.registry.context(), self.awareness.doc());
                 self.current_meta()
             }
-            ApiRequest::Export(format) => Ok(ApiReply::Text(convert::export(self.doc(), format))),
+            ApiRequest::Export(format) => {
+                let doc = self.doc();
+                catch_unwind(AssertUnwindSafe(|| convert::export(doc, format)))
+                    .map(ApiReply::Text)
+                    .map_err(|_| DocError::BadContent(format!("the document could not be exported as {format}")))
+            }
             ApiRequest::ExportYjs { v2, since } => {
                 let txn = self.doc().transact();
                 Ok(ApiReply::Bytes(if v2 {
@@ -104,6 +110,10 @@ impl DocActor {
     }
 }
 
+/// Imports into `doc`. Every import is tried on a scratch document first, so a panic in a
+/// parser lands here as an error; the same input then runs on the live document.
 fn import(doc: &Doc, format: Format, input: &str) -> Result<(), DocError> {
-    convert::import(doc, format, input).map_err(|e| DocError::BadContent(e.to_string()))
+    catch_unwind(AssertUnwindSafe(|| convert::import(doc, format, input)))
+        .map_err(|_| DocError::BadContent(format!("the {format} input could not be imported")))?
+        .map_err(|e| DocError::BadContent(e.to_string()))
 }

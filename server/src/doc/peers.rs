@@ -41,6 +41,11 @@ impl Peers {
         self.map.remove(&conn)
     }
 
+    /// Whether a live connection has announced `client`'s presence.
+    pub fn claims(&self, client: ClientID) -> bool {
+        self.map.values().any(|peer| peer.clients.contains(&client))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -74,10 +79,14 @@ impl Peers {
 
     fn drop_peer(&mut self, conn: ConnId, error: PushError, metrics: &Metrics) -> Peer {
         let peer = self.map.remove(&conn).expect("caller checked the peer exists");
-        if error == PushError::Full {
-            tracing::info!(%conn, "dropping a client that cannot keep up");
-            metrics.clients_dropped_slow.inc();
-            peer.outbox.close(CloseReason::TooSlow);
+        match error {
+            PushError::Full => {
+                tracing::info!(%conn, "dropping a client that cannot keep up");
+                metrics.clients_dropped_slow.inc();
+                peer.outbox.close(CloseReason::TooSlow);
+            }
+            // The writer is gone; make sure the reader stops too (its updates would be ignored).
+            PushError::Closed => peer.outbox.close(CloseReason::Normal),
         }
         peer
     }

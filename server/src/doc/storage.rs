@@ -60,10 +60,18 @@ impl DocStorage {
     pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), DocError> {
         let store = context.store.clone();
         let key = id.clone();
-        let (stored, meta) = tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.load(&key)?, store.meta(&key)?)))
-            .await
-            .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
-            .map_err(|e| DocError::LoadFailed(e.to_string()))?;
+        let (stored, meta) = tokio::task::spawn_blocking(move || {
+            // Metadata is only about the content: damaged metadata must not make the content
+            // unreachable; it is rewritten on the next edit.
+            let meta = store.meta(&key).unwrap_or_else(|error| {
+                tracing::warn!(doc = %key, %error, "ignoring unreadable metadata");
+                None
+            });
+            Ok::<_, StoreError>((store.load(&key)?, meta))
+        })
+        .await
+        .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
+        .map_err(|e| DocError::LoadFailed(e.to_string()))?;
         let stored = stored.unwrap_or_default();
         let doc = rebuild(&stored).map_err(|e| DocError::LoadFailed(format!("{id}: {e}")))?;
         let storage = DocStorage {
@@ -115,12 +123,14 @@ impl DocStorage {
     }
 
     /// Everything out: the log folded into a snapshot and the metadata current. Called when
-    /// the document unloads or the server stops.
-    pub fn settle(&mut self, context: &DocContext, doc: &Doc) {
+    /// the document unloads or the server stops. Returns false while some edit is still only
+    /// in memory (the store failed): then the document must not be dropped.
+    pub fn settle(&mut self, context: &DocContext, doc: &Doc) -> bool {
         self.compact_if_needed(context, doc);
         if self.meta_dirty {
             self.write_meta(context, doc);
         }
+        !self.log.unsaved
     }
 
     /// Records the document as existing from now on (documents created through the API exist
@@ -155,7 +165,17 @@ impl DocStorage {
         let upto = match (self.log.unsaved, self.log.last_seq) {
             (false, Some(seq)) => seq,
             // Nothing in the log covers the unsaved edits: write them as a log entry first.
-            _ => context.store.append(&self.id, &snapshot)?,
+            _ => {
+                let seq = context.store.append(&self.id, &snapshot)?;
+                // That entry now holds everything: durable with the next flush, and the
+                // compaction below is an optimisation, not what keeps the edits.
+                context.flusher.mark_dirty();
+                self.log.last_seq = Some(seq);
+                self.log.entries += 1;
+                self.log.bytes += snapshot.len() as u64;
+                self.log.unsaved = false;
+                seq
+            }
         };
         context.store.compact(&self.id, &snapshot, upto)?;
         context.flusher.mark_dirty();

@@ -27,6 +27,8 @@ use super::{DocMeta, Seq, Store, StoreError, Stored};
 
 /// Written after the last flush of a clean shutdown; missing at start means a crash.
 const CLEAN_MARKER: &str = "quire-clean-shutdown";
+/// Locked by the process that has the store open.
+const LOCK_FILE: &str = "quire.lock";
 
 const SNAPSHOT: u8 = 0;
 const LOG: u8 = 1;
@@ -36,6 +38,8 @@ pub struct SledStore {
     docs: sled::Tree,
     metas: sled::Tree,
     dir: PathBuf,
+    /// Held (locked) for as long as the store is open.
+    _lock: std::fs::File,
 }
 
 impl SledStore {
@@ -52,28 +56,58 @@ impl SledStore {
                 return Err(open_error("not a directory".into()));
             }
             let mut entries = std::fs::read_dir(dir).map_err(|e| open_error(e.to_string()))?;
-            let empty = entries.next().is_none();
+            let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == LOCK_FILE));
             if !empty && !dir.join("conf").is_file() {
                 return Err(open_error(
                     "directory is not empty and holds no quire store (no sled `conf` file)".into(),
                 ));
             }
         }
-        let backup = recovery_backup_path(dir);
+        // One quire per store: lock before looking at the marker, let alone copying anything.
+        // A second instance must never mistake a running store for a crashed one.
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_existed = lock_path.exists();
+        std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| open_error(format!("cannot create {}: {e}", lock_path.display())))?;
+        if lock.try_lock().is_err() {
+            return Err(open_error("another quire is using this store".into()));
+        }
+        let opened = Self::open_locked(dir, cache_capacity_bytes, lock);
+        if opened.is_err() && !lock_existed {
+            let _ = std::fs::remove_file(&lock_path);
+        }
+        opened.map_err(open_error)
+    }
+
+    /// The part of [`open`](Self::open) that runs holding the store's lock.
+    fn open_locked(dir: &Path, cache_capacity_bytes: u64, lock: std::fs::File) -> Result<Self, String> {
+        // Canonical, so that `--data .` cannot put the copy inside the store itself.
+        let dir = dir.canonicalize().map_err(|e| e.to_string())?;
+        let backup = recovery_backup_path(&dir);
         if backup.exists() {
-            return Err(open_error(format!(
+            return Err(format!(
                 "{} holds a copy from an interrupted recovery: compare it with the store, keep \
                  the right one, remove the other and start again",
                 backup.display()
-            )));
+            ));
         }
-        let fresh = !dir.exists() || std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
-        let crashed = !fresh && !dir.join(CLEAN_MARKER).exists();
+        let only_lock = std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .all(|e| e.is_ok_and(|e| e.file_name() == LOCK_FILE));
+        let crashed = !only_lock && !dir.join(CLEAN_MARKER).exists();
         if crashed {
             tracing::warn!(dir = %dir.display(), "the last shutdown was not clean: recovering");
-            copy_dir(dir, &backup).map_err(|e| open_error(format!("cannot copy the store aside before recovery: {e}")))?;
+            if let Err(e) = copy_dir(&dir, &backup) {
+                let _ = std::fs::remove_dir_all(&backup);
+                return Err(format!("cannot copy the store aside before recovery: {e}"));
+            }
         }
-        match Self::open_sled(dir, cache_capacity_bytes) {
+        match Self::open_sled(&dir, cache_capacity_bytes, lock) {
             Ok(store) => {
                 if crashed {
                     let _ = std::fs::remove_dir_all(&backup);
@@ -82,23 +116,19 @@ impl SledStore {
                 let _ = std::fs::remove_file(dir.join(CLEAN_MARKER));
                 Ok(store)
             }
-            Err(reason) => {
-                if crashed {
-                    // Put the directory back exactly as the crash left it.
-                    let restored = std::fs::remove_dir_all(dir).and_then(|()| std::fs::rename(&backup, dir));
-                    if let Err(e) = restored {
-                        return Err(open_error(format!(
-                            "{reason}; the pre-recovery copy is at {} (restoring it failed: {e})",
-                            backup.display()
-                        )));
-                    }
-                }
-                Err(open_error(reason))
-            }
+            Err(reason) if crashed => match restore(&dir, &backup) {
+                // The directory is back exactly as the crash left it.
+                Ok(()) => Err(reason),
+                Err(e) => Err(format!(
+                    "{reason}; the pre-recovery copy is at {} (restoring it failed: {e})",
+                    backup.display()
+                )),
+            },
+            Err(reason) => Err(reason),
         }
     }
 
-    fn open_sled(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, String> {
+    fn open_sled(dir: &Path, cache_capacity_bytes: u64, lock: std::fs::File) -> Result<Self, String> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_capacity_bytes)
@@ -113,6 +143,7 @@ impl SledStore {
             docs,
             metas,
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 }
@@ -130,6 +161,28 @@ fn recovery_backup_path(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "store".into());
     name.push(".recovery");
     dir.with_file_name(name)
+}
+
+/// Puts the pre-recovery copy back: everything but the lock file is replaced by the copy.
+fn restore(dir: &Path, backup: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for entry in std::fs::read_dir(backup)? {
+        let entry = entry?;
+        if entry.file_name() != LOCK_FILE {
+            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
+        }
+    }
+    std::fs::remove_dir_all(backup)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -356,7 +409,7 @@ mod tests {
         let err = SledStore::open(&dir, 1 << 20).err().expect("a damaged store must not open");
         assert!(err.to_string().contains("cannot open the store"), "{err}");
         assert_eq!(snapshot_files(&dir), before, "the directory was changed");
-        assert!(!recovery_backup_path(&dir).exists());
+        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -376,8 +429,24 @@ mod tests {
         std::fs::remove_file(dir.join(CLEAN_MARKER)).unwrap();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         assert_eq!(store.load(&id("a")).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
-        assert!(!recovery_backup_path(&dir).exists(), "the recovery copy must be removed");
+        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists(), "the recovery copy must be removed");
         drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_instance_is_refused_and_changes_nothing() {
+        let dir = tempdir();
+        let first = SledStore::open(&dir, 1 << 20).unwrap();
+        first.append(&id("a"), b"live").unwrap();
+        first.flush().unwrap();
+        let before = snapshot_files(&dir);
+        let err = SledStore::open(&dir, 1 << 20).err().expect("the store is in use");
+        assert!(err.to_string().contains("another quire is using this store"), "{err}");
+        assert_eq!(snapshot_files(&dir), before);
+        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists());
+        assert_eq!(first.load(&id("a")).unwrap().unwrap().updates, vec![b"live".to_vec()]);
+        drop(first);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

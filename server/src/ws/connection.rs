@@ -140,7 +140,11 @@ async fn write_loop<K>(
             biased;
             // A send stuck on a full socket is abandoned when the connection is dropped.
             reason = outbox.closed() => break reason,
-            sent = sink.send(message) => if sent.is_err() { return },
+            sent = sink.send(message) => if sent.is_err() {
+                // The socket is gone: end the reader too, so the document drops this peer.
+                outbox.close(CloseReason::Normal);
+                return;
+            },
         }
     };
     let close = CloseFrame {

@@ -46,8 +46,11 @@ pub async fn upgrade(
         .write_buffer_size(config.socket_write_buffer)
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes);
-    let tracker = app.tracker.clone();
-    Ok(ws.on_upgrade(move |socket| {
-        tracker.track_future(connection::serve(socket, id, access, app, permit))
+    // Counted from now, not from when the upgrade completes: shutdown must wait for a
+    // connection whose handshake is still in flight.
+    let tracked = app.tracker.token();
+    Ok(ws.on_upgrade(move |socket| async move {
+        connection::serve(socket, id, access, app, permit).await;
+        drop(tracked);
     }))
 }
