@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -44,8 +45,51 @@ pub enum ApiError {
     Busy,
     #[error("expected a WebSocket upgrade request: {0}")]
     NotWebSocket(String),
+    /// A request the API cannot read: a malformed body, query or path.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body over the limit (`max_message_bytes`).
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A bug or an environment failure on our side; the details are logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Doc(#[from] DocError),
+}
+
+impl ApiError {
+    /// An extractor's rejection, by the status axum gives it: axum knows which of its failures
+    /// are "wrong type"; everything else is a request we could not read.
+    fn from_rejection(status: StatusCode, text: String) -> ApiError {
+        match status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
+            _ => ApiError::BadRequest(text),
+        }
+    }
+
+    /// A body that could not be read. The limit is passed in because axum's 413 text does not
+    /// say it, and a client that hit it should learn what it is.
+    pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
+            status => Self::from_rejection(status, rejection.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::from_rejection(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::from_rejection(rejection.status(), rejection.body_text())
+    }
 }
 
 impl ApiError {
@@ -55,6 +99,12 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Doc(DocError::LoadFailed(_) | DocError::Gone) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
             }

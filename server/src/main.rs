@@ -1,4 +1,7 @@
-//! The `quire` binary: flags in, [`quire::run`] out.
+//! The `quire` binary: flags in, [`quire::run`] out; and `export`/`import`, clients of a
+//! running server's HTTP API ([`cli`]).
+
+mod cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,6 +24,10 @@ struct Cli {
 enum Command {
     /// Serve documents over HTTP and WebSocket.
     Serve(ServeArgs),
+    /// Print a document of a running server as Markdown, HTML, text, Delta or Yjs.
+    Export(cli::export::ExportArgs),
+    /// Replace a document of a running server with a file (creating the document if needed).
+    Import(cli::import::ImportArgs),
 }
 
 #[derive(Args)]
@@ -88,6 +95,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Import(args) => cli::import::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! One test binary (one link step on a 2-core machine); one module per concern.
 
 mod admission;
+mod api;
 mod convergence;
 mod crash;
 mod faults;

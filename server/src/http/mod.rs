@@ -1,18 +1,46 @@
 //! The HTTP surface: one feature per file, assembled here.
+//!
+//! - `health`, `metrics`: operations.
+//! - `docs`: `/api/docs`, the documents and their metadata.
+//! - `content`: `/api/docs/{id}/content` and `/updates`, export and import.
+//! - `openapi`: `/api/openapi.json`, generated from the `/api` route list below.
 
+mod content;
+mod docs;
 mod health;
 mod metrics;
+pub mod openapi;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 use crate::ws;
 
 pub fn router(state: AppState) -> Router {
+    // An import is the HTTP form of one big WebSocket message: the same limit. The handlers
+    // turn axum's 413 into quire's JSON error.
+    let (api, _) = api_routes().split_for_parts();
+    let api = api.layer(DefaultBodyLimit::max(state.config.max_message_bytes));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/ws/{doc}", get(ws::upgrade))
+        .merge(api)
         .with_state(state)
+}
+
+/// `/api`: each route is registered from the `#[utoipa::path]` annotation that documents it, so
+/// this list is also the OpenAPI document's. Routes of one path go in one `routes!`.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(docs::list, docs::create))
+        .routes(routes!(docs::get, docs::delete))
+        .routes(routes!(content::export, content::replace))
+        .routes(routes!(content::merge_update))
+        .routes(routes!(openapi::openapi_json))
 }
