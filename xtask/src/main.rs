@@ -1,13 +1,15 @@
-//! quire's build and test driver: `cargo xtask run | test | bench`.
+//! quire's build and test driver: `cargo xtask run | test | wasm | bench`.
 //!
 //! Each command first installs what it needs and is missing (npm packages from the committed
 //! lockfile), so both work on a fresh machine and in CI.
 //!
 //! - [`setup`]: checks and installs of tools and packages.
 //! - [`test`]: every test suite, with one summary line at the end.
+//! - [`wasm`]: the browser module (client-wasm) built into `client-wasm/pkg/`, with its size.
 
 mod setup;
 mod test;
+mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +20,8 @@ const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
   run [quire serve flags]   build and run quire (release), e.g. `cargo xtask run --addr 127.0.0.1:8080`
-  test                      run every test: Rust unit and integration tests, Node interop tests
+  test                      run every test: Rust unit and integration tests, Node interop tests, the wasm module
+  wasm                      build the browser module into client-wasm/pkg/ and print its size
   bench [loadgen flags]     run the load generator against quire and the reference y-websocket server";
 
 fn main() -> Result<()> {
@@ -28,6 +31,7 @@ fn main() -> Result<()> {
     match command.as_str() {
         "run" => run(&rest),
         "test" => test::all(),
+        "wasm" => wasm::build(),
         "bench" => bench(&rest),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
@@ -60,6 +64,7 @@ pub fn status(command: &mut Command) -> Result<()> {
 }
 
 fn run(args: &[String]) -> Result<()> {
+    wasm::build()?;
     status(cargo().args(["build", "--release", "-p", "quire", "--bin", "quire"]))?;
     let bin = root().join("target/release/quire");
     let mut command = Command::new(bin);

@@ -21,6 +21,8 @@ struct Totals {
 pub fn all() -> Result<()> {
     let tests_dir = root().join("tests");
     setup::npm_packages(&tests_dir)?;
+    // The wasm suite loads client-wasm/pkg/; build it before any suite runs.
+    crate::wasm::build()?;
     // The black-box tests run the real binary; build it once, up front.
     crate::status(cargo().args(["build", "-p", "quire", "--bin", "quire"]))?;
     let quire_bin = root().join("target/debug/quire");
@@ -35,6 +37,10 @@ pub fn all() -> Result<()> {
         .current_dir(&tests_dir)
         .env("QUIRE_BIN", &quire_bin);
     suite("node interop", &mut node, &mut totals)?;
+
+    let mut wasm = Command::new("node");
+    wasm.args(["--test", "--test-reporter=tap", "client-wasm/tests/node/"]).current_dir(root());
+    suite("wasm", &mut wasm, &mut totals)?;
 
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     if !totals.failed_suites.is_empty() || totals.failed > 0 {

@@ -1,0 +1,193 @@
+//! The browser's replica of one quire document: the yrs `Doc` (inside the `Awareness`, which owns
+//! it), the y-websocket session state, and what changed since JavaScript last asked.
+//!
+//! Plain Rust, no `JsValue`: everything here runs and is tested natively. The protocol state
+//! machine is in `sync.rs`, presence in `awareness.rs`; this file holds the document itself.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use quire_model::{protocol, schema};
+use serde_json::Value;
+use yrs::sync::{Awareness, Clock};
+use yrs::{Doc, Map, MapRef, Observable, Origin, Out, ReadTxn, Text, TextRef, Transact};
+
+use crate::error::ClientError;
+use crate::quill;
+
+/// Origin of the transactions this replica makes itself, so the content observer can tell
+/// local edits (Quill already shows them) from remote ones (Quill must be told).
+const LOCAL: &str = "quire-local";
+
+/// What one inbound frame (or a stored state) did, for the UI to act on.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Messages to send back on the same connection, in order.
+    pub replies: Vec<Vec<u8>>,
+    /// Whether the initial sync with the server has completed on this connection.
+    pub synced: bool,
+    /// The remote change to `content` as Quill ops, if there was one.
+    pub content: Option<Vec<Value>>,
+    pub title_changed: bool,
+    pub awareness_changed: bool,
+}
+
+pub struct Replica {
+    pub(crate) awareness: Awareness,
+    pub(crate) text: TextRef,
+    pub(crate) meta: MapRef,
+    /// The wall clock, shared with the `Awareness` (the browser passes `Date.now`).
+    pub(crate) clock: Arc<dyn Clock>,
+    /// True once sync step 2 arrived since the last `start`.
+    pub(crate) synced: bool,
+    /// Remote `content` changes the observer saw and nobody has collected yet. A `Mutex` only
+    /// because yrs's `sync` feature requires `Send + Sync` observers; the browser has one
+    /// thread, so it is never contended.
+    remote_ops: Arc<Mutex<Vec<Vec<Value>>>>,
+}
+
+impl Replica {
+    /// A replica of an empty document with `doc`'s client id, reading time from `clock`
+    /// (milliseconds since the epoch).
+    pub fn new(doc: Doc, clock: impl Clock + 'static) -> Self {
+        let text = doc.get_or_insert_text(schema::CONTENT);
+        let meta = doc.get_or_insert_map(schema::META);
+        let remote_ops = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&remote_ops);
+        let local = Origin::from(LOCAL);
+        text.observe("quire-client", move |txn, event| {
+            if txn.origin() == Some(&local) {
+                return;
+            }
+            let ops = quill::ops_of_change(txn, event.delta(txn));
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(ops);
+        });
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let awareness_clock = Arc::clone(&clock);
+        Replica {
+            awareness: Awareness::with_clock(doc, move || awareness_clock.now()),
+            text,
+            meta,
+            clock,
+            synced: false,
+            remote_ops,
+        }
+    }
+
+    pub fn doc(&self) -> &Doc {
+        self.awareness.doc()
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.doc().client_id().get()
+    }
+
+    /// Applies a Quill delta typed by the local user in one transaction and returns the update
+    /// message for the server, or `None` if the delta changed nothing. The update is what this
+    /// transaction added (`encode_update_v1` on the transaction), not the whole document: a
+    /// keystroke costs a few dozen bytes however long the document is.
+    pub fn apply_quill_delta(&mut self, delta: &Value) -> Result<Option<Vec<u8>>, ClientError> {
+        let ops = quill::parse(delta)?;
+        let mut txn = self.doc().transact_mut_with(LOCAL);
+        quill::apply(&self.text, &mut txn, ops);
+        Ok(update_frame(txn.encode_update_v1()))
+    }
+
+    /// The whole body as Quill ops, for `quill.setContents` (Yjs's `ytext.toDelta()`).
+    pub fn content_delta(&self) -> Vec<Value> {
+        quill::ops_of_content(&self.doc().transact(), &self.text)
+    }
+
+    pub fn title(&self) -> Option<String> {
+        title(&self.doc().transact(), &self.meta)
+    }
+
+    /// Sets the title; the update message for the server, or `None` if it was already that.
+    pub fn set_title(&mut self, title: &str) -> Option<Vec<u8>> {
+        if self.title().as_deref() == Some(title) {
+            return None;
+        }
+        let mut txn = self.doc().transact_mut_with(LOCAL);
+        self.meta.insert(&mut txn, schema::TITLE, title);
+        update_frame(txn.encode_update_v1())
+    }
+
+    /// The whole document as one v1 update, for a local store (IndexedDB).
+    pub fn encode_state(&self) -> Vec<u8> {
+        protocol::full_state(self.doc())
+    }
+
+    /// Applies a stored state (from [`Replica::encode_state`] or any v1 update). What it added
+    /// comes back as an update message in `replies`: edits made offline in an earlier session
+    /// reach the server if the connection is up (and through sync step 2 when it comes up).
+    pub fn apply_state(&mut self, state: &[u8]) -> Result<Changes, ClientError> {
+        let update = protocol::decode_update(state)?;
+        let (mut changes, added) = self.apply_remote(vec![update])?;
+        changes.replies.extend(added.and_then(update_frame));
+        Ok(changes)
+    }
+
+    /// Applies remote updates as one transaction, so Quill gets one delta for the lot. Also
+    /// returns the v1 update of what was new, if anything (the caller decides whether to send
+    /// it on).
+    pub(crate) fn apply_remote(
+        &mut self,
+        updates: Vec<yrs::Update>,
+    ) -> Result<(Changes, Option<Vec<u8>>), ClientError> {
+        let mut changes = Changes {
+            synced: self.synced,
+            ..Changes::default()
+        };
+        if updates.is_empty() {
+            return Ok((changes, None));
+        }
+        let title_before = self.title();
+        let len_before = self.text.len(&self.doc().transact());
+        let update = if updates.len() == 1 {
+            updates.into_iter().next().expect("one update")
+        } else {
+            yrs::Update::merge_updates(updates)
+        };
+        let outcome = protocol::apply_update(self.doc(), update);
+        // Collect the observer's deltas even when applying failed part-way: they are stale
+        // after this call either way.
+        let mut deltas = std::mem::take(
+            &mut *self
+                .remote_ops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let added = outcome?;
+        changes.content = match deltas.len() {
+            0 => None,
+            1 => deltas.pop(),
+            // One transaction commits one event, so this is not expected. Should it happen,
+            // composing Quill deltas is not done here: replace the whole body instead, which
+            // is always right (Quill's extra final newline is past `len_before` and stays).
+            _ => {
+                let mut replace = Vec::new();
+                if len_before > 0 {
+                    replace.push(serde_json::json!({ "delete": len_before }));
+                }
+                replace.extend(self.content_delta());
+                Some(replace)
+            }
+        };
+        changes.title_changed = self.title() != title_before;
+        Ok((changes, added))
+    }
+}
+
+fn title<T: ReadTxn>(txn: &T, meta: &MapRef) -> Option<String> {
+    match meta.get(txn, schema::TITLE)? {
+        Out::Any(yrs::Any::String(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// The update message for a transaction's v1 update, `None` for an empty one (`[0, 0]`: no
+/// blocks, no deletions).
+fn update_frame(update: Vec<u8>) -> Option<Vec<u8>> {
+    (update != [0, 0]).then(|| protocol::encode(&protocol::update_message(update)))
+}
