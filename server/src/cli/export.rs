@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use super::format::CliFormat;
 use super::{doc_id, Server, ServerArg};
 
 #[derive(Args, Debug)]
@@ -15,7 +16,7 @@ pub struct ExportArgs {
     doc: String,
     /// What to export as.
     #[arg(long, short, value_enum, default_value = "markdown")]
-    format: ExportFormat,
+    format: CliFormat,
     /// Write here instead of to stdout (replaced only once the whole export has arrived).
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -23,33 +24,6 @@ pub struct ExportArgs {
     server: ServerArg,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ExportFormat {
-    #[value(alias = "md")]
-    Markdown,
-    #[value(alias = "htm")]
-    Html,
-    #[value(alias = "txt")]
-    Text,
-    /// Quill Delta JSON.
-    #[value(alias = "json")]
-    Delta,
-    /// The binary Yjs update (v1) of the whole document.
-    Yjs,
-}
-
-impl ExportFormat {
-    /// The API's name for it.
-    fn api_name(self) -> &'static str {
-        match self {
-            ExportFormat::Markdown => "markdown",
-            ExportFormat::Html => "html",
-            ExportFormat::Text => "text",
-            ExportFormat::Delta => "delta",
-            ExportFormat::Yjs => "yjs",
-        }
-    }
-}
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let id = doc_id(&args.doc)?;

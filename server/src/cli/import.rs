@@ -8,11 +8,11 @@
 //! document is deleted again.
 
 use std::io::{Cursor, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use quire_model::DocId;
 use serde_json::json;
@@ -20,6 +20,7 @@ use ureq::http::{Response, StatusCode};
 use ureq::typestate::WithBody;
 use ureq::{Body, RequestBuilder, SendBody};
 
+use super::format::CliFormat;
 use super::{doc_id, Server, ServerArg};
 
 /// Uploads smaller than this finish before a progress bar would be worth drawing.
@@ -34,67 +35,17 @@ pub struct ImportArgs {
     /// The file's format; by default from its extension: .md/.markdown, .html/.htm, .txt,
     /// .json (Quill Delta), .yjs/.bin (a Yjs update).
     #[arg(long, short, value_enum)]
-    format: Option<ImportFormat>,
+    format: Option<CliFormat>,
     #[command(flatten)]
     server: ServerArg,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ImportFormat {
-    #[value(alias = "md")]
-    Markdown,
-    #[value(alias = "htm")]
-    Html,
-    #[value(alias = "txt")]
-    Text,
-    /// Quill Delta JSON.
-    #[value(alias = "json")]
-    Delta,
-    /// A binary Yjs update (v1), merged into the document.
-    Yjs,
-}
-
-impl ImportFormat {
-    fn from_extension(path: &Path) -> Option<ImportFormat> {
-        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match extension.as_str() {
-            "md" | "markdown" => ImportFormat::Markdown,
-            "html" | "htm" => ImportFormat::Html,
-            "txt" => ImportFormat::Text,
-            "json" => ImportFormat::Delta,
-            "yjs" | "bin" => ImportFormat::Yjs,
-            _ => return None,
-        })
-    }
-
-    /// The `Content-Type` the API reads the format from.
-    fn mime(self) -> &'static str {
-        match self {
-            ImportFormat::Markdown => "text/markdown; charset=utf-8",
-            ImportFormat::Html => "text/html; charset=utf-8",
-            ImportFormat::Text => "text/plain; charset=utf-8",
-            ImportFormat::Delta => "application/json",
-            ImportFormat::Yjs => "application/octet-stream",
-        }
-    }
-
-    /// The API's name for a text format in `POST /api/docs`.
-    fn api_name(self) -> &'static str {
-        match self {
-            ImportFormat::Markdown => "markdown",
-            ImportFormat::Html => "html",
-            ImportFormat::Text => "text",
-            ImportFormat::Delta => "delta",
-            ImportFormat::Yjs => "yjs",
-        }
-    }
-}
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let id = doc_id(&args.doc)?;
     let format = match args.format {
         Some(format) => format,
-        None => ImportFormat::from_extension(&args.file).with_context(|| {
+        None => CliFormat::from_extension(&args.file).with_context(|| {
             format!(
                 "cannot tell the format of {} from its extension: pass --format",
                 args.file.display()
@@ -107,7 +58,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", args.file.display()))?,
     );
     // Said here, with the file's name, rather than as the server's 400.
-    if format != ImportFormat::Yjs && std::str::from_utf8(&bytes).is_err() {
+    if format != CliFormat::Yjs && std::str::from_utf8(&bytes).is_err() {
         bail!(
             "{} is not UTF-8 text; {} files must be",
             args.file.display(),
@@ -120,7 +71,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         && matches!(replace(&server, &id, format, bytes.clone())?, Outcome::Done);
     let created = if replaced {
         false
-    } else if format == ImportFormat::Yjs {
+    } else if format == CliFormat::Yjs {
         create_then_merge(&server, &id, bytes)?
     } else {
         create_with(&server, &id, format, bytes)?
@@ -158,7 +109,7 @@ fn exists(server: &Server, id: &DocId) -> anyhow::Result<bool> {
 fn replace(
     server: &Server,
     id: &DocId,
-    format: ImportFormat,
+    format: CliFormat,
     bytes: Bytes,
 ) -> anyhow::Result<Outcome> {
     let url = server.url(&format!("/api/docs/{id}/content"));
@@ -175,7 +126,7 @@ fn replace(
 fn create_with(
     server: &Server,
     id: &DocId,
-    format: ImportFormat,
+    format: CliFormat,
     bytes: Bytes,
 ) -> anyhow::Result<bool> {
     let content = std::str::from_utf8(&bytes).context("not UTF-8")?;
@@ -203,7 +154,7 @@ fn create_then_merge(server: &Server, id: &DocId, bytes: Bytes) -> anyhow::Resul
         StatusCode::CONFLICT => false,
         _ => return Err(server.failure(&format!("cannot create `{id}`"), response)),
     };
-    let failure = match replace(server, id, ImportFormat::Yjs, bytes) {
+    let failure = match replace(server, id, CliFormat::Yjs, bytes) {
         Ok(Outcome::Done) => return Ok(we_created),
         Ok(Outcome::Missing) => anyhow::anyhow!("`{id}` was deleted while importing"),
         Err(error) => error,

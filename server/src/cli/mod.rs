@@ -3,8 +3,10 @@
 //!
 //! - `export`: a document's body to stdout or a file.
 //! - `import`: a file into a document, created if missing, with a progress bar for big files.
+//! - `format`: the formats both speak.
 
 pub mod export;
+mod format;
 pub mod import;
 
 use std::time::Duration;
