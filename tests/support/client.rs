@@ -250,11 +250,6 @@ impl Client {
         self.lock().awareness.client_id().get()
     }
 
-    /// The whole replica as one v1 update.
-    pub fn state(&self) -> Vec<u8> {
-        protocol::full_state(self.lock().awareness.doc())
-    }
-
     /// Says goodbye: everything sent so far goes out first, then a close frame; returns once
     /// the server has answered the close.
     pub async fn close(self) {

@@ -1,7 +1,7 @@
 //! An in-process quire server on a free loopback port.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use quire::auth::Authorizer;
@@ -67,10 +67,6 @@ impl TestServer {
 
     pub fn ws_url(&self, doc: &str) -> String {
         format!("ws://{}/ws/{doc}", self.addr)
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.config.data_dir.clone()
     }
 
     /// Graceful shutdown; returns once everything is flushed and the store is closed.

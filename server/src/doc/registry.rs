@@ -158,9 +158,4 @@ impl Registry {
         rx.close();
         true
     }
-
-    /// Number of live document tasks.
-    pub fn live(&self) -> usize {
-        self.docs().len()
-    }
 }

@@ -227,7 +227,7 @@ fn rebuild(stored: &Stored) -> Result<Doc, String> {
 }
 
 /// The title in the document's `meta` map (empty if none).
-pub fn title_of(doc: &Doc) -> String {
+fn title_of(doc: &Doc) -> String {
     let meta = doc.get_or_insert_map(schema::META);
     let txn = doc.transact();
     match meta.get(&txn, schema::TITLE) {
