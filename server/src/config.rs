@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Config {
     /// Where the sled store lives.
     pub data_dir: PathBuf,
+    /// The built web app (`cargo xtask web` writes `web/dist`), served at `/` and `/d/{doc}`.
+    /// If it is missing the server still serves the API and sync, and says so at startup.
+    pub web_dir: PathBuf,
     /// sled's page cache. Its own default is 1 GiB, far more than a document server on a small
     /// machine should hold; the working set is the live documents, which are in memory anyway.
     pub cache_capacity_bytes: u64,
@@ -57,6 +60,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./quire-data"),
+            web_dir: PathBuf::from("./web/dist"),
             cache_capacity_bytes: 32 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             outbox_bytes: 4 * 1024 * 1024,

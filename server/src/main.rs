@@ -38,6 +38,9 @@ struct ServeArgs {
     /// Directory of the document store (created if missing).
     #[arg(long, env = "QUIRE_DATA", default_value = "./quire-data")]
     data: PathBuf,
+    /// Directory of the built web app (`cargo xtask web` builds it into web/dist).
+    #[arg(long, env = "QUIRE_WEB_DIR", default_value = "./web/dist")]
+    web_dir: PathBuf,
     /// Seconds a document without connections stays in memory.
     #[arg(long, env = "QUIRE_IDLE_UNLOAD_SECS", default_value_t = 30)]
     idle_unload_secs: u64,
@@ -71,6 +74,7 @@ impl ServeArgs {
     fn into_config(self) -> Config {
         Config {
             data_dir: self.data,
+            web_dir: self.web_dir,
             cache_capacity_bytes: self.cache_mb * 1024 * 1024,
             max_message_bytes: self.max_message_bytes,
             outbox_bytes: self.outbox_bytes,

@@ -6,10 +6,12 @@
 //! - [`setup`]: checks and installs of tools and packages.
 //! - [`test`]: every test suite, with one summary line at the end.
 //! - [`wasm`]: the browser module (client-wasm) built into `client-wasm/pkg/`, with its size.
+//! - [`web`]: the browser app built into `web/dist/`.
 
 mod setup;
 mod test;
 mod wasm;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,9 +21,11 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
-  run [quire serve flags]   build and run quire (release), e.g. `cargo xtask run --addr 127.0.0.1:8080`
-  test                      run every test: Rust unit and integration tests, Node interop tests, the wasm module
+  run [quire serve flags]   build the app and run quire (release), e.g. `cargo xtask run --addr 127.0.0.1:8080`
+  test                      run every test: Rust unit and integration tests, Node interop tests, the wasm
+                            module, the app in headless Chromium
   wasm                      build the browser module into client-wasm/pkg/ and print its size
+  web                       build the browser app (and the module) into web/dist/
   bench [loadgen flags]     run the load generator against quire and the reference y-websocket server";
 
 fn main() -> Result<()> {
@@ -32,6 +36,7 @@ fn main() -> Result<()> {
         "run" => run(&rest),
         "test" => test::all(),
         "wasm" => wasm::build(),
+        "web" => web::build(),
         "bench" => bench(&rest),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
@@ -64,7 +69,7 @@ pub fn status(command: &mut Command) -> Result<()> {
 }
 
 fn run(args: &[String]) -> Result<()> {
-    wasm::build()?;
+    web::build()?;
     status(cargo().args(["build", "--release", "-p", "quire", "--bin", "quire"]))?;
     let bin = root().join("target/release/quire");
     let mut command = Command::new(bin);

@@ -27,3 +27,50 @@ fn is_newer_or_equal(a: &Path, b: &Path) -> bool {
         _ => false,
     }
 }
+
+/// Where the browser tests find Chromium (the Debian package's path).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium for the browser tests, and fonts for Chinese and emoji (without them, text renders
+/// as boxes in the screenshots people look at). All are Debian packages.
+pub fn browser() -> Result<()> {
+    let mut packages = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        packages.push("chromium");
+    }
+    if !has_font(":lang=zh") {
+        packages.push("fonts-wqy-zenhei");
+    }
+    if !has_font(":charset=1f600:color=true") {
+        packages.push("fonts-noto-color-emoji");
+    }
+    if packages.is_empty() {
+        return Ok(());
+    }
+    println!("xtask: installing {} (apt-get)", packages.join(", "));
+    let install = || {
+        status(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(&packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    // A fresh machine may have no package lists yet.
+    install()
+        .or_else(|_| {
+            status(Command::new("apt-get").arg("update"))?;
+            install()
+        })
+        .with_context(|| format!("cannot install {} with apt-get (run as root?)", packages.join(", ")))
+}
+
+/// Whether fontconfig knows a font matching `pattern` (`fc-list` prints nothing otherwise;
+/// no fontconfig at all counts as no font).
+fn has_font(pattern: &str) -> bool {
+    Command::new("fc-list")
+        .args([pattern, "family"])
+        .output()
+        .map(|out| out.status.success() && !out.stdout.trim_ascii().is_empty())
+        .unwrap_or(false)
+}

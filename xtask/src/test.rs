@@ -21,8 +21,10 @@ struct Totals {
 pub fn all() -> Result<()> {
     let tests_dir = root().join("tests");
     setup::npm_packages(&tests_dir)?;
-    // The wasm suite loads client-wasm/pkg/; build it before any suite runs.
-    crate::wasm::build()?;
+    // The wasm suite loads client-wasm/pkg/ and the browser suite web/dist/; build both (the
+    // app build builds the module) before any suite runs.
+    crate::web::build()?;
+    setup::browser()?;
     // The black-box tests run the real binary; build it once, up front.
     crate::status(cargo().args(["build", "-p", "quire", "--bin", "quire"]))?;
     let quire_bin = root().join("target/debug/quire");
@@ -41,6 +43,15 @@ pub fn all() -> Result<()> {
     let mut wasm = Command::new("node");
     wasm.args(["--test", "--test-reporter=tap", "client-wasm/tests/node/"]).current_dir(root());
     suite("wasm", &mut wasm, &mut totals)?;
+
+    // One file at a time: each starts its own server and browser, and two cores are few.
+    let mut browser = Command::new("node");
+    browser
+        .args(["--test", "--test-reporter=tap", "--test-concurrency=1", "e2e/"])
+        .current_dir(&tests_dir)
+        .env("QUIRE_BIN", &quire_bin)
+        .env("CHROMIUM_BIN", setup::CHROMIUM);
+    suite("browser", &mut browser, &mut totals)?;
 
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     if !totals.failed_suites.is_empty() || totals.failed > 0 {

@@ -4,12 +4,14 @@
 //! - `docs`: `/api/docs`, the documents and their metadata.
 //! - `content`: `/api/docs/{id}/content` and `/updates`, export and import.
 //! - `openapi`: `/api/openapi.json`, generated from the `/api` route list below.
+//! - `web`: the browser app, `/` and `/d/{doc}`.
 
 mod content;
 mod docs;
 mod health;
 mod metrics;
 pub mod openapi;
+mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -31,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/ws/{doc}", get(ws::upgrade))
         .merge(api)
+        .merge(web::routes(&state.config.web_dir))
         .with_state(state)
 }
 

@@ -1,0 +1,92 @@
+// Helpers for the browser tests: one headless Chromium (the Debian package, driven by
+// playwright-core), quire's app served by the real binary, and pages that read what a user
+// sees. Waits poll for a condition; nothing sleeps for a fixed time to "let things settle".
+
+import path from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+import { startServer, TIMEOUT_MS, waitFor } from '../node/support.mjs'
+
+export { startServer, TIMEOUT_MS, waitFor, uniqueDocId, sleep } from '../node/support.mjs'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+/** Screenshots and other things a person should look at after a run. */
+export const artifactsDir = path.join(repoRoot, 'target', 'e2e-artifacts')
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
+
+/** quire with the built app (`cargo xtask web` → web/dist). */
+export function startQuire (options = {}) {
+  const webDir = path.join(repoRoot, 'web', 'dist')
+  return startServer({ ...options, args: ['--web-dir', webDir, ...(options.args ?? [])] })
+}
+
+/** Headless Chromium; every context gets a fresh profile (playwright's default). */
+export function launchBrowser () {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'
+    ]
+  })
+}
+
+/**
+ * A new browser context (its own storage, like another person's machine) whose user has
+ * already picked `name`, so the editor opens without asking.
+ */
+export async function newUser (browser, name, color = '#1a73e8') {
+  const context = await browser.newContext({ viewport: { width: 900, height: 700 } })
+  await context.addInitScript(([user]) => {
+    localStorage.setItem('quire.user', JSON.stringify(user))
+  }, [{ name, color }])
+  return context
+}
+
+/** Opens `/d/{docId}` and waits for the first sync. */
+export async function openEditor (context, server, docId) {
+  const page = await context.newPage()
+  const errors = []
+  page.on('pageerror', (error) => errors.push(error))
+  page.errors = errors
+  await page.goto(`${server.httpUrl}/d/${docId}`)
+  await page.waitForFunction(() => window.quire?.session.synced, null, { timeout: TIMEOUT_MS })
+  return page
+}
+
+/** The editor's content as Quill Delta ops. */
+export function contents (page) {
+  return page.evaluate(() => window.quire.quill.getContents().ops)
+}
+
+/** The editor's plain text. */
+export function text (page) {
+  return page.evaluate(() => window.quire.quill.getText())
+}
+
+/** Puts the caret at `index` (UTF-16 units) as a click would. */
+export async function caretAt (page, index) {
+  await page.evaluate((i) => window.quire.quill.setSelection(i, 0, 'user'), index)
+}
+
+/** Waits until every page shows the same Delta, and returns it. */
+export async function waitConverged (pages, what = 'the editors to converge') {
+  let last = []
+  await waitFor(async () => {
+    last = await Promise.all(pages.map(contents))
+    const first = JSON.stringify(last[0])
+    return last.every((ops) => JSON.stringify(ops) === first)
+  }, TIMEOUT_MS, what, () => last.map((ops) => JSON.stringify(ops)).join('\n  vs '))
+  return last[0]
+}
+
+export async function screenshot (page, name) {
+  await mkdir(artifactsDir, { recursive: true })
+  const file = path.join(artifactsDir, name)
+  await page.screenshot({ path: file })
+  return file
+}

@@ -1,0 +1,129 @@
+// `/d/{doc}`: the editor page. Assembles the parts (replica and connection, Quill and the
+// binding, title, presence, status, menu) and wires their events to each other.
+
+import Quill from "quill";
+import QuillCursors from "quill-cursors";
+import type { Status } from "./connection";
+import { Binding } from "./binding";
+import { element } from "./dom";
+import { fileMenu } from "./menu";
+import { askUser, Presence } from "./presence";
+import { loadReplica, Session } from "./session";
+
+Quill.register("modules/cursors", QuillCursors);
+
+/** The formats of quire's document model (see quire-model's schema); nothing else is kept. */
+const FORMATS = ["header", "bold", "italic", "underline", "strike", "code", "link", "list", "blockquote", "code-block"];
+const TOOLBAR = [
+  [{ header: [1, 2, 3, false] }],
+  ["bold", "italic", "underline", "strike", "code", "link"],
+  [{ list: "ordered" }, { list: "bullet" }, "blockquote", "code-block"],
+  ["clean"],
+];
+
+const STATUS_TEXT: Record<Status, string> = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+  deleted: "This document was deleted",
+};
+
+export async function editorPage(root: HTMLElement, docId: string): Promise<void> {
+  await loadReplica();
+  const title = element("input", {
+    class: "title",
+    "aria-label": "Title",
+    placeholder: "Untitled document",
+    spellcheck: "false",
+  });
+  const status = element("div", { class: "status", role: "status" }, [
+    element("span", { class: "dot" }),
+    element("span", { class: "label" }),
+  ]);
+  const people = element("ul", { class: "people", "aria-label": "People here" });
+  const notice = element("div", { class: "notice", role: "alert", hidden: "" });
+  const editor = element("div", { class: "editor" });
+  const header = element("header", { class: "bar" }, [
+    element("a", { class: "home", href: "/", title: "All documents" }, ["quire"]),
+    title,
+    status,
+    people,
+  ]);
+  root.replaceChildren(header, notice, element("main", { class: "page" }, [editor]));
+
+  const quill = new Quill(editor, {
+    theme: "snow",
+    formats: FORMATS,
+    modules: { toolbar: TOOLBAR, cursors: { hideDelayMs: 5000 } },
+    placeholder: "Start writing…",
+  });
+
+  // The session starts before the parts that listen to it exist; they are attached below,
+  // synchronously, before any frame can arrive.
+  let binding: Binding | undefined;
+  let presence: Presence | undefined;
+  let titleComposing = false;
+  const session = new Session(docId, {
+    content: (ops) => {
+      binding?.remoteChange(ops);
+      presence?.render();
+    },
+    title: () => showTitle(),
+    presence: () => presence?.render(),
+    status: (s) => showStatus(s),
+    synced: () => showStatus(session.connection.status),
+  });
+  binding = new Binding(quill, session);
+  const menu = fileMenu(docId, () => session.doc.title() ?? "", (message) => showNotice(message));
+  header.append(menu.element);
+
+  function showTitle(): void {
+    const value = session.doc.title() ?? "";
+    document.title = `${value || "Untitled document"} — quire`;
+    // Never rewrite the field under an open composition; its end sets the title anyway.
+    if (titleComposing || title.value === value) return;
+    const { selectionStart, selectionEnd } = title;
+    title.value = value;
+    if (document.activeElement === title) title.setSelectionRange(selectionStart, selectionEnd);
+  }
+  function showStatus(s: Status): void {
+    status.dataset.status = s;
+    status.querySelector(".label")!.textContent =
+      s === "connected" && !session.synced ? STATUS_TEXT.connecting : STATUS_TEXT[s];
+    if (s === "deleted") quill.disable();
+  }
+  function showNotice(message: string): void {
+    notice.textContent = message;
+    notice.hidden = false;
+    setTimeout(() => (notice.hidden = true), 8000);
+  }
+
+  title.addEventListener("compositionstart", () => (titleComposing = true));
+  title.addEventListener("compositionend", () => {
+    titleComposing = false;
+    session.send(session.doc.setTitle(title.value));
+  });
+  title.addEventListener("input", () => {
+    if (!titleComposing) session.send(session.doc.setTitle(title.value));
+    document.title = `${title.value || "Untitled document"} — quire`;
+  });
+  title.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      quill.focus();
+    }
+  });
+  showTitle();
+  showStatus(session.connection.status);
+  window.addEventListener("pagehide", () => session.close());
+  // For the browser tests and the devtools console: the editor and the replica behind it.
+  Object.assign(window, { quire: { quill, session } });
+
+  const user = await askUser();
+  presence = new Presence(session, quill, people, user);
+  // As y-quill does: after any change (typing moves the caret without a selection-change).
+  quill.on(Quill.events.EDITOR_CHANGE, () => presence?.selectionChanged(quill.getSelection()));
+  presence.render();
+  quill.focus();
+}
