@@ -5,6 +5,7 @@
 import path from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { isDeepStrictEqual } from 'node:util'
 import { chromium } from 'playwright-core'
 
 import { startServer, TIMEOUT_MS, waitFor } from '../node/support.mjs'
@@ -78,8 +79,7 @@ export async function waitConverged (pages, what = 'the editors to converge') {
   let last = []
   await waitFor(async () => {
     last = await Promise.all(pages.map(contents))
-    const first = JSON.stringify(last[0])
-    return last.every((ops) => JSON.stringify(ops) === first)
+    return last.every((ops) => isDeepStrictEqual(ops, last[0]))
   }, TIMEOUT_MS, what, () => last.map((ops) => JSON.stringify(ops)).join('\n  vs '))
   return last[0]
 }
