@@ -31,6 +31,8 @@ export function fileMenu(
     element("div", { class: "menu-items" }, [importItem, picker, element("hr"), ...exports]),
   ]);
 
+  // A chosen item closes the menu, as menus do (the link's download still goes ahead).
+  for (const item of [importItem, ...exports]) item.addEventListener("click", () => (details.open = false));
   importItem.addEventListener("click", () => picker.click());
   picker.addEventListener("change", async () => {
     const file = picker.files?.[0];

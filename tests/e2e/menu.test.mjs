@@ -1,0 +1,121 @@
+// The editor's File menu: Import a file (everyone editing sees it live) and Export downloads,
+// both through the HTTP API. And the documents list: "New document", newest first.
+
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+
+import {
+  contents, launchBrowser, newUser, openEditor, startQuire, text, TIMEOUT_MS, uniqueDocId,
+  waitConverged, waitFor
+} from './support.mjs'
+
+let server, browser
+before(async () => {
+  server = await startQuire()
+  browser = await launchBrowser()
+})
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+})
+
+const MARKDOWN = '# 会议纪要\n\nWe agreed on **three** things:\n\n- ship *on time*\n- write `docs`\n'
+
+async function importFile (page, name, body) {
+  await page.click('.menu summary')
+  const chooser = page.waitForEvent('filechooser')
+  await page.click('[data-action="import"]')
+  await (await chooser).setFiles({ name, mimeType: 'application/octet-stream', buffer: Buffer.from(body) })
+}
+
+test('File → Import replaces the content for everyone; File → Export downloads each format', async () => {
+  const docId = uniqueDocId('e2e-menu')
+  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  await alice.click('.ql-editor')
+  await alice.keyboard.type('old text')
+  await alice.fill('.title', 'Minutes')
+
+  alice.on('dialog', (dialog) => dialog.accept())
+  await importFile(alice, 'notes.md', MARKDOWN)
+  // Bob did nothing: the import reaches his open editor as a live edit.
+  await waitFor(async () => (await text(bob)).startsWith('会议纪要'), TIMEOUT_MS, 'Bob to see the import')
+  const ops = await waitConverged([alice, bob])
+  assert.deepEqual(ops, [
+    { insert: '会议纪要' },
+    { insert: '\n', attributes: { header: 1 } },
+    { insert: 'We agreed on ' },
+    { insert: 'three', attributes: { bold: true } },
+    { insert: ' things:\nship ' },
+    { insert: 'on time', attributes: { italic: true } },
+    { insert: '\n', attributes: { list: 'bullet' } },
+    { insert: 'write ' },
+    { insert: 'docs', attributes: { code: true } },
+    { insert: '\n', attributes: { list: 'bullet' } },
+    // The import ends with the list's newline; Quill adds its own empty last line, as with y-quill.
+    { insert: '\n' }
+  ])
+  assert.match(await alice.locator('.notice').textContent(), /Imported notes\.md/)
+
+  // Export: the downloads are named after the title and hold the document.
+  const download = async (format) => {
+    await bob.click('.menu summary')
+    const started = bob.waitForEvent('download')
+    await bob.click(`.menu-item[data-format="${format}"]`)
+    const file = await started
+    return { name: file.suggestedFilename(), body: await readFile(await file.path(), 'utf8') }
+  }
+  const md = await download('markdown')
+  assert.equal(md.name, 'Minutes.md')
+  assert.equal(md.body, MARKDOWN)
+  const html = await download('html')
+  assert.equal(html.name, 'Minutes.html')
+  assert.match(html.body, /<h1>会议纪要<\/h1>/)
+  assert.match(html.body, /<strong>three<\/strong>/)
+  const txt = await download('text')
+  assert.equal(txt.name, 'Minutes.txt')
+  assert.match(txt.body, /^会议纪要\nWe agreed on three things:\n/)
+})
+
+test('an unsupported file is refused with a message and changes nothing', async () => {
+  const docId = uniqueDocId('e2e-menu-bad')
+  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  await page.click('.ql-editor')
+  await page.keyboard.type('keep me')
+  page.on('dialog', (dialog) => dialog.accept())
+  const before = await contents(page)
+  await importFile(page, 'slides.pdf', '%PDF-1.4')
+  await waitFor(async () => !(await page.locator('.notice').isHidden()), TIMEOUT_MS, 'an error notice')
+  assert.match(await page.locator('.notice').textContent(), /Could not import slides\.pdf: .*\.pdf/)
+  assert.deepEqual(await contents(page), before)
+  const response = await fetch(`${server.httpUrl}/api/docs/${docId}/content?format=text`)
+  assert.equal(await response.text(), 'keep me')
+})
+
+test('the documents list shows titles newest first, and New document opens a fresh editor', async () => {
+  const context = await newUser(browser, 'Alice')
+  const older = await openEditor(context, server, uniqueDocId('e2e-list-a'))
+  await older.fill('.title', 'Older document')
+  const newer = await openEditor(context, server, uniqueDocId('e2e-list-b'))
+  await newer.fill('.title', 'Newer document')
+  await newer.click('.ql-editor')
+  await newer.keyboard.type('x')
+
+  const list = await context.newPage()
+  // Metadata is written within a couple of seconds of a change: poll the page as a user would
+  // reload it.
+  await waitFor(async () => {
+    await list.goto(`${server.httpUrl}/`)
+    const titles = await list.locator('.doc-title').allTextContents()
+    const a = titles.indexOf('Older document')
+    const b = titles.indexOf('Newer document')
+    return a >= 0 && b >= 0 && b < a
+  }, 3 * TIMEOUT_MS, 'both titles in the list, newest first')
+
+  await list.click('[data-action="new"]')
+  await list.waitForURL(/\/d\/[a-z0-9]{16}$/)
+  await list.waitForFunction(() => window.quire?.session.synced)
+  assert.equal(await text(list), '\n')
+  assert.equal(await list.inputValue('.title'), '')
+})
