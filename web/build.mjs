@@ -2,6 +2,7 @@
 //   dist/index.html             one page for every route (/ and /d/{doc}); it loads:
 //   dist/assets/app.js, app.css the bundle (src/main.ts and everything it imports, Quill's CSS)
 //   dist/assets/quire_client_bg.wasm   the replica, from ../client-wasm/pkg (`cargo xtask wasm`)
+//   dist/sw.js                  the service worker (sw/sw.ts), at the root so its scope is the app
 //   and a `.gz` twin of each, which the server sends to browsers that accept gzip.
 // Run by `cargo xtask web` (and so by `cargo xtask run` and `cargo xtask test`).
 import { build } from "esbuild";
@@ -23,6 +24,15 @@ await build({
   minify: true,
   sourcemap: true,
   legalComments: "linked",
+  logLevel: "warning",
+});
+await build({
+  entryPoints: [new URL("sw/sw.ts", here).pathname],
+  outfile: new URL("sw.js", dist).pathname,
+  bundle: true,
+  format: "iife",
+  target: ["chrome110", "firefox115", "safari16"],
+  minify: true,
   logLevel: "warning",
 });
 await copyFile(new URL("index.html", here), new URL("index.html", dist));

@@ -79,9 +79,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * WebsocketProvider (`ws://127.0.0.1:PORT/ws`).
  *
  * `dataDir`: the store directory; by default a fresh temporary one that `stop()` removes. A given
- * one is left in place (to start another server on it). `args`: extra `quire serve` flags.
+ * one is left in place (to start another server on it). `addr`: where to listen (a fixed port,
+ * to restart a server where its clients look for it). `args`: extra `quire serve` flags.
+ * `kill()` SIGKILLs the server (a crash) and leaves the store.
  */
-export async function startServer ({ dataDir: givenDataDir, args = [] } = {}) {
+export async function startServer ({ dataDir: givenDataDir, addr = '127.0.0.1:0', args = [] } = {}) {
   const external = process.env.QUIRE_TEST_WS_BASE
   if (external) {
     const wsBase = external.replace(/\/+$/, '')
@@ -96,7 +98,7 @@ export async function startServer ({ dataDir: givenDataDir, args = [] } = {}) {
   }
 
   const dataDir = givenDataDir ?? await makeTempDir()
-  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data', dataDir, ...args], {
+  const child = spawn(bin, ['serve', '--addr', addr, '--data', dataDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Every quire flag has an env fallback (QUIRE_*): one left set in the developer's shell must
     // not change the server under test. RUST_LOG and the rest pass through.
@@ -162,7 +164,13 @@ export async function startServer ({ dataDir: givenDataDir, args = [] } = {}) {
       })
     })
     const wsBase = httpUrl.replace(/^http/, 'ws') + '/ws'
-    return { wsBase, httpUrl, external: false, pid: child.pid, stop, stderrTail }
+    // SIGKILL, as a crash: nothing is flushed or closed; the store is left for a restart.
+    const kill = async () => {
+      stopped = true
+      child.kill('SIGKILL')
+      await exited
+    }
+    return { wsBase, httpUrl, external: false, pid: child.pid, stop, kill, stderrTail }
   } catch (err) {
     // The startup error already says why; a second "exited by itself" would only repeat it.
     await stop().catch(() => {})

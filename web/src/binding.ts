@@ -76,7 +76,7 @@ export class Binding {
       this.resetFromReplica();
       return;
     }
-    this.session.send(update);
+    this.session.commit(update);
   };
 
   private compositionStart = (): void => {

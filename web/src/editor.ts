@@ -3,12 +3,12 @@
 
 import Quill from "quill";
 import QuillCursors from "quill-cursors";
-import type { Status } from "./connection";
 import { Binding } from "./binding";
 import { element } from "./dom";
 import { fileMenu } from "./menu";
 import { askUser, Presence } from "./presence";
-import { loadReplica, Session } from "./session";
+import type { LocalStore, StorageError } from "./local";
+import { Session } from "./session";
 
 Quill.register("modules/cursors", QuillCursors);
 
@@ -21,16 +21,25 @@ const TOOLBAR = [
   ["clean"],
 ];
 
-const STATUS_TEXT: Record<Status, string> = {
-  connecting: "Connecting…",
-  connected: "Connected",
-  reconnecting: "Reconnecting…",
-  offline: "Offline",
-  deleted: "This document was deleted",
-};
+/** What the indicator says: the connection, and where the user's changes are. */
+function statusText(session: Session): string {
+  const status = session.connection.status;
+  const where = session.local.failure ? "changes kept in this tab only" : "changes saved on this device";
+  switch (status) {
+    case "connected":
+      return session.synced ? "All changes synced" : "Syncing…";
+    case "connecting":
+      return "Connecting…";
+    case "reconnecting":
+      return session.local.pending ? `Reconnecting… ${where}` : "Reconnecting…";
+    case "offline":
+      return session.local.pending ? `Offline: ${where}, not yet synced` : "Offline";
+    case "deleted":
+      return "This document was deleted";
+  }
+}
 
-export async function editorPage(root: HTMLElement, docId: string): Promise<void> {
-  await loadReplica();
+export async function editorPage(root: HTMLElement, docId: string, store: LocalStore | StorageError): Promise<void> {
   const title = element("input", {
     class: "title",
     "aria-label": "Title",
@@ -64,18 +73,25 @@ export async function editorPage(root: HTMLElement, docId: string): Promise<void
   let binding: Binding | undefined;
   let presence: Presence | undefined;
   let titleComposing = false;
-  const session = new Session(docId, {
+  const session = await Session.open(docId, store, {
     content: (ops) => {
       binding?.remoteChange(ops);
       presence?.render();
     },
     title: () => showTitle(),
     presence: () => presence?.render(),
-    status: (s) => showStatus(s),
-    synced: () => showStatus(session.connection.status),
+    status: () => showStatus(),
+    storageFailed: (reason) => {
+      showNotice(
+        `This document cannot be saved on this device (${reason}). ` +
+          "Your changes are kept in this tab and sent when connected: keep it open until they are synced.",
+        false,
+      );
+      showStatus();
+    },
   });
   binding = new Binding(quill, session);
-  const menu = fileMenu(docId, () => session.doc.title() ?? "", (message) => showNotice(message));
+  const menu = fileMenu(docId, () => session.doc.title() ?? "", (message) => showNotice(message, true));
   header.append(menu.element);
 
   function showTitle(): void {
@@ -87,25 +103,30 @@ export async function editorPage(root: HTMLElement, docId: string): Promise<void
     title.value = value;
     if (document.activeElement === title) title.setSelectionRange(selectionStart, selectionEnd);
   }
-  function showStatus(s: Status): void {
+  function showStatus(): void {
+    const s = session.connection.status;
     status.dataset.status = s;
-    status.querySelector(".label")!.textContent =
-      s === "connected" && !session.synced ? STATUS_TEXT.connecting : STATUS_TEXT[s];
+    status.dataset.pending = String(session.local.pending);
+    status.querySelector(".label")!.textContent = statusText(session);
     if (s === "deleted") quill.disable();
   }
-  function showNotice(message: string): void {
+  function showNotice(message: string, fades: boolean): void {
     notice.textContent = message;
     notice.hidden = false;
-    setTimeout(() => (notice.hidden = true), 8000);
+    if (fades) setTimeout(() => (notice.hidden = true), 8000);
+  }
+  function setTitle(value: string): void {
+    session.commit(session.doc.setTitle(value));
+    session.local.titleChanged(value);
   }
 
   title.addEventListener("compositionstart", () => (titleComposing = true));
   title.addEventListener("compositionend", () => {
     titleComposing = false;
-    session.send(session.doc.setTitle(title.value));
+    setTitle(title.value);
   });
   title.addEventListener("input", () => {
-    if (!titleComposing) session.send(session.doc.setTitle(title.value));
+    if (!titleComposing) setTitle(title.value);
     document.title = `${title.value || "Untitled document"} — quire`;
   });
   title.addEventListener("keydown", (event) => {
@@ -115,8 +136,12 @@ export async function editorPage(root: HTMLElement, docId: string): Promise<void
     }
   });
   showTitle();
-  showStatus(session.connection.status);
+  showStatus();
   window.addEventListener("pagehide", () => session.close());
+  // A tab in the background may be discarded without a pagehide: fold the log while we can.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") void session.local.flush();
+  });
   // For the browser tests and the devtools console: the editor and the replica behind it.
   Object.assign(window, { quire: { quill, session } });
 

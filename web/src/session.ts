@@ -1,9 +1,13 @@
-// One open document: the WASM replica and its connection. Frames go from the socket into the
-// replica and the replica's answers go back out; what changed is handed to the listeners the
+// One open document: the WASM replica, its copy on this device and its connection. The copy
+// is loaded before the connection opens, so the document shows at once, server or not.
+// Frames go from the socket into the replica and the replica's answers go back out; local
+// changes go to the server and to the device; what changed is handed to the listeners the
 // editor registers. Nothing here knows the protocol's bytes.
 
 import init, { QuireDoc, type Changes, type QuillOp } from "../../client-wasm/pkg/quire_client.js";
-import { Connection, type Status } from "./connection";
+import { Connection } from "./connection";
+import type { LocalStore, StorageError } from "./local";
+import { LocalCopy } from "./local-copy";
 
 /** How often presence is renewed and stale peers dropped (Yjs renews every 15 s and drops a
  * peer after 30 s of silence; ticking every 5 s keeps both on time). */
@@ -14,9 +18,10 @@ export interface SessionListeners {
   content(ops: QuillOp[]): void;
   title(): void;
   presence(): void;
-  status(status: Status): void;
-  /** The first sync of a connection finished: the replica holds everything the server has. */
-  synced(): void;
+  /** The connection, the sync or the device copy changed state (see `Session`'s getters). */
+  status(): void;
+  /** The device cannot keep this document; it carries on in memory. */
+  storageFailed(reason: string): void;
 }
 
 let module: Promise<unknown> | null = null;
@@ -28,14 +33,15 @@ export function loadReplica(): Promise<unknown> {
 }
 
 export class Session {
-  readonly doc = new QuireDoc();
   readonly connection: Connection;
   private readonly ticker: number;
   /** Whether this connection's first sync has finished. */
   private isSynced = false;
 
-  constructor(
+  private constructor(
     readonly docId: string,
+    readonly doc: QuireDoc,
+    readonly local: LocalCopy,
     private readonly listeners: SessionListeners,
   ) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -47,24 +53,42 @@ export class Session {
         this.isSynced = false;
         if (this.doc.disconnected()) this.listeners.presence();
       },
-      status: (status) => this.listeners.status(status),
+      status: () => this.listeners.status(),
     });
     this.ticker = window.setInterval(() => this.handle(this.doc.tick()), TICK_MS);
+  }
+
+  /** Loads the module and the device's copy of `docId` (if `store`), then connects. */
+  static async open(docId: string, store: LocalStore | StorageError, listeners: SessionListeners): Promise<Session> {
+    await loadReplica();
+    const doc = new QuireDoc();
+    const local = await LocalCopy.open(store, docId, doc, (reason) => listeners.storageFailed(reason));
+    return new Session(docId, doc, local, listeners);
   }
 
   get synced(): boolean {
     return this.isSynced;
   }
 
-  /** Sends a message the replica produced for a local change, if there is one. */
-  send(message: Uint8Array | undefined): void {
-    if (message) this.connection.send(message);
+  /** A local change to the document (the message the replica produced, if any): kept on the
+   * device and sent to the server. */
+  commit(message: Uint8Array | undefined): void {
+    if (!message) return;
+    const wasPending = this.local.pending;
+    this.local.committed(message, this.isSynced);
+    this.connection.send(message);
+    if (this.local.pending !== wasPending) this.listeners.status();
+  }
+
+  /** Sends a presence message (not kept: presence is about now). */
+  send(message: Uint8Array): void {
+    this.connection.send(message);
   }
 
   close(): void {
     clearInterval(this.ticker);
     this.connection.stop();
-    this.doc.free();
+    void this.local.flush();
   }
 
   private receive(frame: Uint8Array): void {
@@ -82,12 +106,22 @@ export class Session {
 
   private handle(changes: Changes): void {
     for (const reply of changes.replies) this.connection.send(reply);
-    if (changes.contentChange) this.listeners.content(changes.contentChange);
-    if (changes.titleChanged) this.listeners.title();
+    if (changes.contentChange) {
+      this.local.remoteChanged();
+      this.listeners.content(changes.contentChange);
+    }
+    if (changes.titleChanged) {
+      this.local.remoteChanged();
+      this.local.titleChanged(this.doc.title() ?? "");
+      this.listeners.title();
+    }
     if (changes.awarenessChanged) this.listeners.presence();
     if (changes.synced && !this.isSynced) {
+      // Our answer to the server's sync step 1 (everything it lacked) went out above, before
+      // its step 2 completed the sync: from here on it has all we have.
       this.isSynced = true;
-      this.listeners.synced();
+      this.local.synced();
+      this.listeners.status();
     }
   }
 }

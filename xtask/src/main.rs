@@ -26,7 +26,9 @@ commands:
                             module, the app in headless Chromium
   wasm                      build the browser module into client-wasm/pkg/ and print its size
   web                       build the browser app (and the module) into web/dist/
-  bench [loadgen flags]     run the load generator against quire and the reference y-websocket server";
+  bench load [flags]        the load generator against quire and the reference y-websocket server
+                            (flags: `cargo xtask bench load --help`)
+  bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -78,6 +80,28 @@ fn run(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    match args.split_first() {
+        Some((kind, rest)) if kind == "load" => bench_load(rest),
+        Some((kind, rest)) if kind == "typing" => bench_typing(rest),
+        _ => bail!("which benchmark? `load` or `typing`\n\n{USAGE}"),
+    }
+}
+
+fn bench_typing(args: &[String]) -> Result<()> {
+    web::build()?;
+    setup::npm_packages(&root().join("tests"))?;
+    setup::browser()?;
+    status(cargo().args(["build", "--release", "-p", "quire", "--bin", "quire"]))?;
+    status(
+        Command::new("node")
+            .arg("tests/bench/typing-latency.mjs")
+            .args(args)
+            .current_dir(root())
+            .env("QUIRE_BIN", root().join("target/release/quire")),
+    )
+}
+
+fn bench_load(args: &[String]) -> Result<()> {
     setup::npm_packages(&root().join("tests"))?;
     status(cargo().args([
         "build", "--release", "-p", "quire", "-p", "quire-tests", "--bin", "quire", "--bin", "loadgen",

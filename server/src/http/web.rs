@@ -1,7 +1,8 @@
 //! The web app: `web/dist` as `cargo xtask web` builds it, served from `Config::web_dir`.
 //!
 //! Every page route answers with the same `index.html`; the app reads the path itself. Its
-//! assets sit under `/assets/`. File names carry no content hash, so everything is sent with
+//! assets sit under `/assets/`; its service worker is `/sw.js` (at the root, so that its scope
+//! covers every page). File names carry no content hash, so everything is sent with
 //! `Cache-Control: no-cache`: browsers keep their copy and revalidate it (a `304` while the
 //! build is unchanged), and a new build is picked up on the next load.
 
@@ -29,6 +30,7 @@ pub fn routes(dir: &Path) -> Router<AppState> {
     Router::new()
         .route_service("/", page.clone())
         .route_service("/d/{doc}", page)
+        .route_service("/sw.js", ServeFile::new(dir.join("sw.js")))
         .nest_service("/assets", assets)
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
