@@ -68,12 +68,14 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     placeholder: "Start writing…",
   });
 
-  // The session starts before the parts that listen to it exist; they are attached below,
-  // synchronously, before any frame can arrive.
+  // The session starts before the parts that listen to it exist (the binding below, before
+  // any frame can arrive; presence once the user has a name). Its first events (a storage
+  // failure, "offline") can come while it is still being opened.
   let binding: Binding | undefined;
   let presence: Presence | undefined;
   let titleComposing = false;
-  const session = await Session.open(docId, store, {
+  let opened: Session | undefined;
+  const session = (opened = await Session.open(docId, store, {
     content: (ops) => {
       binding?.remoteChange(ops);
       presence?.render();
@@ -89,7 +91,7 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
       );
       showStatus();
     },
-  });
+  }));
   binding = new Binding(quill, session);
   const menu = fileMenu(docId, () => session.doc.title() ?? "", (message) => showNotice(message, true));
   header.append(menu.element);
@@ -104,10 +106,11 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     if (document.activeElement === title) title.setSelectionRange(selectionStart, selectionEnd);
   }
   function showStatus(): void {
-    const s = session.connection.status;
+    if (!opened) return;
+    const s = opened.connection.status;
     status.dataset.status = s;
-    status.dataset.pending = String(session.local.pending);
-    status.querySelector(".label")!.textContent = statusText(session);
+    status.dataset.pending = String(opened.local.pending);
+    status.querySelector(".label")!.textContent = statusText(opened);
     if (s === "deleted") quill.disable();
   }
   function showNotice(message: string, fades: boolean): void {
@@ -143,7 +146,7 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     if (document.visibilityState === "hidden") void session.local.flush();
   });
   // For the browser tests and the devtools console: the editor and the replica behind it.
-  Object.assign(window, { quire: { quill, session } });
+  Object.assign(window, { quire: { quill, session, store } });
 
   const user = await askUser();
   presence = new Presence(session, quill, people, user);

@@ -1,0 +1,272 @@
+// Offline-first: editing without a network or a server, the device's copy (IndexedDB), the
+// app shell from the service worker, and merging when the connection returns.
+
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+
+import { connectClient, makeTempDir, removeTempDir } from '../node/support.mjs'
+import {
+  caretAt, contents, launchBrowser, newUser, openEditor, sleep, startQuire, text, TIMEOUT_MS,
+  uniqueDocId, waitConverged, waitFor
+} from './support.mjs'
+
+let browser
+const servers = []
+before(async () => {
+  browser = await launchBrowser()
+})
+after(async () => {
+  await browser?.close()
+  for (const server of servers) await server.stop().catch(() => {})
+})
+
+async function quire (options) {
+  const server = await startQuire(options)
+  servers.push(server)
+  return server
+}
+
+/** A port that was free a moment ago, to restart a server where its clients look for it. */
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+const status = (page) => page.locator('.status .label').textContent()
+
+/** Waits until the page's service worker controls it (it then serves the app offline). */
+function offlineReady (page) {
+  return page.waitForFunction(async () => {
+    await navigator.serviceWorker.ready
+    return navigator.serviceWorker.controller !== null
+  }, null, { timeout: TIMEOUT_MS })
+}
+
+test('two users edit the same paragraph offline, one reloads offline, both merge on reconnect', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-offline')
+  const aliceContext = await newUser(browser, 'Alice')
+  const bobContext = await newUser(browser, 'Bob')
+  let alice = await openEditor(aliceContext, server, docId)
+  const bob = await openEditor(bobContext, server, docId)
+  await alice.click('.ql-editor')
+  await alice.keyboard.type('The meeting is at ten.')
+  await waitConverged([alice, bob])
+  // The service worker must hold the app before the network goes (a reload first, so that it
+  // controls the page).
+  await alice.reload()
+  await alice.waitForFunction(() => window.quire?.session.synced)
+  await offlineReady(alice)
+
+  await aliceContext.setOffline(true)
+  await bobContext.setOffline(true)
+  await waitFor(async () => (await status(alice)).startsWith('Offline') && (await status(bob)).startsWith('Offline'),
+    TIMEOUT_MS, 'both editors to say they are offline')
+
+  // Both edit the same paragraph.
+  await alice.click('.ql-editor')
+  await caretAt(alice, 'The meeting'.length)
+  await alice.keyboard.type(' with 客户')
+  await caretAt(alice, (await text(alice)).length - 1)
+  await alice.keyboard.type(' Bring slides.')
+  await bob.click('.ql-editor')
+  await caretAt(bob, 'The meeting is at '.length)
+  await bob.keyboard.press('Shift+End')
+  await bob.keyboard.type('half past ten 🕥.')
+  assert.match(await status(alice), /Offline: changes saved on this device, not yet synced/)
+
+  // Alice reloads with no network: the app comes from the service worker, the text from
+  // IndexedDB.
+  await alice.reload()
+  await alice.waitForFunction(() => window.quire?.quill)
+  await waitFor(async () => (await text(alice)).includes('Bring slides.'), TIMEOUT_MS,
+    'Alice\'s offline edits after an offline reload', async () => '')
+  assert.equal(await text(alice), 'The meeting with 客户 is at ten. Bring slides.\n')
+  assert.match(await status(alice), /Offline/)
+
+  await aliceContext.setOffline(false)
+  await bobContext.setOffline(false)
+  const ops = await waitConverged([alice, bob], 'the two editors to merge after reconnecting')
+  const merged = ops.map((op) => op.insert).join('')
+  // Both users' edits, each whole. (Where Alice's sentence lands relative to Bob's rewrite
+  // of "ten." is the CRDT's call: she typed after text he deleted.)
+  assert.ok(merged.startsWith('The meeting with 客户 is at '), merged)
+  for (const part of [' Bring slides.', 'half past ten 🕥.']) {
+    assert.equal(merged.split(part).length - 1, 1, `${JSON.stringify(part)} once in ${JSON.stringify(merged)}`)
+  }
+  assert.ok(!merged.includes('at ten.'), merged)
+  await waitFor(async () => (await status(alice)) === 'All changes synced', TIMEOUT_MS, 'Alice synced')
+  // And the server has it: a fresh stock client sees the same.
+  const check = connectClient(server.wsBase, docId)
+  try {
+    await check.synced()
+    assert.equal(check.text.toString(), merged.replace(/\n$/, ''))
+  } finally {
+    check.destroy()
+  }
+})
+
+test('the server is killed while a user types and restarts 5 s later; nothing typed is lost', async () => {
+  const dataDir = await makeTempDir()
+  const addr = `127.0.0.1:${await freePort()}`
+  let server = await quire({ dataDir, addr })
+  const docId = uniqueDocId('e2e-kill')
+  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  await page.click('.ql-editor')
+
+  const typed = []
+  let typing = true
+  const typist = (async () => {
+    for (let i = 0; typing; i++) {
+      const word = `w${i} `
+      await page.keyboard.type(word)
+      typed.push(word)
+      await sleep(40)
+    }
+  })()
+  await waitFor(() => typed.length >= 10, TIMEOUT_MS, 'some typing before the crash')
+  await server.kill()
+  await waitFor(async () => /Reconnecting|Offline/.test(await status(page)), TIMEOUT_MS, 'the editor to notice')
+  await sleep(5000)
+  server = await quire({ dataDir, addr })
+  await waitFor(async () => (await status(page)) === 'All changes synced', 4 * TIMEOUT_MS,
+    'the editor to reconnect on its own')
+  await sleep(500)
+  typing = false
+  await typist
+
+  const expected = typed.join('')
+  assert.equal(await text(page), `${expected}\n`)
+  const check = connectClient(server.wsBase, docId)
+  try {
+    await check.synced()
+    await waitFor(() => check.text.toString() === expected, TIMEOUT_MS, 'the server to have every character',
+      () => `${check.text.length} of ${expected.length} characters`)
+  } finally {
+    check.destroy()
+    await server.stop()
+    await removeTempDir(dataDir)
+  }
+})
+
+test('with the server stopped, a document opened before opens with its content', async () => {
+  const dataDir = await makeTempDir()
+  const server = await quire({ dataDir })
+  const docId = uniqueDocId('e2e-down')
+  const context = await newUser(browser, 'Alice')
+  const page = await openEditor(context, server, docId)
+  await page.fill('.title', 'Plan B')
+  await page.click('.ql-editor')
+  await page.keyboard.type('Written while the server was up. 离线也能打开。')
+  await page.keyboard.press('Control+b')
+  await page.keyboard.type(' Bold.')
+  const before = await contents(page)
+  await offlineReady(page)
+  await page.waitForFunction(() => window.quire.session.local.flush().then(() => true))
+  await page.close()
+  await server.stop()
+
+  const again = await context.newPage()
+  await again.goto(`${server.httpUrl}/d/${docId}`)
+  await again.waitForFunction(() => window.quire?.quill)
+  assert.deepEqual(await contents(again), before)
+  assert.equal(await again.inputValue('.title'), 'Plan B')
+  assert.match(await status(again), /Reconnecting|Connecting|Offline/)
+
+  // The documents list also comes up, from the device's copy.
+  await again.goto(`${server.httpUrl}/`)
+  await again.waitForSelector('.doc-title')
+  assert.ok((await again.locator('.doc-title').allTextContents()).includes('Plan B'))
+  await removeTempDir(dataDir)
+})
+
+test('without IndexedDB the user is told, and editing and syncing go on in memory', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-noidb')
+  const context = await newUser(browser, 'Alice')
+  await context.addInitScript(() => {
+    // As in some private windows: opening the database fails.
+    indexedDB.open = () => { throw new DOMException('IndexedDB is disabled', 'InvalidStateError') }
+  })
+  const page = await openEditor(context, server, docId)
+  await waitFor(async () => !(await page.locator('.notice').isHidden()), TIMEOUT_MS, 'a notice')
+  assert.match(await page.locator('.notice').textContent(), /cannot be saved on this device .*IndexedDB is disabled/)
+  await page.click('.ql-editor')
+  await page.keyboard.type('still works')
+  const check = connectClient(server.wsBase, docId)
+  try {
+    await check.synced()
+    await waitFor(() => check.text.toString() === 'still works', TIMEOUT_MS, 'the edit to reach the server')
+  } finally {
+    check.destroy()
+  }
+  assert.deepEqual(page.errors, [])
+})
+
+test('a full device store is reported and editing goes on', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-quota')
+  const context = await newUser(browser, 'Alice')
+  await context.addInitScript(() => {
+    // Every write fails as it does when the origin's quota is used up.
+    const put = IDBObjectStore.prototype.put
+    IDBObjectStore.prototype.put = function (...args) {
+      if (this.name === 'log') throw new DOMException('quota exceeded', 'QuotaExceededError')
+      return put.apply(this, args)
+    }
+  })
+  const page = await openEditor(context, server, docId)
+  await page.click('.ql-editor')
+  await page.keyboard.type('abc')
+  await waitFor(async () => !(await page.locator('.notice').isHidden()), TIMEOUT_MS, 'a notice')
+  assert.match(await page.locator('.notice').textContent(), /storage for quire is full/)
+  await page.keyboard.type('def')
+  assert.equal(await text(page), 'abcdef\n')
+  assert.deepEqual(page.errors, [])
+})
+
+test('compacting the device copy keeps the loaded state identical', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-compact')
+  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  await page.fill('.title', '压缩 test')
+  await page.click('.ql-editor')
+  await page.keyboard.type('one two three 😀 ')
+  await page.keyboard.press('Control+i')
+  await page.keyboard.type('four')
+  await caretAt(page, 4)
+  await page.keyboard.press('Backspace')
+  const result = await page.evaluate(async (id) => {
+    const { session, store } = window.quire
+    const QuireDoc = session.doc.constructor
+    // Each log replayed into a fresh replica, as opening the document does.
+    const replay = (entries) => {
+      const doc = new QuireDoc()
+      for (const entry of entries) {
+        if (entry.kind === 'state') doc.applyState(entry.bytes)
+        else doc.receive(entry.bytes)
+      }
+      return { delta: doc.contentDelta(), title: doc.title(), kinds: entries.map((e) => e.kind) }
+    }
+    await session.local.flush().catch(() => {})
+    // New local edits after a compaction are appended to the state.
+    session.commit(session.doc.applyQuillDelta([{ retain: 3 }, { insert: '!' }]))
+    window.quire.quill.setContents(session.doc.contentDelta(), 'api')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const before = replay((await store.load(id)).entries)
+    await session.local.flush()
+    const after = replay((await store.load(id)).entries)
+    return { before, after, live: session.doc.contentDelta(), title: session.doc.title() }
+  }, docId)
+  assert.deepEqual(result.before.kinds, ['state', 'message'])
+  assert.deepEqual(result.after.kinds, ['state'])
+  assert.deepEqual(result.after.delta, result.before.delta)
+  assert.deepEqual(result.after.delta, result.live)
+  assert.equal(result.after.title, '压缩 test')
+  assert.equal(result.live.map((op) => op.insert).join(''), 'one!two three 😀 four')
+})
