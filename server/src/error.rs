@@ -22,6 +22,10 @@ pub enum DocError {
     Gone,
     #[error("no such document")]
     NotFound,
+    /// Deleted through the API: joins are refused (4410) until the id is created again, so a
+    /// client that still holds a copy cannot bring it back by reconnecting.
+    #[error("this document was deleted")]
+    Deleted,
     #[error("a document with this id exists")]
     Exists,
     /// The request's content could not be read in the format it claims.
@@ -109,7 +113,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
             }
             ApiError::Doc(DocError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
-            ApiError::Doc(DocError::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
             ApiError::Doc(DocError::BadContent(_)) => (StatusCode::BAD_REQUEST, "bad_content"),
             ApiError::Doc(DocError::BadUpdate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_update"),

@@ -119,3 +119,23 @@ test('the documents list shows titles newest first, and New document opens a fre
   assert.equal(await text(list), '\n')
   assert.equal(await list.inputValue('.title'), '')
 })
+
+test('a document deleted through the API is closed in the editor and leaves this device', async () => {
+  const docId = uniqueDocId('e2e-deleted')
+  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  await page.click('.ql-editor')
+  await page.keyboard.type('soon gone')
+  await waitFor(async () => (await fetch(`${server.httpUrl}/api/docs/${docId}/content?format=text`)
+    .then((r) => r.text())) === 'soon gone', TIMEOUT_MS, 'the text on the server')
+  assert.equal((await fetch(`${server.httpUrl}/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
+  await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
+    TIMEOUT_MS, 'the editor to say so')
+  assert.equal(await page.locator('.ql-editor').getAttribute('contenteditable'), 'false')
+  await waitFor(() => page.evaluate((id) => window.quire.store.doc(id).then((doc) => doc === undefined), docId),
+    TIMEOUT_MS, 'the device copy to be removed')
+  // Reopening does not bring it back.
+  await page.reload()
+  await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
+    TIMEOUT_MS, 'the reopened editor to say so')
+  assert.equal((await fetch(`${server.httpUrl}/api/docs/${docId}`)).status, 404)
+})

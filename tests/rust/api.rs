@@ -616,3 +616,43 @@ async fn cli_exports_and_imports_against_a_running_server() {
     assert_eq!(stored_ids(&store), ids(&["copy", "notes", "plan"]));
     assert_eq!(text_of(&stored_doc(&store, "copy").unwrap()), "Plan B\nok\n");
 }
+
+#[tokio::test]
+async fn a_deleted_document_stays_deleted_when_a_client_with_a_copy_reconnects() {
+    let dir = TempDir::new("api-tombstone");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let api = Api(server.addr);
+    assert_eq!(api.create(json!({ "id": "gone", "title": "Old" })).await.status, 201);
+    let client = Client::connect_synced(&server.ws_url("gone")).await;
+    client.push("a copy on the client");
+    client.wait_text("a copy on the client").await;
+    assert_eq!(api.delete("/api/docs/gone").await.status, 204);
+    assert_eq!(client.wait_closed().await.0, 4410);
+
+    // The client reconnects with its copy, as y-websocket does: refused, nothing comes back.
+    let copy = client.disconnect();
+    let again = Client::connect_with(&server.ws_url("gone"), copy).await;
+    assert_eq!(again.wait_closed().await, (4410, "document deleted".to_owned()));
+    assert_eq!(api.get("/api/docs/gone").await.error(404), "not_found");
+    server.stop().await;
+
+    // Still deleted after a restart.
+    let store = open_store(dir.path());
+    let id = DocId::parse("gone").unwrap();
+    assert!(store.load(&id).unwrap().is_none());
+    assert!(store.deleted(&id).unwrap());
+    drop(store);
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let late = Client::connect(&server.ws_url("gone")).await;
+    assert_eq!(late.wait_closed().await.0, 4410);
+
+    // Creating the id again makes it an ordinary, empty document.
+    let api = Api(server.addr);
+    assert_eq!(api.create(json!({ "id": "gone" })).await.status, 201);
+    let fresh = Client::connect_synced(&server.ws_url("gone")).await;
+    fresh.push("new life");
+    Client::connect_synced(&server.ws_url("gone")).await.wait_text("new life").await;
+    assert_eq!(api.get("/api/docs/gone/content?format=text").await.text(), "new life");
+    server.stop().await;
+    assert!(!open_store(dir.path()).deleted(&id).unwrap());
+}

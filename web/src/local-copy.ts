@@ -98,6 +98,15 @@ export class LocalCopy {
     this.saveMeta();
   }
 
+  /** The document was deleted on the server: this device's copy goes too (kept, it would
+   * list the document forever; the server refuses to take it back anyway). */
+  forget(): void {
+    clearTimeout(this.timer);
+    this.run((store) => store.forget(this.meta.id));
+    this.meta = { ...this.meta, pending: false };
+    this.failed = "the document was deleted";
+  }
+
   /** Folds the log into one state now (the page is going away) and waits for the writes. */
   flush(): Promise<void> {
     clearTimeout(this.timer);

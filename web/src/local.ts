@@ -83,6 +83,16 @@ export class LocalStore {
     });
   }
 
+  /** Removes a document's log and record, atomically. */
+  async forget(docId: string): Promise<void> {
+    await this.write(async () => {
+      const tx = this.db.transaction(["log", "docs"], "readwrite");
+      await tx.objectStore("log").delete(IDBKeyRange.bound([docId, 0], [docId, Infinity]));
+      await tx.objectStore("docs").delete(docId);
+      await tx.done;
+    });
+  }
+
   async doc(docId: string): Promise<LocalDoc | undefined> {
     return this.db.get("docs", docId);
   }

@@ -53,7 +53,10 @@ export class Session {
         this.isSynced = false;
         if (this.doc.disconnected()) this.listeners.presence();
       },
-      status: () => this.listeners.status(),
+      status: () => {
+        if (this.connection.status === "deleted") this.local.forget();
+        this.listeners.status();
+      },
     });
     this.ticker = window.setInterval(() => this.handle(this.doc.tick()), TICK_MS);
   }

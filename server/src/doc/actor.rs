@@ -139,6 +139,11 @@ impl DocActor {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Join { conn, access, outbox, reply } => {
+                if self.storage.is_deleted() {
+                    // A client with an old copy would otherwise bring the document back.
+                    let _ = reply.send(Err(DocError::Deleted));
+                    return;
+                }
                 self.peers.insert(conn, outbox, access);
                 // As y-websocket's server does: our state vector first, then who is here.
                 self.send(conn, &protocol::sync_step1(self.doc()));

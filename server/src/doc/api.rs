@@ -30,6 +30,7 @@ impl DocActor {
                 if let Some((format, input)) = &content {
                     import(&scratch, *format, input)?;
                 }
+                self.storage.undelete(self.registry.context())?;
                 self.change(|doc| {
                     if let Some((format, input)) = &content {
                         import(doc, *format, input)?;

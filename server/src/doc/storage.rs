@@ -53,6 +53,8 @@ pub struct DocStorage {
     /// Set when an edit changed what the metadata says; cleared when it is written.
     meta_dirty: bool,
     meta_written: Option<Instant>,
+    /// Deleted through the API and not created again since.
+    deleted: bool,
 }
 
 impl DocStorage {
@@ -60,14 +62,14 @@ impl DocStorage {
     pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), DocError> {
         let store = context.store.clone();
         let key = id.clone();
-        let (stored, meta) = tokio::task::spawn_blocking(move || {
+        let (stored, meta, deleted) = tokio::task::spawn_blocking(move || {
             // Metadata is only about the content: damaged metadata must not make the content
             // unreachable; it is rewritten on the next edit.
             let meta = store.meta(&key).unwrap_or_else(|error| {
                 tracing::warn!(doc = %key, %error, "ignoring unreadable metadata");
                 None
             });
-            Ok::<_, StoreError>((store.load(&key)?, meta))
+            Ok::<_, StoreError>((store.load(&key)?, meta, store.deleted(&key)?))
         })
         .await
         .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
@@ -80,6 +82,7 @@ impl DocStorage {
             meta,
             meta_dirty: false,
             meta_written: None,
+            deleted,
         };
         Ok((doc, storage))
     }
@@ -87,6 +90,21 @@ impl DocStorage {
     /// Whether the document was ever written (content or metadata).
     pub fn exists(&self) -> bool {
         self.meta.is_some() || self.log.last_seq.is_some()
+    }
+
+    /// Whether the document was deleted (and not created again since).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// The id is being created again: it is no longer a deleted document.
+    pub fn undelete(&mut self, context: &DocContext) -> Result<(), StoreError> {
+        if self.deleted {
+            context.store.undelete(&self.id)?;
+            context.flusher.mark_dirty();
+            self.deleted = false;
+        }
+        Ok(())
     }
 
     pub fn meta(&self) -> Option<&DocMeta> {
@@ -147,6 +165,7 @@ impl DocStorage {
         self.log = LogState::default();
         self.meta = None;
         self.meta_dirty = false;
+        self.deleted = true;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! An in-memory store for tests, with injectable faults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -13,6 +13,7 @@ pub struct MemoryStore {
     // std Mutex: held only for map operations, never across an await.
     docs: Mutex<BTreeMap<DocId, Stored>>,
     metas: Mutex<BTreeMap<DocId, DocMeta>>,
+    deleted: Mutex<BTreeSet<DocId>>,
     next_seq: AtomicU64,
     /// While set, every `load` fails, as a damaged disk would.
     pub fail_loads: AtomicBool,
@@ -32,6 +33,10 @@ impl MemoryStore {
 
     fn metas(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, DocMeta>> {
         self.metas.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeSet<DocId>> {
+        self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -77,6 +82,17 @@ impl Store for MemoryStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.docs().remove(doc);
         self.metas().remove(doc);
+        self.deleted().insert(doc.clone());
+        Ok(())
+    }
+
+    fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(self.deleted().contains(doc))
+    }
+
+    fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.deleted().remove(doc);
         Ok(())
     }
 

@@ -65,8 +65,13 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the log up to and including `upto` by `snapshot`, atomically: a crash leaves
     /// either the old log or the new snapshot, never neither.
     fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
-    /// Removes the document entirely, content and metadata, atomically.
+    /// Removes the document entirely, content and metadata, and records that it was deleted,
+    /// atomically.
     fn delete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// Whether `doc` was deleted (and not created again since).
+    fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
+    /// Forgets that `doc` was deleted: it is being created again.
+    fn undelete(&self, doc: &DocId) -> Result<(), StoreError>;
     /// Records the document's metadata (durable with the next `flush`).
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError>;
     /// The document's metadata, if it has any.

@@ -37,6 +37,8 @@ pub struct SledStore {
     db: sled::Db,
     docs: sled::Tree,
     metas: sled::Tree,
+    /// Deleted ids → when (ms since the epoch, big-endian): see `DocError::Deleted`.
+    deleted: sled::Tree,
     dir: PathBuf,
     /// Held (locked) for as long as the store is open.
     _lock: std::fs::File,
@@ -138,10 +140,12 @@ impl SledStore {
             .map_err(|e| e.to_string())?;
         let docs = db.open_tree("docs").map_err(|e| e.to_string())?;
         let metas = db.open_tree("meta").map_err(|e| e.to_string())?;
+        let deleted = db.open_tree("deleted").map_err(|e| e.to_string())?;
         Ok(SledStore {
             db,
             docs,
             metas,
+            deleted,
             dir: dir.to_path_buf(),
             _lock: lock,
         })
@@ -286,13 +290,18 @@ impl Store for SledStore {
             .keys()
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        // One transaction over both trees: a crash leaves the document whole or gone.
-        (&self.docs, &self.metas)
-            .transaction(|(docs, metas)| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        // One transaction over the three trees: a crash leaves the document whole, or gone
+        // and marked deleted.
+        (&self.docs, &self.metas, &self.deleted)
+            .transaction(|(docs, metas, deleted)| {
                 for key in &keys {
                     docs.remove(key)?;
                 }
                 metas.remove(doc.as_str().as_bytes())?;
+                deleted.insert(doc.as_str().as_bytes(), &now.to_be_bytes())?;
                 Ok(())
             })
             .map_err(|e: sled::transaction::TransactionError<()>| match e {
@@ -301,6 +310,15 @@ impl Store for SledStore {
                     StoreError::Corrupt("delete aborted".into())
                 }
             })
+    }
+
+    fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
+        self.deleted.contains_key(doc.as_str().as_bytes()).map_err(backend)
+    }
+
+    fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.deleted.remove(doc.as_str().as_bytes()).map_err(backend)?;
+        Ok(())
     }
 
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {

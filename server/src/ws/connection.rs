@@ -20,7 +20,7 @@ use super::outbox::{outbox, Outbox, OutboxReceiver};
 use crate::auth::Access;
 use crate::config::Config;
 use crate::doc::{ConnId, DocHandle};
-use crate::error::CloseReason;
+use crate::error::{CloseReason, DocError};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -48,6 +48,7 @@ where
             let _leave = LeaveGuard { handle: &handle, conn };
             read_loop(stream, &handle, conn, &outbox, config, &app.metrics).await
         }
+        Err(DocError::Deleted) => CloseReason::Deleted,
         Err(error) => CloseReason::Unavailable(error.to_string()),
     };
     tracing::debug!(doc = %id, %conn, code = reason.code(), reason = %reason.reason(), "connection ends");
