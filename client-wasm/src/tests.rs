@@ -241,6 +241,39 @@ fn a_keystroke_is_a_small_update_however_long_the_document() {
     );
 }
 
+/// A keystroke's message is that transaction's update and nothing else: what arrived from the
+/// server just before must not ride along (the server would get its own edits back, and a
+/// peer that kept only our messages would hold edits it never asked for).
+#[test]
+fn a_keystroke_message_carries_only_that_keystroke() {
+    let mut a = Peer::new(1);
+    let mut b = Peer::new(2);
+    connect(&mut a, &mut b);
+    b.receive(&a.edit(json!([{"insert": "shared text, long enough to matter"}])));
+    a.receive(&b.edit(json!([{"retain": 6}, {"insert": " and remote"}, {"delete": 5}])));
+    let keystroke = a.edit(json!([{"retain": 1}, {"insert": "x"}]));
+    let update = match &quire_model::protocol::decode_frame(&keystroke).unwrap()[..] {
+        [yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update))] => update.clone(),
+        other => panic!("not one update message: {other:?}"),
+    };
+    let update = quire_model::protocol::decode_update(&update).unwrap();
+    // a typed 34 characters before: the keystroke inserts a's 35th and nothing of b's.
+    let mut typed = yrs::IdSet::new();
+    typed.insert(yrs::ID::new(yrs::ClientID::new(1), 34), 1);
+    assert_eq!(
+        update.insertions(true),
+        typed,
+        "b's insert leaked into a's keystroke"
+    );
+    assert!(
+        update.delete_set().is_empty(),
+        "b's delete leaked into a's keystroke"
+    );
+    // And it is enough: a peer that has everything else converges on it.
+    b.receive(&keystroke);
+    assert_eq!(a.replica.content_delta(), b.replica.content_delta());
+}
+
 #[test]
 fn the_last_line_of_quill_takes_line_formats() {
     let mut a = Peer::new(1);

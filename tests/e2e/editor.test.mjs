@@ -147,3 +147,24 @@ test('screenshot: two users editing side by side', async () => {
   console.log(`# screenshot: ${file}`)
   assert.ok((await contents(bob)).some((op) => op.attributes?.bold && op.insert === 'release notes'))
 })
+
+test('the local caret stays put when remote text arrives above it', async () => {
+  const docId = uniqueDocId('e2e-caret')
+  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  await alice.click('.ql-editor')
+  await alice.keyboard.type('first line\nsecond line')
+  await waitFor(async () => (await text(bob)) === 'first line\nsecond line\n', TIMEOUT_MS, 'Bob to see both lines')
+
+  // Bob's caret is after "second"; Alice inserts above it, Bob keeps typing where he was.
+  await bob.click('.ql-editor')
+  await caretAt(bob, 'first line\nsecond'.length)
+  await caretAt(alice, 0)
+  await alice.keyboard.type('新的 😀 ')
+  await waitFor(async () => (await text(bob)).startsWith('新的 😀 '), TIMEOUT_MS, 'Bob to see Alice\'s insert')
+  const selection = await bob.evaluate(() => window.quire.quill.getSelection())
+  assert.deepEqual(selection, { index: '新的 😀 first line\nsecond'.length, length: 0 })
+  await bob.keyboard.type(' (Bob)')
+  const ops = await waitConverged([alice, bob])
+  assert.equal(ops.map((op) => op.insert).join(''), '新的 😀 first line\nsecond (Bob) line\n')
+})

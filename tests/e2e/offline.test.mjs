@@ -88,6 +88,11 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
     'Alice\'s offline edits after an offline reload', async () => '')
   assert.equal(await text(alice), 'The meeting with 客户 is at ten. Bring slides.\n')
   assert.match(await status(alice), /Offline/)
+  // The documents list (also from the service worker and the device) marks it as not synced.
+  const list = await aliceContext.newPage()
+  await list.goto(`${server.httpUrl}/`)
+  await list.waitForSelector(`.doc[data-id="${docId}"]`)
+  assert.equal(await list.locator(`.doc[data-id="${docId}"] .pending`).textContent(), 'Not synced')
 
   await aliceContext.setOffline(false)
   await bobContext.setOffline(false)
@@ -101,6 +106,9 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
   }
   assert.ok(!merged.includes('at ten.'), merged)
   await waitFor(async () => (await status(alice)) === 'All changes synced', TIMEOUT_MS, 'Alice synced')
+  await list.reload()
+  await list.waitForSelector(`.doc[data-id="${docId}"]`)
+  assert.equal(await list.locator(`.doc[data-id="${docId}"] .pending`).count(), 0)
   // And the server has it: a fresh stock client sees the same.
   const check = connectClient(server.wsBase, docId)
   try {

@@ -53,8 +53,9 @@ export class Session {
         this.isSynced = false;
         if (this.doc.disconnected()) this.listeners.presence();
       },
-      status: () => {
-        if (this.connection.status === "deleted") this.local.forget();
+      // May be called from within `new Connection` (offline at once): use the argument.
+      status: (status) => {
+        if (status === "deleted") this.local.forget();
         this.listeners.status();
       },
     });

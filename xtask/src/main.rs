@@ -28,7 +28,9 @@ commands:
   web                       build the browser app (and the module) into web/dist/
   bench load [flags]        the load generator against quire and the reference y-websocket server
                             (flags: `cargo xtask bench load --help`)
-  bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)";
+  bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)
+  bench replay [TRACE]      replay an editing trace (default automerge-paper) one keystroke at a
+                            time: the wasm module, native yrs, npm yjs";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -83,8 +85,23 @@ fn bench(args: &[String]) -> Result<()> {
     match args.split_first() {
         Some((kind, rest)) if kind == "load" => bench_load(rest),
         Some((kind, rest)) if kind == "typing" => bench_typing(rest),
-        _ => bail!("which benchmark? `load` or `typing`\n\n{USAGE}"),
+        Some((kind, rest)) if kind == "replay" => bench_replay(rest),
+        _ => bail!("which benchmark? `load`, `typing` or `replay`\n\n{USAGE}"),
     }
+}
+
+/// The same trace through the three engines, one after the other (see tests/bench/README.md).
+fn bench_replay(args: &[String]) -> Result<()> {
+    wasm::build()?;
+    setup::npm_packages(&root().join("tests"))?;
+    let node = |script: &str| {
+        let mut command = Command::new("node");
+        command.arg(script).args(args).current_dir(root());
+        command
+    };
+    status(&mut node("tests/bench/replay/wasm.mjs"))?;
+    status(cargo().args(["bench", "-p", "quire-client", "--bench", "replay", "--"]).args(args))?;
+    status(&mut node("tests/bench/replay/yjs.mjs"))
 }
 
 fn bench_typing(args: &[String]) -> Result<()> {
