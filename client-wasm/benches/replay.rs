@@ -17,12 +17,12 @@ use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quire_client::Replica;
+use quire_client::{Op, Replica};
 use quire_model::protocol;
 use quire_model::schema::{doc_with_client_id, CONTENT};
 use serde_json::{json, Value};
 use yrs::sync::{Message, SyncMessage};
-use yrs::{GetString, Text, Transact};
+use yrs::{Any, GetString, Text, Transact};
 
 /// One keystroke: at `pos`, delete `delete` units, then insert `insert`.
 struct Patch {
@@ -130,8 +130,9 @@ fn load(name: &str) -> Result<Trace, String> {
     })
 }
 
-/// The delta Quill's `text-change` reports for one keystroke.
-fn quill_delta(patch: &Patch) -> Value {
+/// The delta Quill's `text-change` reports for one keystroke, as `QuireDoc.applyQuillDelta`
+/// hands it to the replica (`js.rs` reads the JavaScript value into the same JSON-like `Any`).
+fn quill_delta(patch: &Patch) -> Result<Any, String> {
     let mut ops = Vec::with_capacity(3);
     if patch.pos > 0 {
         ops.push(json!({ "retain": patch.pos }));
@@ -142,7 +143,7 @@ fn quill_delta(patch: &Patch) -> Value {
     if !patch.insert.is_empty() {
         ops.push(json!({ "insert": patch.insert }));
     }
-    Value::Array(ops)
+    serde_json::from_value(Value::Array(ops)).map_err(|e| e.to_string())
 }
 
 /// `Replica::apply_quill_delta`, one call per keystroke, as `QuireDoc.applyQuillDelta` makes it.
@@ -152,7 +153,7 @@ fn replica(trace: &Trace) -> Result<(), String> {
     let mut times = Vec::with_capacity(trace.patches.len());
     let start = Instant::now();
     for patch in &trace.patches {
-        let delta = quill_delta(patch);
+        let delta = quill_delta(patch)?;
         let t = Instant::now();
         let message = replica
             .apply_quill_delta(&delta)
@@ -164,7 +165,10 @@ fn replica(trace: &Trace) -> Result<(), String> {
     let text: String = replica
         .content_delta()
         .iter()
-        .filter_map(|op| op["insert"].as_str())
+        .filter_map(|op| match op {
+            Op::Insert(Any::String(s), _) => Some(&**s),
+            _ => None,
+        })
         .collect();
     check(trace, "replica", &text)?;
     // The messages are what the server gets: on their own they must rebuild the document.

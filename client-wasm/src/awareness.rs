@@ -7,11 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quire_model::schema;
-use serde_json::{Map, Value};
 use yrs::branch::{Branch, BranchPtr};
 use yrs::sync::{AwarenessUpdate, Message};
-use yrs::{Assoc, ClientID, StickyIndex, Text, Transact};
+use yrs::{Any, Assoc, ClientID, IndexScope, Number, StickyIndex, Text, Transact, ID};
 
 use crate::error::ClientError;
 use crate::replica::Replica;
@@ -24,32 +22,32 @@ pub const OUTDATED_MS: u64 = 30_000;
 const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
 
 impl Replica {
-    /// Sets (or with `null` clears) our presence; the awareness message to send.
-    pub fn set_local_state(&mut self, state: &Value) -> Result<Vec<u8>, ClientError> {
-        if state.is_null() {
-            self.awareness.clean_local_state();
-        } else {
-            self.awareness
-                .set_local_state_raw(serde_json::to_string(state)?);
+    /// Sets (or with `None` clears) our presence, a JSON text (JavaScript's `JSON.stringify`
+    /// writes it: presence crosses as the JSON y-protocols carries anyway, so the module holds
+    /// no JSON parser of its own); the awareness message to send.
+    pub fn set_local_state(&mut self, state: Option<String>) -> Vec<u8> {
+        match state {
+            Some(json) => self.awareness.set_local_state_raw(json),
+            None => self.awareness.clean_local_state(),
         }
-        Ok(self.own_awareness_message())
+        self.own_awareness_message()
     }
 
-    pub fn local_state(&self) -> Option<Value> {
-        let raw = self.awareness.local_state_raw()?;
-        serde_json::from_str(&raw).ok()
+    /// Our presence as JSON text, if we have one.
+    pub fn local_state(&self) -> Option<Arc<str>> {
+        self.awareness.local_state_raw()
     }
 
-    /// Every client with a presence, ours included, keyed by client id (as a decimal string, the
-    /// way a JavaScript object holds a numeric key). States that are not JSON are left out.
-    pub fn awareness_states(&self) -> Map<String, Value> {
-        self.awareness
+    /// Every client with a presence, ours included, with its state as JSON text (the caller
+    /// parses it and leaves out states that are not JSON), in client id order.
+    pub fn awareness_states(&self) -> Vec<(u64, Arc<str>)> {
+        let mut states: Vec<(u64, Arc<str>)> = self
+            .awareness
             .iter()
-            .filter_map(|(client, state)| {
-                let state = serde_json::from_str(state.data.as_deref()?).ok()?;
-                Some((client.get().to_string(), state))
-            })
-            .collect()
+            .filter_map(|(client, state)| Some((client.get(), state.data?)))
+            .collect();
+        states.sort_unstable_by_key(|(client, _)| *client);
+        states
     }
 
     /// Housekeeping, to call every few seconds (y-protocols checks every 3 s): renews our
@@ -83,9 +81,10 @@ impl Replica {
         (messages, !stale.is_empty())
     }
 
-    /// A Yjs relative position (JSON) for a UTF-16 index into the body. `assoc` as in Yjs:
-    /// `>= 0` sticks to the character after the index, `< 0` to the one before.
-    pub fn relative_position(&self, index: u32, assoc: i32) -> Value {
+    /// A Yjs relative position for a UTF-16 index into the body. `assoc` as in Yjs: `>= 0`
+    /// sticks to the character after the index, `< 0` to the one before. `js.rs` writes it in
+    /// `Y.relativePositionToJSON` form.
+    pub fn relative_position(&self, index: u32, assoc: i32) -> StickyIndex {
         let assoc = if assoc < 0 {
             Assoc::Before
         } else {
@@ -96,38 +95,16 @@ impl Replica {
         let branch = self.branch();
         // At the very end yrs has no item to point at; Yjs then points at the type itself
         // (`{tname: "content"}`), which resolves to its end: the same here.
-        let position = StickyIndex::at(&txn, branch, index, assoc)
-            .unwrap_or_else(|| StickyIndex::from_type(&txn, &self.text, assoc));
-        let mut json = serde_json::to_value(&position).unwrap_or(Value::Null);
-        // yrs writes one of `item` / `tname`; Yjs also names the root type next to an item.
-        // Both read either form, but equal JSON lets a UI compare cursors without decoding.
-        if let Value::Object(fields) = &mut json {
-            if fields.contains_key("item") {
-                fields.insert("tname".into(), schema::CONTENT.into());
-            }
-        }
-        json
+        StickyIndex::at(&txn, branch, index, assoc)
+            .unwrap_or_else(|| StickyIndex::from_type(&txn, &self.text, assoc))
     }
 
-    /// The UTF-16 index a Yjs relative position (JSON) points at now, or `None` if it points
-    /// somewhere this replica does not know (yet) or outside the body.
-    pub fn index_of(&self, position: &Value) -> Result<Option<u32>, ClientError> {
-        for scope in ["item", "type"] {
-            if let Some(client) = position.get(scope).and_then(|id| id.get("client")) {
-                if client.as_u64().is_none_or(|c| c > MAX_CLIENT_ID) {
-                    return Err(ClientError::BadJson(format!(
-                        "{scope}.client is not a Yjs client id"
-                    )));
-                }
-            }
-        }
-        let position: StickyIndex = serde_json::from_value(position.clone())?;
+    /// The UTF-16 index a relative position points at now, or `None` if it points somewhere
+    /// this replica does not know (yet) or outside the body.
+    pub fn index_of(&self, position: &StickyIndex) -> Option<u32> {
         let txn = self.doc().transact();
-        let Some(offset) = position.get_offset(&txn) else {
-            return Ok(None);
-        };
-        let ours = self.branch();
-        Ok((offset.branch == ours).then_some(offset.index))
+        let offset = position.get_offset(&txn)?;
+        (offset.branch == self.branch()).then_some(offset.index)
     }
 
     fn branch(&self) -> BranchPtr {
@@ -222,4 +199,74 @@ impl Replica {
             self.awareness.set_local_state_raw(state);
         }
     }
+}
+
+/// A Yjs relative position in `Y.relativePositionToJSON` form, as JSON-like data from
+/// JavaScript: `{item: {client, clock}}`, `{type: {client, clock}}` or `{tname}`, each with an
+/// optional `assoc` (`0` after, `-1` before; Yjs's values). Anything else is refused.
+pub fn sticky_index(position: &Any) -> Result<StickyIndex, ClientError> {
+    let Any::Map(fields) = position else {
+        return Err(bad_position("a relative position is an object"));
+    };
+    if let Some(key) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "item" | "type" | "tname" | "assoc"))
+    {
+        return Err(ClientError::BadJson(format!("unknown field \"{key}\"")));
+    }
+    let id = |scope: &str| {
+        fields
+            .get(scope)
+            .filter(|id| !matches!(id, Any::Null | Any::Undefined))
+            .map(|id| yjs_id(scope, id))
+            .transpose()
+    };
+    // Yjs writes `tname` next to `item`; the item decides, as in yrs's own decoding.
+    let scope = if let Some(id) = id("item")? {
+        IndexScope::Relative(id)
+    } else if let Some(name) = fields
+        .get("tname")
+        .filter(|name| !matches!(name, Any::Null | Any::Undefined))
+    {
+        match name {
+            Any::String(name) => IndexScope::Root(name.clone()),
+            _ => return Err(bad_position("tname is a string")),
+        }
+    } else if let Some(id) = id("type")? {
+        IndexScope::Nested(id)
+    } else {
+        return Err(bad_position("expected item, type or tname"));
+    };
+    let assoc = match fields.get("assoc") {
+        None | Some(Any::Null | Any::Undefined) | Some(Any::Number(Number::Int(0))) => Assoc::After,
+        Some(Any::Number(Number::Int(-1))) => Assoc::Before,
+        Some(_) => return Err(bad_position("assoc is 0 or -1")),
+    };
+    Ok(StickyIndex::new(scope, assoc))
+}
+
+/// `{client, clock}`, with a client id Yjs can hold (a JavaScript number below 2^53).
+fn yjs_id(scope: &str, id: &Any) -> Result<ID, ClientError> {
+    let int = |field: &str| match id {
+        Any::Map(id) => match id.get(field) {
+            Some(Any::Number(Number::Int(n))) => u64::try_from(*n).ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (
+        int("client"),
+        int("clock").and_then(|c| u32::try_from(c).ok()),
+    ) {
+        (Some(client), Some(clock)) if client <= MAX_CLIENT_ID => {
+            Ok(ID::new(ClientID::new(client), clock))
+        }
+        _ => Err(ClientError::BadJson(format!(
+            "{scope} is not {{client, clock}} with a Yjs client id"
+        ))),
+    }
+}
+
+fn bad_position(why: &str) -> ClientError {
+    ClientError::BadJson(why.to_owned())
 }

@@ -73,6 +73,12 @@ impl QuireDoc {
         self.with(|r| Ok(js::byte_arrays(r.start())))
     }
 
+    /// A sync step 1 on its own, for a heartbeat: the server always answers it, after
+    /// everything sent before it (`Changes.syncAnswers` counts the answers).
+    pub fn heartbeat(&self) -> Result<Vec<u8>, JsError> {
+        self.with(|r| Ok(r.heartbeat()))
+    }
+
     /// Handles one binary WebSocket frame. Throws on bytes quire's protocol refuses (the frame
     /// then changed nothing); after any throw the safest course is to reconnect.
     #[wasm_bindgen(unchecked_return_type = "Changes")]
@@ -94,13 +100,13 @@ impl QuireDoc {
         &self,
         #[wasm_bindgen(unchecked_param_type = "QuillOp[] | { ops: QuillOp[] }")] delta: JsValue,
     ) -> Result<Option<Vec<u8>>, JsError> {
-        self.with(|r| r.apply_quill_delta(&js::to_json(&delta)?))
+        self.with(|r| r.apply_quill_delta(&js::to_any(&delta)?))
     }
 
     /// The whole body as Quill ops, for `quill.setContents`.
     #[wasm_bindgen(js_name = contentDelta, unchecked_return_type = "QuillOp[]")]
     pub fn content_delta(&self) -> Result<JsValue, JsError> {
-        self.with(|r| Ok(js::from_json(&serde_json::Value::Array(r.content_delta()))))
+        self.with(|r| Ok(js::ops(&r.content_delta())))
     }
 
     /// The document's title, `undefined` if it has none.
@@ -120,23 +126,23 @@ impl QuireDoc {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Presence | null")] state: JsValue,
     ) -> Result<Vec<u8>, JsError> {
-        self.with(|r| r.set_local_state(&js::to_json(&state)?))
+        self.with(|r| Ok(r.set_local_state(js::presence(&state)?)))
     }
 
     /// Our presence, or `null`.
     #[wasm_bindgen(js_name = localState, unchecked_return_type = "Presence | null")]
     pub fn local_state(&self) -> Result<JsValue, JsError> {
-        self.with(|r| Ok(r.local_state().map_or(JsValue::NULL, |s| js::from_json(&s))))
+        self.with(|r| {
+            Ok(r.local_state()
+                .and_then(|s| js::parse(&s))
+                .unwrap_or(JsValue::NULL))
+        })
     }
 
     /// Every client's presence, ours included, keyed by client id.
     #[wasm_bindgen(js_name = awarenessStates, unchecked_return_type = "Record<string, Presence>")]
     pub fn awareness_states(&self) -> Result<JsValue, JsError> {
-        self.with(|r| {
-            Ok(js::from_json(&serde_json::Value::Object(
-                r.awareness_states(),
-            )))
-        })
+        self.with(|r| Ok(js::presences(r.awareness_states())))
     }
 
     /// Presence housekeeping; call every few seconds. `replies` (our renewed presence) are to
@@ -164,9 +170,8 @@ impl QuireDoc {
         assoc: Option<i32>,
     ) -> Result<JsValue, JsError> {
         self.with(|r| {
-            Ok(js::from_json(
-                &r.relative_position(index, assoc.unwrap_or(0)),
-            ))
+            let position = r.relative_position(index, assoc.unwrap_or(0));
+            Ok(js::relative_position(&position, schema::CONTENT))
         })
     }
 
@@ -177,7 +182,10 @@ impl QuireDoc {
         &self,
         #[wasm_bindgen(unchecked_param_type = "RelativePosition")] position: JsValue,
     ) -> Result<Option<u32>, JsError> {
-        self.with(|r| r.index_of(&js::to_json(&position)?))
+        self.with(|r| {
+            let position = crate::awareness::sticky_index(&js::to_any(&position)?)?;
+            Ok(r.index_of(&position))
+        })
     }
 
     /// The whole document as one update, for a local store (IndexedDB).

@@ -20,9 +20,3 @@ pub enum ClientError {
     #[error("QuireDoc is busy: re-entrant call")]
     Busy,
 }
-
-impl From<serde_json::Error> for ClientError {
-    fn from(e: serde_json::Error) -> Self {
-        ClientError::BadJson(e.to_string())
-    }
-}

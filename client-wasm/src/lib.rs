@@ -12,11 +12,12 @@
 //!
 //! # Layout
 //! - `doc`: the `QuireDoc` class, a thin shell: borrow the replica, convert, call.
-//! - `js`: every conversion between Rust and JavaScript values, and the exported TS types.
+//! - `js`: every conversion between Rust and JavaScript values, and the exported TS types
+//!   (no serde on the wasm side: JavaScript values are read into typed values directly).
 //! - [`replica`]: the document itself, plain Rust (tested natively): local edits, title, state.
 //! - `sync`: the y-websocket protocol as the browser end speaks it (start, receive, close).
 //! - `awareness`: presence, renewal and timeouts, Yjs relative positions for cursors.
-//! - `quill`: Quill Delta ⇄ YText, with Yjs's `applyDelta` / `toDelta` rules.
+//! - `quill`: Quill Delta ⇄ YText, with Yjs's `applyDelta` / `toDelta` rules; typed [`Op`]s.
 //! - [`error`]: why a call was refused (becomes a thrown JavaScript `Error`).
 //!
 //! # Panics
@@ -36,6 +37,7 @@ mod sync;
 pub use awareness::OUTDATED_MS;
 pub use doc::QuireDoc;
 pub use error::ClientError;
+pub use quill::Op;
 pub use replica::{Changes, Replica};
 
 #[cfg(test)]

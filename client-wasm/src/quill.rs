@@ -3,19 +3,23 @@
 //! browser editing one document agree on every character and format.
 //!
 //! Positions are UTF-16 code units (the `Doc` is built with `OffsetKind::Utf16`), which is how
-//! Quill counts. An op is JSON: `{insert: string | object, attributes?}`, `{retain: n,
-//! attributes?}` or `{delete: n}`; a delta is an array of ops or `{ops: [...]}` (Quill's `Delta`
-//! serialised).
+//! Quill counts. Ops are typed ([`Op`]) on this side; `js.rs` reads and writes them as Quill's
+//! objects: `{insert: string | object, attributes?}`, `{retain: n, attributes?}` or `{delete: n}`.
+//! A delta read from JavaScript arrives as a JSON-like [`Any`] (an array of ops or `{ops: [...]}`,
+//! Quill's `Delta`) and is validated here, so the rules are tested natively. No JSON text and no
+//! serde_json on the way: that keeps a JSON parser and printer for `Value` out of the browser
+//! module (`cargo xtask wasm` measures it).
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
+
 use yrs::types::text::{Diff, YChange};
-use yrs::types::{Attrs, Delta, ToJson};
-use yrs::{Any, In, Out, ReadTxn, Text, TextRef, TransactionMut};
+use yrs::types::{Attrs, Delta};
+use yrs::{Any, In, Number, Out, ReadTxn, Text, TextRef, TransactionMut};
 
 use crate::error::ClientError;
 
-/// One validated op of a local Quill delta.
-#[derive(Debug)]
+/// One Quill Delta op, local (validated by [`parse`]) or remote (from a YText event).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Text or an embed, with the formats it has (none: it has none, even if its neighbours do).
     Insert(Any, Attrs),
@@ -25,11 +29,11 @@ pub enum Op {
 }
 
 /// Validates a Quill delta completely before anything is applied, so a bad one changes nothing.
-pub fn parse(delta: &Value) -> Result<Vec<Op>, ClientError> {
+pub fn parse(delta: &Any) -> Result<Vec<Op>, ClientError> {
     let ops = match delta {
-        Value::Array(ops) => ops,
-        Value::Object(map) => match map.get("ops") {
-            Some(Value::Array(ops)) => ops,
+        Any::Array(ops) => ops,
+        Any::Map(map) => match map.get("ops") {
+            Some(Any::Array(ops)) => ops,
             _ => return Err(bad("expected an array of ops or {ops: [...]}")),
         },
         _ => return Err(bad("expected an array of ops or {ops: [...]}")),
@@ -37,21 +41,21 @@ pub fn parse(delta: &Value) -> Result<Vec<Op>, ClientError> {
     ops.iter().map(parse_op).collect()
 }
 
-fn parse_op(op: &Value) -> Result<Op, ClientError> {
-    let Value::Object(op) = op else {
+fn parse_op(op: &Any) -> Result<Op, ClientError> {
+    let Any::Map(op) = op else {
         return Err(bad("an op must be an object"));
     };
     let attrs = match op.get("attributes") {
-        None | Some(Value::Null) => Attrs::new(),
-        Some(Value::Object(attributes)) => attributes
+        None | Some(Any::Null | Any::Undefined) => Attrs::new(),
+        Some(Any::Map(attributes)) => attributes
             .iter()
-            .map(|(k, v)| Ok((k.as_str().into(), any(v)?)))
-            .collect::<Result<_, ClientError>>()?,
+            .map(|(k, v)| (k.as_str().into(), v.clone()))
+            .collect(),
         Some(_) => return Err(bad("attributes must be an object")),
     };
     match (op.get("insert"), op.get("retain"), op.get("delete")) {
-        (Some(Value::String(s)), None, None) => Ok(Op::Insert(Any::from(s.as_str()), attrs)),
-        (Some(embed @ Value::Object(_)), None, None) => Ok(Op::Insert(any(embed)?, attrs)),
+        (Some(s @ Any::String(_)), None, None) => Ok(Op::Insert(s.clone(), attrs)),
+        (Some(embed @ Any::Map(_)), None, None) => Ok(Op::Insert(embed.clone(), attrs)),
         (None, Some(n), None) => Ok(Op::Retain(length(n)?, attrs)),
         (None, None, Some(n)) if attrs.is_empty() => Ok(Op::Delete(length(n)?)),
         _ => Err(bad(
@@ -60,14 +64,12 @@ fn parse_op(op: &Value) -> Result<Op, ClientError> {
     }
 }
 
-fn length(n: &Value) -> Result<u32, ClientError> {
-    n.as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| bad("retain and delete take a count of UTF-16 units"))
-}
-
-fn any(v: &Value) -> Result<Any, ClientError> {
-    serde_json::from_value(v.clone()).map_err(|e| bad(&e.to_string()))
+fn length(n: &Any) -> Result<u32, ClientError> {
+    match n {
+        Any::Number(Number::Int(n)) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| bad("retain and delete take a count of UTF-16 units"))
 }
 
 fn bad(why: &str) -> ClientError {
@@ -141,68 +143,66 @@ pub fn apply(text: &TextRef, txn: &mut TransactionMut, ops: Vec<Op>) {
 
 /// A YText change event's delta as Quill ops (what `quill.updateContents` takes), as Yjs's
 /// `event.delta` would give it: removed formats are `null`.
-pub fn ops_of_change<T: ReadTxn>(txn: &T, delta: &[Delta]) -> Vec<Value> {
+pub fn ops_of_change(delta: &[Delta]) -> Vec<Op> {
     delta
         .iter()
         .map(|d| match d {
-            Delta::Inserted(value, attrs) => op("insert", out_json(txn, value), attrs.as_deref()),
-            Delta::Retain(n, attrs) => op("retain", Value::from(*n), attrs.as_deref()),
-            Delta::Deleted(n) => op("delete", Value::from(*n), None),
+            Delta::Inserted(value, attrs) => Op::Insert(embed(value), attrs_of(attrs.as_deref())),
+            Delta::Retain(n, attrs) => Op::Retain(*n, attrs_of(attrs.as_deref())),
+            Delta::Deleted(n) => Op::Delete(*n),
         })
         .collect()
 }
 
 /// The whole document as Quill ops (Yjs's `ytext.toDelta()`).
-pub fn ops_of_content<T: ReadTxn>(txn: &T, text: &TextRef) -> Vec<Value> {
+pub fn ops_of_content<T: ReadTxn>(txn: &T, text: &TextRef) -> Vec<Op> {
     text.diff(txn, YChange::identity)
         .into_iter()
         .map(
             |Diff {
                  insert, attributes, ..
-             }| op("insert", out_json(txn, &insert), attributes.as_deref()),
+             }| Op::Insert(embed(&insert), attrs_of(attributes.as_deref())),
         )
         .collect()
 }
 
-fn op(kind: &str, value: Value, attrs: Option<&Attrs>) -> Value {
-    let mut op = Map::new();
-    op.insert(kind.to_owned(), value);
-    if let Some(attrs) = attrs.filter(|a| !a.is_empty()) {
-        let attrs = attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), any_json(v)))
-            .collect::<Map<_, _>>();
-        op.insert("attributes".to_owned(), Value::Object(attrs));
-    }
-    Value::Object(op)
+fn attrs_of(attrs: Option<&Attrs>) -> Attrs {
+    attrs.cloned().unwrap_or_default()
 }
 
 /// Text and embeds are plain values. A nested shared type (quire never puts one in `content`)
-/// becomes an embed holding its JSON, so it still counts as one unit like in the YText.
-fn out_json<T: ReadTxn>(txn: &T, value: &Out) -> Value {
+/// becomes the embed `{shared: null}`, so it still counts as one unit like in the YText. Not its
+/// JSON (`Out::to_json`): that would pull yrs's XML printing and with it core's float
+/// formatting (some 20 KB) into the browser module for a case that does not occur.
+fn embed(value: &Out) -> Any {
     match value {
-        Out::Any(any) => any_json(any),
-        other => serde_json::json!({ "shared": any_json(&other.to_json(txn)) }),
+        Out::Any(any) => any.clone(),
+        _ => Any::Map(HashMap::from([("shared".to_owned(), Any::Null)]).into()),
     }
-}
-
-fn any_json(any: &Any) -> Value {
-    serde_json::to_value(any).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use quire_model::schema::{doc_with_client_id, CONTENT};
-    use serde_json::json;
+    use serde_json::{json, Value};
     use yrs::{GetString, Transact};
 
-    fn applied(initial: &[Value], delta: Value) -> (String, Vec<Value>) {
+    /// JSON as JavaScript would hand it over (`js.rs` converts a JS value to the same `Any`).
+    fn any(json: Value) -> Any {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn delta(json: Value) -> Vec<Op> {
+        parse(&any(json)).unwrap()
+    }
+
+    fn applied(initial: &[Value], edit: Value) -> (String, Vec<Op>) {
         let doc = doc_with_client_id(1);
         let text = doc.get_or_insert_text(CONTENT);
         let mut txn = doc.transact_mut();
-        apply(&text, &mut txn, parse(&json!(initial)).unwrap());
-        apply(&text, &mut txn, parse(&delta).unwrap());
+        apply(&text, &mut txn, delta(json!(initial)));
+        apply(&text, &mut txn, delta(edit));
         (text.get_string(&txn), ops_of_content(&txn, &text))
     }
 
@@ -224,10 +224,10 @@ mod tests {
         );
         assert_eq!(
             ops,
-            vec![
-                json!({"insert": "bold", "attributes": {"bold": true}}),
-                json!({"insert": " plain"})
-            ]
+            delta(json!([
+                {"insert": "bold", "attributes": {"bold": true}},
+                {"insert": " plain"}
+            ]))
         );
     }
 
@@ -239,11 +239,11 @@ mod tests {
         );
         assert_eq!(
             ops,
-            vec![
-                json!({"insert": "ab", "attributes": {"bold": true}}),
-                json!({"insert": "c"}),
-                json!({"insert": "def", "attributes": {"italic": true}}),
-            ]
+            delta(json!([
+                {"insert": "ab", "attributes": {"bold": true}},
+                {"insert": "c"},
+                {"insert": "def", "attributes": {"italic": true}},
+            ]))
         );
     }
 
@@ -262,10 +262,10 @@ mod tests {
         assert_eq!(huge, "Title\n", "one newline at most, whatever the count");
         assert_eq!(
             ops,
-            vec![
-                json!({"insert": "Title"}),
-                json!({"insert": "\n", "attributes": {"header": 1}})
-            ]
+            delta(json!([
+                {"insert": "Title"},
+                {"insert": "\n", "attributes": {"header": 1}}
+            ]))
         );
     }
 
@@ -280,7 +280,7 @@ mod tests {
             json!([{"retain": 1}, {"delete": 99}]),
         );
         assert_eq!(s, "a");
-        assert_eq!(ops, vec![json!({"insert": "a"})]);
+        assert_eq!(ops, delta(json!([{"insert": "a"}])));
         let (_, ops) = applied(
             &[
                 json!({"insert": "ab"}),
@@ -291,10 +291,10 @@ mod tests {
         );
         assert_eq!(
             ops,
-            vec![
-                json!({"insert": "ab"}),
-                json!({"insert": {"image": "x.png"}})
-            ]
+            delta(json!([
+                {"insert": "ab"},
+                {"insert": {"image": "x.png"}}
+            ]))
         );
     }
 
@@ -314,7 +314,7 @@ mod tests {
             json!([{"retain": 5_000_000_000u64}]),
             json!([{}]),
         ] {
-            assert!(parse(&bad).is_err(), "{bad} was accepted");
+            assert!(parse(&any(bad.clone())).is_err(), "{bad} was accepted");
         }
     }
 }

@@ -7,12 +7,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use quire_model::{protocol, schema};
-use serde_json::Value;
 use yrs::sync::{Awareness, Clock};
 use yrs::{Doc, Map, MapRef, Observable, Origin, Out, ReadTxn, Text, TextRef, Transact};
 
 use crate::error::ClientError;
-use crate::quill;
+use crate::quill::{self, Op};
 
 /// Origin of the transactions this replica makes itself, so the content observer can tell
 /// local edits (Quill already shows them) from remote ones (Quill must be told).
@@ -25,8 +24,12 @@ pub struct Changes {
     pub replies: Vec<Vec<u8>>,
     /// Whether the initial sync with the server has completed on this connection.
     pub synced: bool,
+    /// How many sync step 2s (answers to our sync step 1s) the frame carried. The server
+    /// answers in order, after everything sent before the question: an answer to a question
+    /// asked after a change proves the server has that change.
+    pub sync_answers: u32,
     /// The remote change to `content` as Quill ops, if there was one.
-    pub content: Option<Vec<Value>>,
+    pub content: Option<Vec<Op>>,
     pub title_changed: bool,
     pub awareness_changed: bool,
 }
@@ -42,7 +45,7 @@ pub struct Replica {
     /// Remote `content` changes the observer saw and nobody has collected yet. A `Mutex` only
     /// because yrs's `sync` feature requires `Send + Sync` observers; the browser has one
     /// thread, so it is never contended.
-    remote_ops: Arc<Mutex<Vec<Vec<Value>>>>,
+    remote_ops: Arc<Mutex<Vec<Vec<Op>>>>,
 }
 
 impl Replica {
@@ -58,7 +61,7 @@ impl Replica {
             if txn.origin() == Some(&local) {
                 return;
             }
-            let ops = quill::ops_of_change(txn, event.delta(txn));
+            let ops = quill::ops_of_change(event.delta(txn));
             sink.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(ops);
@@ -94,15 +97,22 @@ impl Replica {
     /// automerge-paper trace (`cargo bench -p quire-client --bench replay`, and
     /// `tests/bench/replay/`), the encoding is under 1% of it, and yrs's walk from the start of
     /// the text to the retained position (it has no search markers, unlike Yjs) about 70%.
-    pub fn apply_quill_delta(&mut self, delta: &Value) -> Result<Option<Vec<u8>>, ClientError> {
-        let ops = quill::parse(delta)?;
+    ///
+    /// `delta` is Quill's delta as JSON-like data (an array of ops or `{ops: [...]}`); it is
+    /// validated completely before anything is applied.
+    pub fn apply_quill_delta(&mut self, delta: &yrs::Any) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self.apply_ops(quill::parse(delta)?))
+    }
+
+    /// [`Replica::apply_quill_delta`] for ops already typed (the replay bench builds them).
+    pub fn apply_ops(&mut self, ops: Vec<Op>) -> Option<Vec<u8>> {
         let mut txn = self.doc().transact_mut_with(LOCAL);
         quill::apply(&self.text, &mut txn, ops);
-        Ok(update_frame(txn.encode_update_v1()))
+        update_frame(txn.encode_update_v1())
     }
 
     /// The whole body as Quill ops, for `quill.setContents` (Yjs's `ytext.toDelta()`).
-    pub fn content_delta(&self) -> Vec<Value> {
+    pub fn content_delta(&self) -> Vec<Op> {
         quill::ops_of_content(&self.doc().transact(), &self.text)
     }
 
@@ -175,7 +185,7 @@ impl Replica {
             _ => {
                 let mut replace = Vec::new();
                 if len_before > 0 {
-                    replace.push(serde_json::json!({ "delete": len_before }));
+                    replace.push(Op::Delete(len_before));
                 }
                 replace.extend(self.content_delta());
                 Some(replace)

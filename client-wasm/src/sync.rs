@@ -21,6 +21,13 @@ impl Replica {
         messages
     }
 
+    /// A sync step 1 (our state vector) on its own: a question the server always answers
+    /// (with what we lack, usually nothing), to prove the connection alive and to confirm that
+    /// everything sent before it has arrived (see `Changes::sync_answers`).
+    pub fn heartbeat(&self) -> Vec<u8> {
+        protocol::encode(&protocol::sync_step1(self.doc()))
+    }
+
     /// The connection closed: not synced any more, and the other clients' presence is stale
     /// (the server sends it again on the next connection). Whether presence changed.
     pub fn disconnected(&mut self) -> bool {
@@ -35,7 +42,7 @@ impl Replica {
         let mut replies = Vec::new();
         let mut updates = Vec::new();
         let mut presence = Vec::new();
-        let mut step2 = false;
+        let mut answers = 0;
         for message in protocol::decode_frame(frame)? {
             match message {
                 Message::Sync(SyncMessage::SyncStep1(sv)) => {
@@ -43,7 +50,7 @@ impl Replica {
                 }
                 Message::Sync(SyncMessage::SyncStep2(update)) => {
                     updates.push(protocol::decode_update(&update)?);
-                    step2 = true;
+                    answers += 1;
                 }
                 Message::Sync(SyncMessage::Update(update)) => {
                     updates.push(protocol::decode_update(&update)?);
@@ -59,10 +66,11 @@ impl Replica {
         }
         // What a frame from the server added needs no forwarding: the server already has it.
         let (mut changes, _added) = self.apply_remote(updates)?;
-        if step2 {
+        if answers > 0 {
             self.synced = true;
         }
         changes.synced = self.synced;
+        changes.sync_answers = answers;
         for update in presence {
             let (changed, reply) = self.apply_presence(update);
             changes.awareness_changed |= changed;

@@ -8,11 +8,93 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
-use quire_model::schema::doc_with_client_id;
+use quire_model::schema::{doc_with_client_id, CONTENT};
 use serde_json::{json, Value};
+use yrs::{Any, IndexScope, StickyIndex};
 
+use crate::error::ClientError;
+use crate::quill::Op;
 use crate::replica::{Changes, Replica};
 use crate::OUTDATED_MS;
+
+/// JSON as JavaScript hands it over: `js.rs` reads a JavaScript value into the same `Any`.
+fn any(json: &Value) -> Any {
+    serde_json::from_value(json.clone()).unwrap()
+}
+
+/// Ops as the JSON JavaScript receives (`js.rs` writes the same fields).
+fn json(ops: &[Op]) -> Vec<Value> {
+    let value = |any: &Any| serde_json::to_value(any).unwrap();
+    ops.iter()
+        .map(|op| {
+            let (kind, n, attrs) = match op {
+                Op::Insert(v, attrs) => ("insert", value(v), Some(attrs)),
+                Op::Retain(n, attrs) => ("retain", json!(n), Some(attrs)),
+                Op::Delete(n) => ("delete", json!(n), None),
+            };
+            let mut op = json!({ kind: n });
+            if let Some(attrs) = attrs.filter(|a| !a.is_empty()) {
+                let attrs: serde_json::Map<String, Value> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), value(v)))
+                    .collect();
+                op["attributes"] = Value::Object(attrs);
+            }
+            op
+        })
+        .collect()
+}
+
+/// What JavaScript sees of a replica, as JSON, so tests read like the browser's calls. The
+/// JavaScript side of these shapes is `js.rs`; `tests/node/` checks it against npm Yjs.
+trait AsJs {
+    fn content_json(&self) -> Vec<Value>;
+    /// `setLocalState`: `null` clears.
+    fn set_state_json(&mut self, state: &Value) -> Vec<u8>;
+    fn local_json(&self) -> Option<Value>;
+    fn states_json(&self) -> BTreeMap<String, Value>;
+    /// `relativePositionFromIndex`, in `Y.relativePositionToJSON` form.
+    fn position_json(&self, index: u32, assoc: i32) -> Value;
+    fn index_json(&self, position: &Value) -> Result<Option<u32>, ClientError>;
+}
+
+impl AsJs for Replica {
+    fn content_json(&self) -> Vec<Value> {
+        json(&self.content_delta())
+    }
+
+    fn set_state_json(&mut self, state: &Value) -> Vec<u8> {
+        self.set_local_state((!state.is_null()).then(|| state.to_string()))
+    }
+
+    fn local_json(&self) -> Option<Value> {
+        serde_json::from_str(&self.local_state()?).ok()
+    }
+
+    fn states_json(&self) -> BTreeMap<String, Value> {
+        self.awareness_states()
+            .into_iter()
+            .filter_map(|(client, state)| {
+                Some((client.to_string(), serde_json::from_str(&state).ok()?))
+            })
+            .collect()
+    }
+
+    fn position_json(&self, index: u32, assoc: i32) -> Value {
+        let position: StickyIndex = self.relative_position(index, assoc);
+        let assoc = position.assoc as i8;
+        match position.scope() {
+            IndexScope::Relative(id) => json!({"tname": CONTENT, "item": id, "assoc": assoc}),
+            IndexScope::Nested(id) => json!({"type": id, "assoc": assoc}),
+            IndexScope::Root(name) => json!({"tname": &**name, "assoc": assoc}),
+        }
+    }
+
+    fn index_json(&self, position: &Value) -> Result<Option<u32>, ClientError> {
+        let position = crate::awareness::sticky_index(&any(position))?;
+        Ok(self.index_of(&position))
+    }
+}
 
 /// One unit of a Quill document (a UTF-16 code unit or an embed) with its formats.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +184,7 @@ impl Peer {
         self.quill.apply(ops.as_array().unwrap());
         let message = self
             .replica
-            .apply_quill_delta(&ops)
+            .apply_quill_delta(&any(&ops))
             .unwrap()
             .expect("a change");
         self.check();
@@ -112,7 +194,7 @@ impl Peer {
     fn receive(&mut self, frame: &[u8]) -> Changes {
         let changes = self.replica.receive(frame).unwrap();
         if let Some(ops) = &changes.content {
-            self.quill.apply(ops);
+            self.quill.apply(&json(ops));
         }
         self.check();
         changes
@@ -121,14 +203,14 @@ impl Peer {
     fn check(&self) {
         assert_eq!(
             self.quill,
-            Quill::of(&self.replica.content_delta()),
+            Quill::of(&self.replica.content_json()),
             "the editor diverged from the document"
         );
     }
 
     fn text(&self) -> String {
         self.replica
-            .content_delta()
+            .content_json()
             .iter()
             .filter_map(|op| op["insert"].as_str())
             .collect()
@@ -163,7 +245,7 @@ fn offline_edits_converge_with_cjk_emoji_and_formats() {
     b.edit(json!([{"retain": 2}, {"delete": 2}]));
     connect(&mut a, &mut b);
     assert!(a.replica.synced && b.replica.synced);
-    assert_eq!(a.replica.content_delta(), b.replica.content_delta());
+    assert_eq!(a.replica.content_json(), b.replica.content_json());
     assert_eq!(a.text().encode_utf16().count(), 10 + 11 - 2);
     assert!(
         a.text().contains("文档 😀 one\n") && a.text().contains("👋 两 two\n"),
@@ -172,7 +254,7 @@ fn offline_edits_converge_with_cjk_emoji_and_formats() {
     );
     assert!(a
         .replica
-        .content_delta()
+        .content_json()
         .contains(&json!({"insert": "😀", "attributes": {"bold": true}})));
 
     // Live edits both ways, each delivered as the server would relay it.
@@ -180,7 +262,7 @@ fn offline_edits_converge_with_cjk_emoji_and_formats() {
     b.receive(&m);
     let m = b.edit(json!([{"retain": 4}, {"retain": 2, "attributes": {"bold": null, "underline": true}}, {"delete": 1}]));
     a.receive(&m);
-    assert_eq!(a.replica.content_delta(), b.replica.content_delta());
+    assert_eq!(a.replica.content_json(), b.replica.content_json());
     assert_eq!(
         a.replica.encode_state().len(),
         a.replica.encode_state().len()
@@ -196,7 +278,7 @@ fn remote_changes_arrive_as_the_delta_quill_applies() {
     let changes =
         b.receive(&a.edit(json!([{"retain": 2}, {"retain": 2, "attributes": {"bold": true}}])));
     assert_eq!(
-        changes.content,
+        changes.content.as_deref().map(json),
         Some(vec![
             json!({"retain": 2}),
             json!({"retain": 2, "attributes": {"bold": true}})
@@ -204,7 +286,7 @@ fn remote_changes_arrive_as_the_delta_quill_applies() {
     );
     let changes = b.receive(&a.edit(json!([{"retain": 4}, {"delete": 1}, {"insert": "X"}])));
     assert_eq!(
-        changes.content,
+        changes.content.as_deref().map(json),
         Some(vec![
             json!({"retain": 4}),
             json!({"delete": 1}),
@@ -215,8 +297,11 @@ fn remote_changes_arrive_as_the_delta_quill_applies() {
         b.receive(&a.edit(json!([{"retain": 2}, {"retain": 2, "attributes": {"bold": null}}])));
     // yrs reports the cleared format over the whole run it rewrote (the unformatted "Xd" too);
     // to Quill that is the same change, which the editor model of `b` checks.
-    assert_eq!(changes.content.as_ref().unwrap()[0], json!({"retain": 2}));
-    assert_eq!(b.replica.content_delta(), vec![json!({"insert": "ab😀Xd"})]);
+    assert_eq!(
+        json(changes.content.as_ref().unwrap())[0],
+        json!({"retain": 2})
+    );
+    assert_eq!(b.replica.content_json(), vec![json!({"insert": "ab😀Xd"})]);
     assert!(!changes.title_changed && !changes.awareness_changed);
 }
 
@@ -234,7 +319,7 @@ fn a_keystroke_is_a_small_update_however_long_the_document() {
     );
     assert_eq!(
         a.replica
-            .apply_quill_delta(&json!([{"retain": 5}]))
+            .apply_quill_delta(&any(&json!([{"retain": 5}])))
             .unwrap(),
         None,
         "a bare retain changes nothing"
@@ -271,7 +356,7 @@ fn a_keystroke_message_carries_only_that_keystroke() {
     );
     // And it is enough: a peer that has everything else converges on it.
     b.receive(&keystroke);
-    assert_eq!(a.replica.content_delta(), b.replica.content_delta());
+    assert_eq!(a.replica.content_json(), b.replica.content_json());
 }
 
 #[test]
@@ -283,12 +368,14 @@ fn the_last_line_of_quill_takes_line_formats() {
     // Quill shows "Title\n" but the YText holds "Title": the header retain runs past the end.
     let m = a
         .replica
-        .apply_quill_delta(&json!([{"retain": 5}, {"retain": 1, "attributes": {"header": 1}}]))
+        .apply_quill_delta(&any(
+            &json!([{"retain": 5}, {"retain": 1, "attributes": {"header": 1}}]),
+        ))
         .unwrap()
         .unwrap();
     let changes = b.receive(&m);
     assert_eq!(
-        changes.content,
+        changes.content.as_deref().map(json),
         Some(vec![
             json!({"retain": 5}),
             json!({"insert": "\n", "attributes": {"header": 1}})
@@ -325,66 +412,66 @@ fn presence_round_trips_with_cursors() {
     connect(&mut a, &mut b);
     let state = presence(
         "Ann",
-        a.replica.relative_position(6, 0),
-        a.replica.relative_position(8, 0),
+        a.replica.position_json(6, 0),
+        a.replica.position_json(8, 0),
     );
-    let changes = b.receive(&a.replica.set_local_state(&state).unwrap());
+    let changes = b.receive(&a.replica.set_state_json(&state));
     assert!(changes.awareness_changed);
-    assert_eq!(b.replica.awareness_states()["1"], state);
-    assert_eq!(a.replica.local_state(), Some(state.clone()));
+    assert_eq!(b.replica.states_json()["1"], state);
+    assert_eq!(a.replica.local_json(), Some(state.clone()));
     // The cursor follows its characters through an insert before it.
     b.receive(&a.edit(json!([{"insert": ">> "}])));
     assert_eq!(
-        b.replica.index_of(&state["cursor"]["anchor"]).unwrap(),
+        b.replica.index_json(&state["cursor"]["anchor"]).unwrap(),
         Some(9)
     );
     assert_eq!(
-        b.replica.index_of(&state["cursor"]["head"]).unwrap(),
+        b.replica.index_json(&state["cursor"]["head"]).unwrap(),
         Some(11)
     );
     // Renewing an unchanged state is not a change; clearing it is.
     assert!(
-        !b.receive(&a.replica.set_local_state(&state).unwrap())
+        !b.receive(&a.replica.set_state_json(&state))
             .awareness_changed
     );
     assert!(
-        b.receive(&a.replica.set_local_state(&Value::Null).unwrap())
+        b.receive(&a.replica.set_state_json(&Value::Null))
             .awareness_changed
     );
-    assert!(!b.replica.awareness_states().contains_key("1"));
+    assert!(!b.replica.states_json().contains_key("1"));
 }
 
 #[test]
 fn relative_positions_have_the_yjs_json_form() {
     let mut a = Peer::new(7);
     assert_eq!(
-        a.replica.relative_position(0, 0),
+        a.replica.position_json(0, 0),
         json!({"tname": "content", "assoc": 0}),
         "empty text: the type"
     );
     a.edit(json!([{"insert": "a😀b"}]));
     assert_eq!(
-        a.replica.relative_position(1, 0),
+        a.replica.position_json(1, 0),
         json!({"tname": "content", "item": {"client": 7, "clock": 1}, "assoc": 0})
     );
     assert_eq!(
-        a.replica.relative_position(3, -1),
+        a.replica.position_json(3, -1),
         json!({"tname": "content", "item": {"client": 7, "clock": 2}, "assoc": -1})
     );
     assert_eq!(
-        a.replica.relative_position(4, 0),
+        a.replica.position_json(4, 0),
         json!({"tname": "content", "assoc": 0}),
         "the end: the type"
     );
     assert_eq!(
-        a.replica.relative_position(99, 0),
+        a.replica.position_json(99, 0),
         json!({"tname": "content", "assoc": 0}),
         "past the end: clamped"
     );
     for (index, assoc) in [(0, 0), (1, 0), (3, 0), (4, 0), (1, -1), (4, -1)] {
-        let position = a.replica.relative_position(index, assoc);
+        let position = a.replica.position_json(index, assoc);
         assert_eq!(
-            a.replica.index_of(&position).unwrap(),
+            a.replica.index_json(&position).unwrap(),
             Some(index),
             "{position}"
         );
@@ -392,17 +479,17 @@ fn relative_positions_have_the_yjs_json_form() {
     // The form JSON.stringify gives a Yjs RelativePosition object (null fields) is accepted too.
     let stringified =
         json!({"type": null, "tname": null, "item": {"client": 7, "clock": 1}, "assoc": 0});
-    assert_eq!(a.replica.index_of(&stringified).unwrap(), Some(1));
+    assert_eq!(a.replica.index_json(&stringified).unwrap(), Some(1));
     // Unknown to this replica (yet): no index. Another type: no index.
     assert_eq!(
         a.replica
-            .index_of(&json!({"item": {"client": 99, "clock": 0}}))
+            .index_json(&json!({"item": {"client": 99, "clock": 0}}))
             .unwrap(),
         None
     );
     assert_eq!(
         a.replica
-            .index_of(&json!({"tname": "meta", "assoc": 0}))
+            .index_json(&json!({"tname": "meta", "assoc": 0}))
             .unwrap(),
         None
     );
@@ -413,11 +500,7 @@ fn presence_is_renewed_and_times_out() {
     let mut a = Peer::new(1);
     let mut b = Peer::new(2);
     connect(&mut a, &mut b);
-    b.receive(
-        &a.replica
-            .set_local_state(&json!({"user": {"name": "Ann"}}))
-            .unwrap(),
-    );
+    b.receive(&a.replica.set_state_json(&json!({"user": {"name": "Ann"}})));
     a.advance(OUTDATED_MS / 2 - 1);
     assert_eq!(a.replica.tick().0.len(), 0, "not yet due");
     a.advance(1);
@@ -433,7 +516,7 @@ fn presence_is_renewed_and_times_out() {
     assert!(!b.replica.tick().1, "renewed: still there");
     b.advance(1);
     assert!(b.replica.tick().1, "timed out");
-    assert!(b.replica.awareness_states().is_empty());
+    assert!(b.replica.states_json().is_empty());
 }
 
 #[test]
@@ -441,27 +524,25 @@ fn reconnecting_resyncs_and_reannounces() {
     let mut a = Peer::new(1);
     let mut b = Peer::new(2);
     let state = json!({"user": {"name": "Ann"}});
-    a.replica.set_local_state(&state).unwrap();
+    a.replica.set_state_json(&state);
     connect(&mut a, &mut b);
-    assert_eq!(b.replica.awareness_states()["1"], state);
+    assert_eq!(b.replica.states_json()["1"], state);
     assert!(b.replica.disconnected() && !b.replica.synced);
-    assert!(b.replica.awareness_states().is_empty());
+    assert!(b.replica.states_json().is_empty());
     b.edit(json!([{"insert": "offline"}]));
     let opening = a.replica.start();
     assert_eq!(opening.len(), 2, "sync step 1 and our presence");
     assert!(!a.replica.synced);
     connect(&mut a, &mut b);
     assert_eq!(a.text(), "offline");
-    assert_eq!(b.replica.awareness_states()["1"], state);
+    assert_eq!(b.replica.states_json()["1"], state);
 }
 
 #[test]
 fn a_peer_declaring_us_gone_gets_our_state_back() {
     let mut a = Peer::new(1);
     let mut b = Peer::new(2);
-    a.replica
-        .set_local_state(&json!({"user": {"name": "Ann"}}))
-        .unwrap();
+    a.replica.set_state_json(&json!({"user": {"name": "Ann"}}));
     connect(&mut a, &mut b);
     // b's view of a goes stale and b says so (as a server does when a connection drops).
     b.replica.awareness.remove_state(yrs::ClientID::new(1));
@@ -478,7 +559,7 @@ fn a_peer_declaring_us_gone_gets_our_state_back() {
         "a answers with its state at a higher clock"
     );
     assert!(b.receive(&changes.replies[0]).awareness_changed);
-    assert!(b.replica.awareness_states().contains_key("1"));
+    assert!(b.replica.states_json().contains_key("1"));
 }
 
 #[test]
@@ -488,7 +569,7 @@ fn stored_state_loads_and_is_offered_to_the_server() {
     a.replica.set_title("t");
     let mut b = Peer::new(2);
     let changes = b.replica.apply_state(&a.replica.encode_state()).unwrap();
-    b.quill.apply(changes.content.as_deref().unwrap());
+    b.quill.apply(&json(changes.content.as_deref().unwrap()));
     b.check();
     assert!(changes.title_changed);
     assert_eq!(changes.replies.len(), 1, "what was new goes to the server");
@@ -527,9 +608,7 @@ fn garbage_is_an_error_and_changes_nothing() {
     count_panics();
     let mut a = Peer::new(1);
     let mut b = Peer::new(2);
-    a.replica
-        .set_local_state(&json!({"user": {"name": "Ann"}}))
-        .unwrap();
+    a.replica.set_state_json(&json!({"user": {"name": "Ann"}}));
     let mut frames = a.replica.start();
     frames.push(a.edit(json!([{"insert": "文档😀", "attributes": {"bold": true}}, {"insert": "\n", "attributes": {"header": 2}}])));
     let first = a.replica.encode_state();
@@ -577,7 +656,7 @@ fn garbage_is_an_error_and_changes_nothing() {
             Err(_) => refused += 1,
         }
         let _ = fresh.replica.apply_state(&frame);
-        let _ = fresh.replica.content_delta();
+        let _ = fresh.replica.content_json();
     }
     println!("mutated frames: {refused} refused, {accepted} accepted");
     assert_eq!(
@@ -588,17 +667,17 @@ fn garbage_is_an_error_and_changes_nothing() {
     assert_eq!(b.replica.encode_state(), before);
     assert!(b.replica.apply_state(&state).is_ok());
 
-    let too_big = json!({"item": {"client": u64::MAX, "clock": 0}});
+    let too_big = json!({"item": {"client": 1u64 << 60, "clock": 0}});
     assert!(
-        b.replica.index_of(&too_big).is_err(),
+        b.replica.index_json(&too_big).is_err(),
         "not a JavaScript number: refused, not asserted on"
     );
-    assert!(b.replica.index_of(&json!({"item": "x"})).is_err());
-    assert!(b.replica.index_of(&json!([1, 2])).is_err());
-    assert!(b.replica.index_of(&json!({"bogus": 1})).is_err());
+    assert!(b.replica.index_json(&json!({"item": "x"})).is_err());
+    assert!(b.replica.index_json(&json!([1, 2])).is_err());
+    assert!(b.replica.index_json(&json!({"bogus": 1})).is_err());
     assert!(b
         .replica
-        .apply_quill_delta(&json!([{"delete": -1}]))
+        .apply_quill_delta(&any(&json!([{"delete": -1}])))
         .is_err());
 }
 
@@ -668,7 +747,7 @@ fn random_edits(anywhere: bool) {
         // UTF-16 offsets of every character boundary (no embeds are inserted here).
         let text: String = peer
             .replica
-            .content_delta()
+            .content_json()
             .iter()
             .filter_map(|op| op["insert"].as_str().map(str::to_owned))
             .collect();
@@ -694,10 +773,10 @@ fn random_edits(anywhere: bool) {
                 json!([{"retain": at}, {"insert": word, "attributes": attrs}])
             }
         };
-        if let Some(message) = peer.replica.apply_quill_delta(&ops).unwrap() {
+        if let Some(message) = peer.replica.apply_quill_delta(&any(&ops)).unwrap() {
             // These deltas may run past the end, where the model lacks Quill's own final
             // newline: resync it after local edits; remote changes are checked against it.
-            peer.quill = Quill::of(&peer.replica.content_delta());
+            peer.quill = Quill::of(&peer.replica.content_json());
             inflight.push((who, message));
         }
         if round % 3 == 0 || next() & 1 == 0 {
@@ -705,13 +784,31 @@ fn random_edits(anywhere: bool) {
         }
     }
     deliver(&mut peers, &mut inflight);
-    let content = peers[0].replica.content_delta();
+    let content = peers[0].replica.content_json();
     for peer in &peers[1..] {
-        assert_eq!(peer.replica.content_delta(), content, "replicas diverged");
+        assert_eq!(peer.replica.content_json(), content, "replicas diverged");
     }
     assert_eq!(
         PANICS.with(Cell::get),
         0,
         "yrs panicked on a Quill edit: the browser module would abort"
     );
+}
+
+#[test]
+fn a_heartbeat_is_answered_and_counted_with_what_we_lack() {
+    let mut a = Peer::new(1);
+    let mut b = Peer::new(2);
+    connect(&mut a, &mut b);
+    // b (playing the server) gets an edit that a has not seen.
+    b.edit(json!([{"insert": "心跳 ok"}]));
+    let question = a.replica.heartbeat();
+    let answers = b.receive(&question).replies;
+    assert_eq!(answers.len(), 1, "a sync step 1 is always answered");
+    let changes = a.receive(&answers[0]);
+    assert_eq!(changes.sync_answers, 1);
+    assert_eq!(a.text(), "心跳 ok", "the answer carries what we lacked");
+    // An update or a presence message is not an answer.
+    let update = b.edit(json!([{"retain": 2}, {"insert": "!"}]));
+    assert_eq!(a.receive(&update).sync_answers, 0);
 }

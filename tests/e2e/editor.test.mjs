@@ -168,3 +168,24 @@ test('the local caret stays put when remote text arrives above it', async () => 
   const ops = await waitConverged([alice, bob])
   assert.equal(ops.map((op) => op.insert).join(''), '新的 😀 first line\nsecond (Bob) line\n')
 })
+
+test('undo takes back only one\'s own typing, never the loaded document or a collaborator\'s', async () => {
+  const docId = uniqueDocId('e2e-undo')
+  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  await alice.click('.ql-editor')
+  await alice.keyboard.type('Alice wrote this.')
+  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  await bob.click('.ql-editor')
+  // Bob has typed nothing: undo must not remove what he loaded.
+  await bob.keyboard.press('Control+z')
+  await caretAt(bob, 0)
+  await bob.keyboard.type('Bob: ')
+  await waitFor(async () => (await text(alice)).startsWith('Bob: '), TIMEOUT_MS, 'Alice to see Bob')
+  await caretAt(alice, (await text(alice)).length - 1)
+  await alice.keyboard.type(' More.')
+  await waitFor(async () => (await text(bob)).endsWith(' More.\n'), TIMEOUT_MS, 'Bob to see Alice')
+  // Bob's undo removes "Bob: " and nothing of Alice's.
+  await bob.keyboard.press('Control+z')
+  const ops = await waitConverged([alice, bob])
+  assert.equal(ops.map((op) => op.insert).join(''), 'Alice wrote this. More.\n')
+})

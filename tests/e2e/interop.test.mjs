@@ -111,3 +111,23 @@ test('Chinese and emoji typed in one editor and inserted into by another end ide
   // Rendered text (what a user reads) is the same too.
   assert.equal(await alice.locator('.ql-editor').innerText(), await bob.locator('.ql-editor').innerText())
 })
+
+test('an embed from a stock client (an image) does not stop the editor', async () => {
+  const docId = uniqueDocId('e2e-embed')
+  const stock = await stockClient(docId)
+  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  stock.doc.transact(() => {
+    stock.text.insert(0, 'before  after')
+    stock.text.insertEmbed(7, { image: 'https://example.com/cat.png' })
+  })
+  // Shown as one stand-in character, so positions keep lining up.
+  await waitFor(async () => (await text(page)) === 'before \ufffc after\n', TIMEOUT_MS, 'the text around the embed')
+  // Typing after it still reaches everyone.
+  await page.click('.ql-editor')
+  await caretAt(page, 'before \ufffc after'.length)
+  await page.keyboard.type(' and more')
+  await waitFor(() => stock.text.toString().endsWith('after and more'), TIMEOUT_MS,
+    'the stock client to receive typing after the embed', () => JSON.stringify(stock.text.toDelta()))
+  assert.deepEqual(stock.text.toDelta()[1], { insert: { image: 'https://example.com/cat.png' } })
+  assert.deepEqual(page.errors, [])
+})

@@ -7,7 +7,7 @@ import net from 'node:net'
 
 import { connectClient, makeTempDir, removeTempDir } from '../node/support.mjs'
 import {
-  caretAt, contents, launchBrowser, newUser, openEditor, sleep, startQuire, text, TIMEOUT_MS,
+  caretAt, contents, launchBrowser, launchProfile, newUser, openEditor, sleep, startQuire, text, TIMEOUT_MS,
   uniqueDocId, waitConverged, waitFor
 } from './support.mjs'
 
@@ -142,11 +142,14 @@ test('the server is killed while a user types and restarts 5 s later; nothing ty
   await waitFor(async () => /Reconnecting|Offline/.test(await status(page)), TIMEOUT_MS, 'the editor to notice')
   await sleep(5000)
   server = await quire({ dataDir, addr })
-  await waitFor(async () => (await status(page)) === 'All changes synced', 4 * TIMEOUT_MS,
+  // Typing goes on, so the indicator says "Saving…" between confirmations.
+  await waitFor(async () => /^(Saving…|All changes synced)$/.test(await status(page)), 4 * TIMEOUT_MS,
     'the editor to reconnect on its own')
   await sleep(500)
   typing = false
   await typist
+  // Once typing stops, the server confirms it has everything.
+  await waitFor(async () => (await status(page)) === 'All changes synced', TIMEOUT_MS, 'the last words confirmed')
 
   const expected = typed.join('')
   assert.equal(await text(page), `${expected}\n`)
@@ -221,11 +224,13 @@ test('a full device store is reported and editing goes on', async () => {
   const docId = uniqueDocId('e2e-quota')
   const context = await newUser(browser, 'Alice')
   await context.addInitScript(() => {
-    // Every write fails as it does when the origin's quota is used up.
-    const put = IDBObjectStore.prototype.put
-    IDBObjectStore.prototype.put = function (...args) {
-      if (this.name === 'log') throw new DOMException('quota exceeded', 'QuotaExceededError')
-      return put.apply(this, args)
+    // Every write to the log fails as it does when the origin's quota is used up.
+    for (const method of ['add', 'put']) {
+      const original = IDBObjectStore.prototype[method]
+      IDBObjectStore.prototype[method] = function (...args) {
+        if (this.name === 'log') throw new DOMException('quota exceeded', 'QuotaExceededError')
+        return original.apply(this, args)
+      }
     }
   })
   const page = await openEditor(context, server, docId)
@@ -277,4 +282,46 @@ test('compacting the device copy keeps the loaded state identical', async () => 
   assert.deepEqual(result.after.delta, result.live)
   assert.equal(result.after.title, '压缩 test')
   assert.equal(result.live.map((op) => op.insert).join(''), 'one!two three 😀 four')
+})
+
+test('edits made offline survive a browser restart while still offline', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-restart')
+  const profile = await makeTempDir()
+  let context = await launchProfile(profile, 'Alice')
+  try {
+    const page = await openEditor(context, server, docId)
+    await page.click('.ql-editor')
+    await page.keyboard.type('online part. ')
+    await page.reload()
+    await page.waitForFunction(() => window.quire?.session.synced)
+    await offlineReady(page)
+    await context.setOffline(true)
+    await waitFor(async () => (await status(page)).startsWith('Offline'), TIMEOUT_MS, 'offline')
+    await caretAt(page, 'online part. '.length)
+    await page.keyboard.type('离线部分 offline part.')
+    await context.close()
+
+    // The browser starts again, the network still off.
+    context = await launchProfile(profile, 'Alice', { offline: true })
+    const again = await context.newPage()
+    await again.goto(`${server.httpUrl}/d/${docId}`)
+    await again.waitForFunction(() => window.quire?.quill)
+    assert.equal(await text(again), 'online part. 离线部分 offline part.\n')
+    assert.match(await status(again), /Offline: changes saved on this device, not yet synced/)
+
+    // Back online, the server gets it.
+    await context.setOffline(false)
+    await waitFor(async () => (await status(again)) === 'All changes synced', 3 * TIMEOUT_MS, 'synced')
+    const check = connectClient(server.wsBase, docId)
+    try {
+      await check.synced()
+      assert.equal(check.text.toString(), 'online part. 离线部分 offline part.')
+    } finally {
+      check.destroy()
+    }
+  } finally {
+    await context.close()
+    await removeTempDir(profile)
+  }
 })

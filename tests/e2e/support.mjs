@@ -24,16 +24,28 @@ export function startQuire (options = {}) {
   return startServer({ ...options, args: ['--web-dir', webDir, ...(options.args ?? [])] })
 }
 
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'
+  ]
+}
+
 /** Headless Chromium; every context gets a fresh profile (playwright's default). */
 export function launchBrowser () {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'
-    ]
-  })
+  return chromium.launch(LAUNCH)
+}
+
+/** Chromium on a profile directory that outlives it (to restart "the same browser"), with
+ * `name` as its user. */
+export async function launchProfile (dir, name, options = {}) {
+  const context = await chromium.launchPersistentContext(dir, { ...LAUNCH, ...options })
+  await context.addInitScript(([user]) => {
+    localStorage.setItem('quire.user', JSON.stringify(user))
+  }, [{ name, color: '#1a73e8' }])
+  return context
 }
 
 /**

@@ -21,6 +21,11 @@
 // so both end at the same text. As a last guard, after every composition the binding compares
 // Quill with the replica and, if they differ, resets Quill from the replica (never the other
 // way: the replica is what the other users have).
+//
+// Embeds. quire's model has none, but a stock client may insert one (an image from y-quill).
+// Quill, limited to quire's formats, would throw on it half-way through an update and stop
+// emitting changes. The binding shows each embed as one U+FFFC character instead: the same
+// length, so every position still lines up, and deleting it deletes the embed.
 
 import Quill, { Delta } from "quill";
 import type { QuillOp } from "../../client-wasm/pkg/quire_client.js";
@@ -35,7 +40,10 @@ export class Binding {
     private readonly quill: Quill,
     private readonly session: Session,
   ) {
-    quill.setContents(new Delta(session.doc.contentDelta()), "api");
+    quill.setContents(displayable(session.doc.contentDelta()), "api");
+    // Undo must not take back the loaded document (the history records only "user" changes,
+    // but the first load would otherwise be the base of the first undo).
+    quill.history.clear();
     quill.on(Quill.events.TEXT_CHANGE, this.localChange);
     // Quill's own listeners were registered first, so they run first: at `compositionend`
     // Quill queues a microtask that commits the composition (and emits its text-change); the
@@ -46,18 +54,22 @@ export class Binding {
 
   /** A remote change to the body, from the replica. */
   remoteChange(ops: QuillOp[]): void {
-    const change = new Delta(ops);
+    const change = displayable(ops);
     if (this.composing || this.held) {
       this.held = this.held ? this.held.compose(change) : change;
       return;
     }
-    this.quill.updateContents(change, "api");
+    this.show(change);
   }
 
-  destroy(): void {
-    this.quill.off(Quill.events.TEXT_CHANGE, this.localChange);
-    this.quill.root.removeEventListener("compositionstart", this.compositionStart);
-    this.quill.root.removeEventListener("compositionend", this.compositionEnd);
+  /** Applies a change to Quill; if Quill refuses it, shows the replica afresh instead. */
+  private show(change: Delta): void {
+    try {
+      this.quill.updateContents(change, "api");
+    } catch (error) {
+      console.error("quire: the editor refused a change; showing the document afresh", error);
+      this.resetFromReplica();
+    }
   }
 
   private localChange = (delta: Delta, _old: Delta, source: string): void => {
@@ -88,7 +100,7 @@ export class Binding {
       this.composing = false;
       const held = this.held;
       this.held = null;
-      if (held) this.quill.updateContents(held, "api");
+      if (held) this.show(held);
       this.checkConverged();
     });
   };
@@ -96,7 +108,7 @@ export class Binding {
   /** Resets Quill from the replica if the two differ; keeps the caret where it was. */
   private checkConverged(): void {
     const shown = this.quill.getContents();
-    const replica = new Delta(this.session.doc.contentDelta());
+    const replica = displayable(this.session.doc.contentDelta());
     // Quill always ends with a newline the YText may not have.
     if (isSame(shown, replica) || isSame(shown, new Delta(replica.ops).insert("\n"))) return;
     console.warn("quire: the editor differed from the document after a composition; reset it");
@@ -104,10 +116,23 @@ export class Binding {
   }
 
   private resetFromReplica(): void {
+    this.held = null;
     const selection = this.quill.getSelection();
-    this.quill.setContents(new Delta(this.session.doc.contentDelta()), "api");
+    this.quill.setContents(displayable(this.session.doc.contentDelta()), "api");
     if (selection) this.quill.setSelection(selection, "silent");
   }
+}
+
+/** U+FFFC OBJECT REPLACEMENT CHARACTER: one UTF-16 unit, like an embed. */
+const EMBED_STANDIN = "\ufffc";
+
+/** The ops as Quill can show them: embeds become one stand-in character each. */
+function displayable(ops: QuillOp[]): Delta {
+  return new Delta(
+    ops.map((op) =>
+      "insert" in op && typeof op.insert !== "string" ? { ...op, insert: EMBED_STANDIN } : op,
+    ) as QuillOp[],
+  );
 }
 
 function isSame(a: Delta, b: Delta): boolean {

@@ -7,6 +7,8 @@ export type Status = "connecting" | "connected" | "reconnecting" | "offline" | "
 export interface ConnectionHandlers {
   /** The socket opened: the messages to send first (sync step 1, our presence). */
   opened(): Uint8Array[];
+  /** A message the server always answers (a sync step 1), sent while connected. */
+  heartbeat(): Uint8Array;
   message(frame: Uint8Array): void;
   closed(): void;
   status(status: Status): void;
@@ -17,13 +19,15 @@ export interface ConnectionHandlers {
  * the tab regaining focus retry at once). */
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-/** Ask the server for presence this often; it answers with every client's state (ours
- * included, so there is always an answer). That answer is our heartbeat. */
+/** Send the heartbeat this often; its answer proves the connection alive. */
 const HEARTBEAT_MS = 10_000;
 /** No frame for this long: the connection is dead even if the socket says open. */
 const SILENCE_MS = 25_000;
-/** y-protocols' "query awareness" message (message type 3, no payload). */
-const QUERY_AWARENESS = Uint8Array.of(3);
+/** A socket that has not opened after this long will not. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** The retry backoff starts over only once a connection has stayed up this long: a server
+ * that takes the connection and then refuses what we send must not be hit in a tight loop. */
+const STABLE_MS = 10_000;
 /** Close codes after which reconnecting cannot help. */
 const CLOSE_DELETED = 4410;
 
@@ -32,6 +36,7 @@ export class Connection {
   private attempt = 0;
   private retryTimer: number | undefined;
   private heartbeatTimer: number | undefined;
+  private stableTimer: number | undefined;
   private lastFrame = 0;
   private stopped = false;
   private current: Status = "connecting";
@@ -78,16 +83,19 @@ export class Connection {
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
+    this.lastFrame = Date.now();
+    // Until it opens, the same timer checks that it does.
+    this.heartbeatTimer = window.setInterval(this.heartbeat, HEARTBEAT_MS);
     socket.onopen = () => {
       this.lastFrame = Date.now();
       for (const frame of this.handlers.opened()) socket.send(frame);
-      this.heartbeatTimer = window.setInterval(this.heartbeat, HEARTBEAT_MS);
     };
     socket.onmessage = (event) => {
       this.lastFrame = Date.now();
-      // The first frame proves the server took us (not a 503 or an instant close).
-      this.attempt = 0;
-      this.setStatus("connected");
+      if (this.current !== "connected") {
+        this.setStatus("connected");
+        this.stableTimer = window.setTimeout(() => (this.attempt = 0), STABLE_MS);
+      }
       if (event.data instanceof ArrayBuffer) this.handlers.message(new Uint8Array(event.data));
     };
     socket.onclose = (event) => {
@@ -105,6 +113,7 @@ export class Connection {
   /** Forgets the socket: no more events from it; the replica is told it is disconnected. */
   private drop(): void {
     clearInterval(this.heartbeatTimer);
+    clearTimeout(this.stableTimer);
     const socket = this.socket;
     if (!socket) return;
     this.socket = null;
@@ -132,11 +141,12 @@ export class Connection {
   }
 
   private heartbeat = (): void => {
-    if (Date.now() - this.lastFrame > SILENCE_MS) {
+    const open = this.socket?.readyState === WebSocket.OPEN;
+    if (Date.now() - this.lastFrame > (open ? SILENCE_MS : CONNECT_TIMEOUT_MS)) {
       this.reconnect();
       return;
     }
-    this.send(QUERY_AWARENESS);
+    if (open) this.send(this.handlers.heartbeat());
   };
 
   private retryNow = (): void => {

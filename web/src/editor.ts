@@ -27,11 +27,12 @@ function statusText(session: Session): string {
   const where = session.local.failure ? "changes kept in this tab only" : "changes saved on this device";
   switch (status) {
     case "connected":
-      return session.synced ? "All changes synced" : "Syncing…";
+      if (!session.synced) return "Syncing…";
+      return session.local.pending ? "Saving…" : "All changes synced";
     case "connecting":
       return "Connecting…";
     case "reconnecting":
-      return session.local.pending ? `Reconnecting… ${where}` : "Reconnecting…";
+      return session.local.pending ? `Reconnecting… (${where})` : "Reconnecting…";
     case "offline":
       return session.local.pending ? `Offline: ${where}, not yet synced` : "Offline";
     case "deleted":
@@ -64,7 +65,8 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   const quill = new Quill(editor, {
     theme: "snow",
     formats: FORMATS,
-    modules: { toolbar: TOOLBAR, cursors: { hideDelayMs: 5000 } },
+    // Undo takes back this user's own changes only, never a collaborator's.
+    modules: { toolbar: TOOLBAR, cursors: { hideDelayMs: 5000 }, history: { userOnly: true } },
     placeholder: "Start writing…",
   });
 
@@ -111,7 +113,10 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     status.dataset.status = s;
     status.dataset.pending = String(opened.local.pending);
     status.querySelector(".label")!.textContent = statusText(opened);
-    if (s === "deleted") quill.disable();
+    if (s === "deleted") {
+      quill.disable();
+      title.disabled = true;
+    }
   }
   function showNotice(message: string, fades: boolean): void {
     notice.textContent = message;
@@ -141,6 +146,10 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   showTitle();
   showStatus();
   window.addEventListener("pagehide", () => session.close());
+  // Back/forward cache: the page comes back with its session closed; start afresh.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) location.reload();
+  });
   // A tab in the background may be discarded without a pagehide: fold the log while we can.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") void session.local.flush();

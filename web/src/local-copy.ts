@@ -10,10 +10,15 @@ import { LocalStore, StorageError, type LocalDoc } from "./local";
 const COMPACT_AFTER_APPENDS = 200;
 /** ...and this long after a remote change (those are not appended; this is how they land). */
 const COMPACT_DELAY_MS = 1_000;
+/** How stale the "last changed" time in the documents list may be. */
+const META_INTERVAL_MS = 5_000;
 
 export class LocalCopy {
-  /** Writes run one after another, in the order they were asked for. */
-  private queue: Promise<void> = Promise.resolve();
+  /** The keys of the log entries this replica holds (loaded or written here): a compaction
+   * replaces exactly these. Another tab's entries are not ours to remove. */
+  private readonly owned = new Set<number>();
+  /** Writes started and not finished (for `flush`). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private appended = 0;
   private timer: number | undefined;
   private failed: string | null = null;
@@ -22,7 +27,6 @@ export class LocalCopy {
     private readonly store: LocalStore | null,
     private readonly doc: QuireDoc,
     private meta: LocalDoc,
-    private next: number,
     private readonly onFailure: (reason: string) => void,
   ) {}
 
@@ -37,9 +41,9 @@ export class LocalCopy {
     onFailure: (reason: string) => void,
   ): Promise<LocalCopy> {
     let meta: LocalDoc = { id: docId, title: "", pending: false, changedMs: 0 };
-    let next = 0;
     const store = device instanceof LocalStore ? device : null;
     let failure: string | null = device instanceof LocalStore ? null : device.message;
+    let keys: number[] = [];
     if (store) {
       try {
         const log = await store.load(docId);
@@ -47,7 +51,7 @@ export class LocalCopy {
           if (entry.kind === "state") doc.applyState(entry.bytes);
           else doc.receive(entry.bytes);
         }
-        next = log.next;
+        keys = log.keys;
         meta = (await store.doc(docId)) ?? meta;
       } catch (error) {
         // A copy that cannot be read is left as it is (not overwritten): the server has the
@@ -55,7 +59,8 @@ export class LocalCopy {
         failure = error instanceof StorageError ? error.message : `the saved copy is unreadable (${error})`;
       }
     }
-    const copy = new LocalCopy(failure ? null : store, doc, meta, next, onFailure);
+    const copy = new LocalCopy(failure ? null : store, doc, meta, onFailure);
+    for (const key of keys) copy.owned.add(key);
     if (failure) copy.fail(failure);
     return copy;
   }
@@ -70,12 +75,17 @@ export class LocalCopy {
     return this.failed;
   }
 
-  /** A local change, as the message the replica produced; `synced`: it goes to the server now. */
-  committed(message: Uint8Array, synced: boolean): void {
-    const seq = this.next++;
-    this.run((store) => store.append(this.meta.id, seq, { kind: "message", bytes: message }));
-    this.meta = { ...this.meta, pending: this.meta.pending || !synced, changedMs: Date.now() };
-    this.saveMeta();
+  /** A local change, as the message the replica produced. Until `confirmed`, it is pending. */
+  committed(message: Uint8Array): void {
+    this.write((store) =>
+      store.append({ doc: this.meta.id, kind: "message", bytes: message }).then((key) => this.owned.add(key)),
+    );
+    // The record is for the documents list: written when the mark appears, then at most
+    // every few seconds while typing goes on.
+    const now = Date.now();
+    if (!this.meta.pending || now - this.meta.changedMs > META_INTERVAL_MS) {
+      this.saveMeta({ pending: true, changedMs: now });
+    }
     if (++this.appended >= COMPACT_AFTER_APPENDS) this.compactSoon(0);
   }
 
@@ -84,56 +94,74 @@ export class LocalCopy {
     this.compactSoon(COMPACT_DELAY_MS);
   }
 
-  /** The connection's sync finished: the server has everything this copy has. */
-  synced(): void {
+  /** The server has everything this copy has (a sync answered after the last change). */
+  confirmed(): void {
     this.compactSoon(0);
-    if (!this.meta.pending) return;
-    this.meta = { ...this.meta, pending: false };
-    this.saveMeta();
+    if (this.meta.pending) this.saveMeta({ pending: false });
   }
 
   titleChanged(title: string): void {
-    if (title === this.meta.title) return;
-    this.meta = { ...this.meta, title };
-    this.saveMeta();
+    if (title !== this.meta.title) this.saveMeta({ title });
   }
 
   /** The document was deleted on the server: this device's copy goes too (kept, it would
    * list the document forever; the server refuses to take it back anyway). */
   forget(): void {
     clearTimeout(this.timer);
-    this.run((store) => store.forget(this.meta.id));
+    this.timer = undefined;
+    this.write((store) => store.forget(this.meta.id));
     this.meta = { ...this.meta, pending: false };
     this.failed = "the document was deleted";
   }
 
-  /** Folds the log into one state now (the page is going away) and waits for the writes. */
-  flush(): Promise<void> {
+  /** Folds the log into one state now (the page is going away) and waits for every write. */
+  async flush(): Promise<void> {
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.compact();
-    return this.queue;
+    await Promise.allSettled([...this.inFlight]);
   }
 
+  /** Throttled, not debounced: while others type without a pause, their changes still reach
+   * the device every `delay`. */
   private compactSoon(delay: number): void {
+    if (delay > 0 && this.timer !== undefined) return;
     clearTimeout(this.timer);
-    this.timer = window.setTimeout(() => this.compact(), delay);
+    this.timer = window.setTimeout(() => {
+      this.timer = undefined;
+      this.compact();
+    }, delay);
   }
 
   private compact(): void {
     this.appended = 0;
-    // The state is taken when the compaction runs, after every append queued before it.
-    this.run((store) => store.compact(this.meta.id, this.doc.encodeState()));
+    // The state holds everything applied so far; it replaces the entries known by now. An
+    // append still in flight keeps its entry (a harmless duplicate, folded next time).
+    const replaced = [...this.owned];
+    const state = this.doc.encodeState();
+    this.write((store) =>
+      store.compact(this.meta.id, state, replaced).then((key) => {
+        for (const old of replaced) this.owned.delete(old);
+        this.owned.add(key);
+      }),
+    );
   }
 
-  private saveMeta(): void {
+  private saveMeta(change: Partial<LocalDoc>): void {
+    this.meta = { ...this.meta, ...change };
     const meta = this.meta;
-    this.run((store) => store.saveDoc(meta));
+    this.write((store) => store.saveDoc(meta));
   }
 
-  private run(write: (store: LocalStore) => Promise<void>): void {
+  /** Starts a write now; a failure turns the copy off (said once) and the document carries
+   * on in memory. */
+  private write(start: (store: LocalStore) => Promise<unknown>): void {
     const store = this.store;
     if (!store || this.failed) return;
-    this.queue = this.queue.then(() => write(store)).catch((error) => this.fail(String(error?.message ?? error)));
+    const running = start(store)
+      .catch((error) => this.fail(String(error?.message ?? error)))
+      .finally(() => this.inFlight.delete(running));
+    this.inFlight.add(running);
   }
 
   private fail(reason: string): void {

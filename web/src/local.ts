@@ -4,9 +4,15 @@
 //
 // Per document, a log: each local change is appended as the message the replica produced for
 // it (a y-sync update message, replayed into the replica with `receive`), and from time to
-// time the whole state replaces the log (`encodeState`, replayed with `applyState`). Remote
-// changes are not appended one by one (the server keeps them) but reach the device with the
-// next compaction, which runs shortly after they arrive.
+// time a state replaces the entries it contains (`encodeState`, replayed with `applyState`).
+// Remote changes are not appended one by one (the server keeps them) but reach the device with
+// the next compaction, which runs shortly after they arrive.
+//
+// Several tabs may hold one document. Entries get keys of their own (auto-increment), and a
+// compaction removes only the entries its tab has in its replica (those it loaded or wrote),
+// so one tab never drops another's offline edits; the next load merges whatever is there.
+// Every write opens its transaction at once (no queue of our own): IndexedDB runs them in
+// that order, and a write asked for just before the page goes away has started.
 //
 // Beside the log, a small record per document for the documents list: its title and whether
 // it has changes the server may not have yet ("pending").
@@ -14,7 +20,11 @@
 import { openDB, type DBSchema, type IDBPDatabase } from "idb";
 
 /** One entry of a document's log. */
-export type Entry = { kind: "state"; bytes: Uint8Array } | { kind: "message"; bytes: Uint8Array };
+export interface Entry {
+  doc: string;
+  kind: "state" | "message";
+  bytes: Uint8Array;
+}
 
 export interface LocalDoc {
   id: string;
@@ -26,15 +36,13 @@ export interface LocalDoc {
 }
 
 interface Schema extends DBSchema {
-  /** Keyed `[docId, seq]`: a range scan reads one document's log in order. */
-  log: { key: [string, number]; value: Entry };
+  /** Auto-increment keys, so entries sort in the order they were written; indexed by doc. */
+  log: { key: number; value: Entry; indexes: { doc: string } };
   docs: { key: string; value: LocalDoc };
 }
 
 const NAME = "quire";
 const VERSION = 1;
-/** Sequence numbers start here after a compaction; the state itself sits at 0. */
-const FIRST_SEQ = 1;
 
 /** Why the device cannot keep documents: no IndexedDB (private mode, disabled), or full. */
 export class StorageError extends Error {}
@@ -48,7 +56,7 @@ export class LocalStore {
     try {
       const db = await openDB<Schema>(NAME, VERSION, {
         upgrade(db) {
-          db.createObjectStore("log");
+          db.createObjectStore("log", { autoIncrement: true }).createIndex("doc", "doc");
           db.createObjectStore("docs", { keyPath: "id" });
         },
       });
@@ -58,37 +66,37 @@ export class LocalStore {
     }
   }
 
-  /** A document's log, oldest first, and the next free sequence number. */
-  async load(docId: string): Promise<{ entries: Entry[]; next: number }> {
-    const range = IDBKeyRange.bound([docId, 0], [docId, Infinity]);
-    const tx = this.db.transaction("log");
-    const [entries, keys] = await Promise.all([tx.store.getAll(range), tx.store.getAllKeys(range)]);
-    const last = keys.at(-1)?.[1] ?? 0;
-    return { entries, next: Math.max(FIRST_SEQ, last + 1) };
+  /** A document's log, oldest first, with each entry's key. */
+  async load(docId: string): Promise<{ entries: Entry[]; keys: number[] }> {
+    const index = this.db.transaction("log").store.index("doc");
+    const [entries, keys] = await Promise.all([index.getAll(docId), index.getAllKeys(docId)]);
+    return { entries, keys };
   }
 
-  async append(docId: string, seq: number, entry: Entry): Promise<void> {
-    await this.write(async () => {
-      await this.db.put("log", entry, [docId, seq]);
-    });
+  /** Appends an entry; resolves with its key. */
+  append(entry: Entry): Promise<number> {
+    return this.write(() => this.db.add("log", entry));
   }
 
-  /** Replaces a document's log with one state, atomically: a crash leaves one or the other. */
-  async compact(docId: string, state: Uint8Array): Promise<void> {
-    await this.write(async () => {
+  /** Replaces the entries `replaced` by one state, atomically (a crash leaves one or the
+   * other); resolves with the state's key. */
+  compact(docId: string, state: Uint8Array, replaced: number[]): Promise<number> {
+    return this.write(async () => {
       const tx = this.db.transaction("log", "readwrite");
-      await tx.store.delete(IDBKeyRange.bound([docId, 0], [docId, Infinity]));
-      await tx.store.put({ kind: "state", bytes: state }, [docId, 0]);
-      await tx.done;
+      const added = tx.store.add({ doc: docId, kind: "state", bytes: state });
+      const removed = replaced.map((key) => tx.store.delete(key));
+      const [key] = await Promise.all([added, ...removed, tx.done]);
+      return key;
     });
   }
 
   /** Removes a document's log and record, atomically. */
-  async forget(docId: string): Promise<void> {
-    await this.write(async () => {
+  forget(docId: string): Promise<void> {
+    return this.write(async () => {
       const tx = this.db.transaction(["log", "docs"], "readwrite");
-      await tx.objectStore("log").delete(IDBKeyRange.bound([docId, 0], [docId, Infinity]));
-      await tx.objectStore("docs").delete(docId);
+      const log = tx.objectStore("log");
+      for (const key of await log.index("doc").getAllKeys(docId)) void log.delete(key);
+      void tx.objectStore("docs").delete(docId);
       await tx.done;
     });
   }
@@ -98,19 +106,18 @@ export class LocalStore {
   }
 
   async saveDoc(doc: LocalDoc): Promise<void> {
-    await this.write(async () => {
-      await this.db.put("docs", doc);
-    });
+    await this.write(() => this.db.put("docs", doc));
   }
 
   async docs(): Promise<LocalDoc[]> {
     return this.db.getAll("docs");
   }
 
-  /** Runs a write; whatever goes wrong (quota, a closed database) becomes a `StorageError`. */
-  private async write(run: () => Promise<void>): Promise<void> {
+  /** Starts a write (synchronously: its transaction opens now); whatever goes wrong (quota,
+   * a closed database) becomes a `StorageError`. */
+  private async write<T>(start: () => Promise<T>): Promise<T> {
     try {
-      await run();
+      return await start();
     } catch (error) {
       throw new StorageError(reason(error));
     }

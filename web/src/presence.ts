@@ -118,8 +118,8 @@ export class Presence {
       if (id === me || !user || typeof user.name !== "string") continue;
       seen.add(id);
       names.push(chip(user, false));
-      const anchor = state.cursor && doc.indexFromRelativePosition(state.cursor.anchor);
-      const head = state.cursor && doc.indexFromRelativePosition(state.cursor.head);
+      const anchor = placed(() => state.cursor && doc.indexFromRelativePosition(state.cursor.anchor));
+      const head = placed(() => state.cursor && doc.indexFromRelativePosition(state.cursor.head));
       if (anchor == null || head == null) {
         cursors.removeCursor(id);
         continue;
@@ -139,6 +139,16 @@ export class Presence {
   private publish(): void {
     const state: PresenceState = { user: this.user, cursor: this.cursor };
     this.session.send(this.session.doc.setLocalState(state));
+  }
+}
+
+/** A peer's cursor position, or null when it cannot be placed: one malformed cursor from
+ * another client must not stop the rest of the presence from rendering. */
+function placed(index: () => number | null | undefined): number | null {
+  try {
+    return index() ?? null;
+  } catch {
+    return null;
   }
 }
 

@@ -12,6 +12,8 @@ import { LocalCopy } from "./local-copy";
 /** How often presence is renewed and stale peers dropped (Yjs renews every 15 s and drops a
  * peer after 30 s of silence; ticking every 5 s keeps both on time). */
 const TICK_MS = 5_000;
+/** After the last local change, ask the server to confirm it has everything this soon. */
+const CONFIRM_DELAY_MS = 500;
 
 export interface SessionListeners {
   /** A remote change to the body, as Quill ops relative to the body before it. */
@@ -37,6 +39,16 @@ export class Session {
   private readonly ticker: number;
   /** Whether this connection's first sync has finished. */
   private isSynced = false;
+  // "Pending" is cleared only by proof: the server answers sync step 1s in order, after
+  // everything sent before them, so an answer to a step 1 sent after the last change means
+  // the server has that change. Counted per connection.
+  /** Sync step 1s sent on this connection. */
+  private asked = 0;
+  /** Their answers (sync step 2s) received. */
+  private answered = 0;
+  /** The local changes are confirmed once `answered` reaches this (0: nothing to confirm). */
+  private confirmAt = 0;
+  private confirmTimer: number | undefined;
 
   private constructor(
     readonly docId: string,
@@ -47,10 +59,18 @@ export class Session {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const url = `${scheme}//${location.host}/ws/${encodeURIComponent(docId)}`;
     this.connection = new Connection(url, {
-      opened: () => this.doc.start(),
+      opened: () => {
+        // start() opens with a sync step 1: the first question of this connection.
+        this.asked = 1;
+        this.answered = 0;
+        this.confirmAt = 0;
+        return this.doc.start();
+      },
+      heartbeat: () => this.ask(),
       message: (frame) => this.receive(frame),
       closed: () => {
         this.isSynced = false;
+        clearTimeout(this.confirmTimer);
         if (this.doc.disconnected()) this.listeners.presence();
       },
       // May be called from within `new Connection` (offline at once): use the argument.
@@ -79,8 +99,11 @@ export class Session {
   commit(message: Uint8Array | undefined): void {
     if (!message) return;
     const wasPending = this.local.pending;
-    this.local.committed(message, this.isSynced);
+    this.local.committed(message);
     this.connection.send(message);
+    // An answer to a question asked before this change proves nothing about it.
+    this.confirmAt = 0;
+    if (this.isSynced) this.confirmSoon();
     if (this.local.pending !== wasPending) this.listeners.status();
   }
 
@@ -91,6 +114,7 @@ export class Session {
 
   close(): void {
     clearInterval(this.ticker);
+    clearTimeout(this.confirmTimer);
     this.connection.stop();
     void this.local.flush();
   }
@@ -108,8 +132,25 @@ export class Session {
     this.handle(changes);
   }
 
+  /** A sync step 1 to send now, counted. */
+  private ask(): Uint8Array {
+    this.asked += 1;
+    return this.doc.heartbeat();
+  }
+
+  /** Asks for a confirmation once typing pauses; the answer clears "pending". */
+  private confirmSoon(): void {
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = window.setTimeout(() => {
+      if (!this.isSynced) return;
+      this.connection.send(this.ask());
+      this.confirmAt = this.asked;
+    }, CONFIRM_DELAY_MS);
+  }
+
   private handle(changes: Changes): void {
     for (const reply of changes.replies) this.connection.send(reply);
+    this.answered += changes.syncAnswers;
     if (changes.contentChange) {
       this.local.remoteChanged();
       this.listeners.content(changes.contentChange);
@@ -121,10 +162,15 @@ export class Session {
     }
     if (changes.awarenessChanged) this.listeners.presence();
     if (changes.synced && !this.isSynced) {
-      // Our answer to the server's sync step 1 (everything it lacked) went out above, before
-      // its step 2 completed the sync: from here on it has all we have.
       this.isSynced = true;
-      this.local.synced();
+      // Whatever the server lacked went out above, in our answer to its sync step 1; a
+      // question asked now is answered after it.
+      if (this.local.pending) this.confirmSoon();
+      this.listeners.status();
+    }
+    if (this.confirmAt > 0 && this.answered >= this.confirmAt) {
+      this.confirmAt = 0;
+      this.local.confirmed();
       this.listeners.status();
     }
   }

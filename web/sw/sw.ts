@@ -5,8 +5,8 @@
 //
 // Network first: while the server answers, every load gets the current build (file names
 // carry no hash, so a cache-first worker would pin an old one), and the copy is refreshed.
-// Only when the network fails does the cached copy answer. The API and the WebSocket are
-// never touched.
+// When the network fails, answers with a server error, or takes too long, the cached copy
+// answers. The API and the WebSocket are never touched.
 
 // A module (the export), so that this `self` shadows the WebWorker lib's global one.
 export {};
@@ -16,6 +16,8 @@ const CACHE = "quire-shell-v1";
 /** Every page route answers with the same index.html, cached under "/". */
 const PAGE = "/";
 const SHELL = [PAGE, "/assets/app.js", "/assets/app.css", "/assets/quire_client_bg.wasm"];
+/** A network that takes the request and never answers must not leave the page blank. */
+const NETWORK_TIMEOUT_MS = 5_000;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -46,13 +48,28 @@ self.addEventListener("fetch", (event) => {
 
 async function networkFirst(request: Request, key: string): Promise<Response> {
   const cache = await caches.open(CACHE);
+  let response: Response | null = null;
   try {
-    const response = await fetch(request);
-    if (response.ok) await cache.put(key, response.clone());
+    response = await fetch(request, { signal: AbortSignal.timeout(NETWORK_TIMEOUT_MS) });
+  } catch {
+    // Offline, refused, or too slow: the cached copy below.
+  }
+  const expected = response !== null && isExpected(key, response);
+  if (response?.ok && expected) {
+    await cache.put(key, response.clone());
     return response;
-  } catch (error) {
+  }
+  // A 5xx from a proxy while quire is down, or a portal's page, is no better than no answer.
+  if (!response || response.status >= 500 || !expected) {
     const cached = await cache.match(key);
     if (cached) return cached;
-    throw error;
   }
+  return response ?? Response.error();
+}
+
+/** Whether a response is what the shell asked for (a captive portal answers every request
+ * with its own HTML page; caching that as app.js would break the app offline). */
+function isExpected(key: string, response: Response): boolean {
+  const type = response.headers.get("content-type") ?? "";
+  return key === PAGE || !type.startsWith("text/html");
 }
