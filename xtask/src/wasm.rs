@@ -3,7 +3,13 @@
 //!
 //! Steps, each timed: the `wasm32-unknown-unknown` target (rustup), the wasm-bindgen CLI of
 //! exactly the version Cargo.lock pins (it refuses modules built by another version), the
-//! build with the `wasm-release` size profile, wasm-bindgen, then wasm-opt when installed.
+//! build with the `wasm-release` size profile, then wasm-bindgen.
+//!
+//! No wasm-opt: measured on this module, binaryen 108 (Debian) writes wasm-bindgen's
+//! externref table export onto the funcref table (even with no passes; the module then fails
+//! to load), and where it works (binaryen 132) it saves about 2% gzipped (`-Oz -ocimfs 20`;
+//! plain `-Oz` makes the module ~8% *bigger* gzipped). The size comes from the profile and
+//! from keeping serde_json out of client-wasm.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,7 +57,6 @@ pub fn build() -> Result<()> {
             ];
             status(Command::new(&bindgen).args(args).arg(&pkg).arg(&built))
         })?;
-        step("wasm-opt", || optimise(&out))?;
     }
     report(&out)
 }
@@ -128,155 +133,6 @@ fn locked_version(package: &str) -> Result<String> {
         [] => bail!("{package} is not in Cargo.lock"),
         _ => bail!("Cargo.lock holds several versions of {package}: {versions:?}"),
     }
-}
-
-/// `wasm-opt -Oz` in place, when binaryen is installed (optional: `apt-get install binaryen`
-/// or npm `binaryen`). What the browser downloads is gzipped, and wasm-opt's output is not
-/// always smaller once gzipped: plain -Oz inlines every function with one caller up to its
-/// default size limit, which makes the module smaller raw but about 8% bigger gzipped (binaryen
-/// 108; the copies compress worse than the shared calls). `-ocimfs 20`
-/// (`--one-caller-inline-max-function-size`) keeps that inlining to small functions: about 2%
-/// smaller gzipped than without wasm-opt. Its output is still kept only when it wins gzipped.
-fn optimise(wasm: &Path) -> Result<()> {
-    const OPT_FLAGS: [&str; 3] = ["-Oz", "-ocimfs", "20"];
-    let Ok(version) = output(Command::new("wasm-opt").arg("--version")) else {
-        println!("xtask: wasm: wasm-opt not found (binaryen), skipping it");
-        return Ok(());
-    };
-    let optimised = wasm.with_extension("opt.wasm");
-    // Optional, so a wasm-opt too old for the module's features is a note, not a failure.
-    if let Err(e) = output(
-        Command::new("wasm-opt")
-            .args(OPT_FLAGS)
-            .arg(wasm)
-            .arg("-o")
-            .arg(&optimised),
-    ) {
-        println!(
-            "xtask: wasm: {} could not optimise the module ({e}), keeping it as is",
-            version.trim()
-        );
-        let _ = std::fs::remove_file(&optimised);
-        return Ok(());
-    }
-    // binaryen 108 writes wasm-bindgen's externref table export pointing at the funcref table
-    // (even with no passes), and the module then fails to load (`__wbindgen_init_externref_table`
-    // throws). Refuse any output whose exported tables changed type.
-    if exported_tables(&std::fs::read(wasm)?) != exported_tables(&std::fs::read(&optimised)?) {
-        println!(
-            "xtask: wasm: {} broke the exported tables (a binaryen bug), keeping the module without it",
-            version.trim()
-        );
-        std::fs::remove_file(&optimised)?;
-        return Ok(());
-    }
-    let (before, after) = (gzipped_size(wasm)?, gzipped_size(&optimised)?);
-    println!(
-        "xtask: wasm: {} {}: {} -> {} bytes raw, {before} -> {after} bytes gzipped",
-        version.trim(),
-        OPT_FLAGS.join(" "),
-        file_size(wasm)?,
-        file_size(&optimised)?,
-    );
-    if after < before {
-        std::fs::rename(&optimised, wasm)?;
-    } else {
-        println!("xtask: wasm: keeping the module without wasm-opt (smaller gzipped)");
-        std::fs::remove_file(&optimised)?;
-    }
-    Ok(())
-}
-
-/// Each exported table's name and element type (0x70 funcref, 0x6f externref), read from the
-/// module's import, table and export sections; `None` if the module does not parse as expected.
-fn exported_tables(module: &[u8]) -> Option<Vec<(Vec<u8>, u8)>> {
-    fn leb(bytes: &[u8], at: &mut usize) -> Option<u32> {
-        let (mut value, mut shift) = (0u32, 0);
-        loop {
-            let byte = *bytes.get(*at)?;
-            *at += 1;
-            value |= u32::from(byte & 0x7f).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-            shift += 7;
-        }
-    }
-    fn name<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-        let len = leb(bytes, at)? as usize;
-        let name = bytes.get(*at..*at + len)?;
-        *at += len;
-        Some(name)
-    }
-    fn limits(bytes: &[u8], at: &mut usize) -> Option<()> {
-        let flags = *bytes.get(*at)?;
-        *at += 1;
-        leb(bytes, at)?;
-        if flags & 1 == 1 {
-            leb(bytes, at)?;
-        }
-        Some(())
-    }
-    let mut tables = Vec::new(); // element types, imported tables first
-    let mut exports = Vec::new();
-    let mut at = 8; // magic and version
-    while at < module.len() {
-        let id = module[at];
-        at += 1;
-        let size = leb(module, &mut at)? as usize;
-        let section = module.get(at..at + size)?;
-        at += size;
-        let mut p = 0;
-        match id {
-            2 => {
-                for _ in 0..leb(section, &mut p)? {
-                    name(section, &mut p)?;
-                    name(section, &mut p)?;
-                    let kind = *section.get(p)?;
-                    p += 1;
-                    match kind {
-                        0 | 4 => {
-                            if kind == 4 {
-                                p += 1;
-                            }
-                            leb(section, &mut p)?;
-                        }
-                        1 => {
-                            tables.push(*section.get(p)?);
-                            p += 1;
-                            limits(section, &mut p)?;
-                        }
-                        2 => limits(section, &mut p)?,
-                        3 => p += 2,
-                        _ => return None,
-                    }
-                }
-            }
-            4 => {
-                for _ in 0..leb(section, &mut p)? {
-                    tables.push(*section.get(p)?);
-                    p += 1;
-                    limits(section, &mut p)?;
-                }
-            }
-            7 => {
-                for _ in 0..leb(section, &mut p)? {
-                    let export = name(section, &mut p)?.to_vec();
-                    let kind = *section.get(p)?;
-                    p += 1;
-                    let index = leb(section, &mut p)? as usize;
-                    if kind == 1 {
-                        exports.push((export, index));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    exports
-        .into_iter()
-        .map(|(export, index)| Some((export, *tables.get(index)?)))
-        .collect()
 }
 
 fn report(wasm: &Path) -> Result<()> {
