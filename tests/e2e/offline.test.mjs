@@ -39,6 +39,21 @@ function freePort () {
 
 const status = (page) => page.locator('.status .label').textContent()
 
+/** The text of the device's copy of `docId`, replayed into a fresh replica as opening does. */
+function deviceText (page, docId) {
+  return page.evaluate(async (id) => {
+    const { session, store } = window.quire
+    const doc = new session.doc.constructor()
+    for (const entry of (await store.load(id)).entries) {
+      if (entry.kind === 'state') doc.applyState(entry.bytes)
+      else doc.receive(entry.bytes)
+    }
+    const text = doc.contentDelta().map((op) => op.insert).join('')
+    doc.free()
+    return text
+  }, docId)
+}
+
 /** Waits until the page's service worker controls it (it then serves the app offline). */
 function offlineReady (page) {
   return page.waitForFunction(async () => {
@@ -300,6 +315,10 @@ test('edits made offline survive a browser restart while still offline', async (
     await waitFor(async () => (await status(page)).startsWith('Offline'), TIMEOUT_MS, 'offline')
     await caretAt(page, 'online part. '.length)
     await page.keyboard.type('离线部分 offline part.')
+    // A person closes the browser after typing, not within the same millisecond: wait until
+    // the last keystroke is on the device (IndexedDB commits take a few ms).
+    await waitFor(async () => (await deviceText(page, docId)) === 'online part. 离线部分 offline part.',
+      TIMEOUT_MS, 'the last keystroke on the device')
     await context.close()
 
     // The browser starts again, the network still off.
