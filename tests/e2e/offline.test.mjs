@@ -99,8 +99,9 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
   // IndexedDB.
   await alice.reload()
   await alice.waitForFunction(() => window.quire?.quill)
-  await waitFor(async () => (await text(alice)).includes('Bring slides.'), TIMEOUT_MS,
-    'Alice\'s offline edits after an offline reload', async () => '')
+  let shown = ''
+  await waitFor(async () => (shown = await text(alice)).includes('Bring slides.'), TIMEOUT_MS,
+    'Alice\'s offline edits after an offline reload', () => JSON.stringify(shown))
   assert.equal(await text(alice), 'The meeting with 客户 is at ten. Bring slides.\n')
   assert.match(await status(alice), /Offline/)
   // The documents list (also from the service worker and the device) marks it as not synced.
@@ -344,5 +345,32 @@ test('edits made offline survive a browser restart while still offline', async (
   } finally {
     await context.close()
     await removeTempDir(profile)
+  }
+})
+
+test('a state rescued into localStorage at unload is taken back into the device copy and synced', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-rescue')
+  const context = await newUser(browser, 'Alice')
+  const first = await openEditor(context, server, uniqueDocId('e2e-rescue-other'))
+  // What a page leaves behind when it unloads with IndexedDB writes in flight.
+  await first.evaluate((id) => {
+    const doc = new window.quire.session.doc.constructor()
+    doc.applyQuillDelta([{ insert: 'rescued 文本 ✅' }])
+    const state = doc.encodeState()
+    localStorage.setItem(`quire.rescue.${id}`, btoa(String.fromCharCode(...state)))
+    doc.free()
+  }, docId)
+  const page = await openEditor(context, server, docId)
+  assert.equal(await text(page), 'rescued 文本 ✅\n')
+  await waitFor(() => page.evaluate((id) => localStorage.getItem(`quire.rescue.${id}`) === null, docId),
+    TIMEOUT_MS, 'the rescued state to move into IndexedDB')
+  assert.equal(await deviceText(page, docId), 'rescued 文本 ✅')
+  const check = connectClient(server.wsBase, docId)
+  try {
+    await check.synced()
+    await waitFor(() => check.text.toString() === 'rescued 文本 ✅', TIMEOUT_MS, 'the server to have it')
+  } finally {
+    check.destroy()
   }
 })

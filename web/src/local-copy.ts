@@ -5,6 +5,7 @@
 
 import type { QuireDoc } from "../../client-wasm/pkg/quire_client.js";
 import { LocalStore, StorageError, type LocalDoc } from "./local";
+import * as rescue from "./rescue";
 
 /** Fold the log into one state after this many appended changes... */
 const COMPACT_AFTER_APPENDS = 200;
@@ -44,6 +45,7 @@ export class LocalCopy {
     const store = device instanceof LocalStore ? device : null;
     let failure: string | null = device instanceof LocalStore ? null : device.message;
     let keys: number[] = [];
+    let rescued: Uint8Array | null = null;
     if (store) {
       try {
         const log = await store.load(docId);
@@ -53,6 +55,8 @@ export class LocalCopy {
         }
         keys = log.keys;
         meta = (await store.doc(docId)) ?? meta;
+        rescued = rescue.take(docId);
+        if (rescued) doc.applyState(rescued);
       } catch (error) {
         // A copy that cannot be read is left as it is (not overwritten): the server has the
         // document, and the bytes stay for whoever looks into it.
@@ -62,6 +66,11 @@ export class LocalCopy {
     const copy = new LocalCopy(failure ? null : store, doc, meta, onFailure);
     for (const key of keys) copy.owned.add(key);
     if (failure) copy.fail(failure);
+    if (rescued && !failure) {
+      // What the last page rescued may hold changes the server has not confirmed.
+      copy.saveMeta({ pending: true });
+      copy.compact(() => rescue.drop(docId));
+    }
     return copy;
   }
 
@@ -114,6 +123,12 @@ export class LocalCopy {
     this.failed = "the document was deleted";
   }
 
+  /** The page is going away: if writes are still in flight, the whole state also goes to
+   * localStorage, synchronously (see `rescue`). */
+  rescue(): void {
+    if (this.store && !this.failed && this.inFlight.size > 0) rescue.keep(this.meta.id, this.doc.encodeState());
+  }
+
   /** Folds the log into one state now (the page is going away) and waits for every write. */
   async flush(): Promise<void> {
     clearTimeout(this.timer);
@@ -133,7 +148,8 @@ export class LocalCopy {
     }, delay);
   }
 
-  private compact(): void {
+  /** `saved`: called once the state is in IndexedDB. */
+  private compact(saved?: () => void): void {
     this.appended = 0;
     // The state holds everything applied so far; it replaces the entries known by now. An
     // append still in flight keeps its entry (a harmless duplicate, folded next time).
@@ -143,6 +159,7 @@ export class LocalCopy {
       store.compact(this.meta.id, state, replaced).then((key) => {
         for (const old of replaced) this.owned.delete(old);
         this.owned.add(key);
+        saved?.();
       }),
     );
   }

@@ -117,6 +117,7 @@ export class Session {
     clearTimeout(this.confirmTimer);
     this.connection.stop();
     void this.local.flush();
+    this.local.rescue();
   }
 
   private receive(frame: Uint8Array): void {
