@@ -1,6 +1,6 @@
 // The "stock" side of tests/e2e/stock-quill.test.mjs: Quill, y-quill, y-websocket and yjs from
 // npm, unchanged, wired together the way y-quill's README does it. The test bundles this with
-// esbuild and serves it from quire's origin; `window.STOCK_CONFIG` says where to connect.
+// esbuild and serves it from a small loopback server; `window.STOCK_CONFIG` says where to connect.
 
 import Quill from 'quill'
 import QuillCursors from 'quill-cursors'
