@@ -51,7 +51,8 @@ pub fn browser() -> Result<()> {
     let install = || {
         status(
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
+                // With recommends: this is the install the browser tests were verified with.
+                .args(["install", "-y"])
                 .args(&packages)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
