@@ -1,29 +1,15 @@
 // Two people in two browsers (separate contexts: separate storage, like two machines) edit one
 // document: formatting, a late joiner, carets with names, and the screenshot a person checks.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import {
-  caretAt, contents, launchBrowser, newUser, openEditor, screenshot, startQuire, text,
-  TIMEOUT_MS, uniqueDocId, waitConverged, waitFor
+  caretAt, contents, heading, newUser, openEditor, screenshot, text, TIMEOUT_MS, uniqueDocId,
+  useQuire, waitConverged, waitFor
 } from './support.mjs'
 
-let server, browser
-before(async () => {
-  server = await startQuire()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
-
-/** Chooses a heading level for the caret's line from the toolbar, as a user does. */
-async function heading (page, level) {
-  await page.click('.ql-toolbar .ql-header .ql-picker-label')
-  await page.click(`.ql-toolbar .ql-header .ql-picker-item[data-value="${level}"]`)
-}
+const env = useQuire()
 
 /** The names on the other users' carets drawn in this editor. */
 function caretNames (page) {
@@ -32,8 +18,8 @@ function caretNames (page) {
 
 test('two people type at once with bold and a heading; a late joiner sees it all with the title', async () => {
   const docId = uniqueDocId('e2e-two')
-  const alice = await openEditor(await newUser(browser, 'Alice', '#d93025'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob', '#188038'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice', '#d93025'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob', '#188038'), env.server, docId)
 
   await alice.click('.ql-editor')
   await alice.keyboard.type('Weekly plan')
@@ -70,7 +56,7 @@ test('two people type at once with bold and a heading; a late joiner sees it all
   ])
 
   // Carol opens the document later: everything, formatting and title included.
-  const carol = await openEditor(await newUser(browser, 'Carol', '#9334e6'), server, docId)
+  const carol = await openEditor(await newUser(env.browser, 'Carol', '#9334e6'), env.server, docId)
   assert.deepEqual(await waitConverged([alice, carol], 'the late joiner to catch up'), ops)
   await waitFor(async () => (await carol.inputValue('.title')) === 'Team plan 计划', TIMEOUT_MS,
     'the late joiner to see the title', () => 'title differs')
@@ -80,9 +66,9 @@ test('two people type at once with bold and a heading; a late joiner sees it all
 
 test('each editor shows the other users\' carets with their names, and a closed tab disappears', async () => {
   const docId = uniqueDocId('e2e-carets')
-  const aliceContext = await newUser(browser, 'Alice', '#d93025')
-  const alice = await openEditor(aliceContext, server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob', '#1a73e8'), server, docId)
+  const aliceContext = await newUser(env.browser, 'Alice', '#d93025')
+  const alice = await openEditor(aliceContext, env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob', '#1a73e8'), env.server, docId)
 
   await alice.click('.ql-editor')
   await alice.keyboard.type('Alice was here. ')
@@ -116,8 +102,8 @@ test('each editor shows the other users\' carets with their names, and a closed 
 
 test('screenshot: two users editing side by side', async () => {
   const docId = uniqueDocId('e2e-shot')
-  const alice = await openEditor(await newUser(browser, '王芳', '#d93025'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob', '#1a73e8'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, '王芳', '#d93025'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob', '#1a73e8'), env.server, docId)
   await alice.fill('.title', 'Launch checklist 发布清单')
   await alice.click('.ql-editor')
   await alice.keyboard.type('Launch checklist')
@@ -139,7 +125,7 @@ test('screenshot: two users editing side by side', async () => {
     TIMEOUT_MS, 'both carets drawn')
   // Put the two windows next to each other in one picture.
   const [left, right] = await Promise.all([alice, bob].map((p) => p.screenshot()))
-  const board = await (await browser.newContext({ viewport: { width: 1816, height: 700 } })).newPage()
+  const board = await (await env.browser.newContext({ viewport: { width: 1816, height: 700 } })).newPage()
   await board.setContent(`<body style="margin:0;display:flex;gap:16px;background:#444">
     <img src="data:image/png;base64,${left.toString('base64')}">
     <img src="data:image/png;base64,${right.toString('base64')}"></body>`)
@@ -150,8 +136,8 @@ test('screenshot: two users editing side by side', async () => {
 
 test('the local caret stays put when remote text arrives above it', async () => {
   const docId = uniqueDocId('e2e-caret')
-  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob'), env.server, docId)
   await alice.click('.ql-editor')
   await alice.keyboard.type('first line\nsecond line')
   await waitFor(async () => (await text(bob)) === 'first line\nsecond line\n', TIMEOUT_MS, 'Bob to see both lines')
@@ -171,10 +157,10 @@ test('the local caret stays put when remote text arrives above it', async () => 
 
 test('undo takes back only one\'s own typing, never the loaded document or a collaborator\'s', async () => {
   const docId = uniqueDocId('e2e-undo')
-  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
   await alice.click('.ql-editor')
   await alice.keyboard.type('Alice wrote this.')
-  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob'), env.server, docId)
   await bob.click('.ql-editor')
   // Bob has typed nothing: undo must not remove what he loaded.
   await bob.keyboard.press('Control+z')

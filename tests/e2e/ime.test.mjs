@@ -3,23 +3,14 @@
 // middle of a composition. Stock quill 2 + y-quill loses or doubles words here; quire must end
 // with both editors identical and every word exactly once.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import {
-  caretAt, launchBrowser, newUser, openEditor, startQuire, text, TIMEOUT_MS, uniqueDocId,
-  waitConverged, waitFor
+  caretAt, newUser, openEditor, text, TIMEOUT_MS, uniqueDocId, useQuire, waitConverged, waitFor
 } from './support.mjs'
 
-let server, browser
-before(async () => {
-  server = await startQuire()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+const env = useQuire()
 
 /** What Alice "types" on her pinyin keyboard, and the characters she picks. */
 const WORDS = [
@@ -38,8 +29,8 @@ function replicaText (page) {
 
 test('compositions stay whole while another user types above the caret', async () => {
   const docId = uniqueDocId('e2e-ime')
-  const alice = await openEditor(await newUser(browser, 'Alice', '#d93025'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob', '#1a73e8'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice', '#d93025'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob', '#1a73e8'), env.server, docId)
 
   await alice.click('.ql-editor')
   await alice.keyboard.type('Notes\nAlice: ')

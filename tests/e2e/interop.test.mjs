@@ -1,30 +1,24 @@
 // The browser app and a stock Yjs client in Node (npm `yjs` + `y-websocket`, the packages of
 // the interop tests) on one document, with Chinese and emoji where UTF-16 offsets matter.
 
-import { after, before, test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isDeepStrictEqual } from 'node:util'
 
 import { connectClient } from '../node/support.mjs'
 import {
-  caretAt, contents, launchBrowser, newUser, openEditor, startQuire, text, TIMEOUT_MS,
-  uniqueDocId, waitConverged, waitFor
+  caretAt, contents, newUser, openEditor, text, TIMEOUT_MS, uniqueDocId, useQuire,
+  waitConverged, waitFor
 } from './support.mjs'
 
-let server, browser
+const env = useQuire()
 const clients = []
-before(async () => {
-  server = await startQuire()
-  browser = await launchBrowser()
-})
-after(async () => {
+after(() => {
   for (const client of clients) client.destroy()
-  await browser?.close()
-  await server?.stop()
 })
 
 async function stockClient (docId) {
-  const client = connectClient(server.wsBase, docId)
+  const client = connectClient(env.server.wsBase, docId)
   clients.push(client)
   await client.synced()
   return client
@@ -36,7 +30,7 @@ const stockDelta = (client) => client.text.toDelta()
 test('a stock Yjs client and the browser edit and format each other\'s text', async () => {
   const docId = uniqueDocId('e2e-stock')
   const stock = await stockClient(docId)
-  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
 
   // The Node client inserts and formats; the browser shows it.
   stock.doc.transact(() => {
@@ -82,8 +76,8 @@ test('a stock Yjs client and the browser edit and format each other\'s text', as
 test('Chinese and emoji typed in one editor and inserted into by another end identical everywhere', async () => {
   const docId = uniqueDocId('e2e-cjk')
   const stock = await stockClient(docId)
-  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob'), env.server, docId)
 
   const line = '今天天气很好😀，我们去公园👨‍👩‍👧吧🇨🇳'
   await alice.click('.ql-editor')
@@ -115,7 +109,7 @@ test('Chinese and emoji typed in one editor and inserted into by another end ide
 test('an embed from a stock client (an image) does not stop the editor', async () => {
   const docId = uniqueDocId('e2e-embed')
   const stock = await stockClient(docId)
-  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
   stock.doc.transact(() => {
     stock.text.insert(0, 'before  after')
     stock.text.insertEmbed(7, { image: 'https://example.com/cat.png' })

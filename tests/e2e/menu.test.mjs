@@ -1,24 +1,15 @@
 // The editor's File menu: Import a file (everyone editing sees it live) and Export downloads,
 // both through the HTTP API. And the documents list: "New document", newest first.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 
 import {
-  contents, launchBrowser, newUser, openEditor, startQuire, text, TIMEOUT_MS, uniqueDocId,
-  waitConverged, waitFor
+  contents, newUser, openEditor, text, TIMEOUT_MS, uniqueDocId, useQuire, waitConverged, waitFor
 } from './support.mjs'
 
-let server, browser
-before(async () => {
-  server = await startQuire()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+const env = useQuire()
 
 const MARKDOWN = '# 会议纪要\n\nWe agreed on **three** things:\n\n- ship *on time*\n- write `docs`\n'
 
@@ -31,8 +22,8 @@ async function importFile (page, name, body) {
 
 test('File → Import replaces the content for everyone; File → Export downloads each format', async () => {
   const docId = uniqueDocId('e2e-menu')
-  const alice = await openEditor(await newUser(browser, 'Alice'), server, docId)
-  const bob = await openEditor(await newUser(browser, 'Bob'), server, docId)
+  const alice = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
+  const bob = await openEditor(await newUser(env.browser, 'Bob'), env.server, docId)
   await alice.click('.ql-editor')
   await alice.keyboard.type('old text')
   await alice.fill('.title', 'Minutes')
@@ -80,7 +71,7 @@ test('File → Import replaces the content for everyone; File → Export downloa
 
 test('an unsupported file is refused with a message and changes nothing', async () => {
   const docId = uniqueDocId('e2e-menu-bad')
-  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
   await page.click('.ql-editor')
   await page.keyboard.type('keep me')
   page.on('dialog', (dialog) => dialog.accept())
@@ -89,15 +80,15 @@ test('an unsupported file is refused with a message and changes nothing', async 
   await waitFor(async () => !(await page.locator('.notice').isHidden()), TIMEOUT_MS, 'an error notice')
   assert.match(await page.locator('.notice').textContent(), /Could not import slides\.pdf: .*\.pdf/)
   assert.deepEqual(await contents(page), before)
-  const response = await fetch(`${server.httpUrl}/api/docs/${docId}/content?format=text`)
+  const response = await fetch(`${env.server.httpUrl}/api/docs/${docId}/content?format=text`)
   assert.equal(await response.text(), 'keep me')
 })
 
 test('the documents list shows titles newest first, and New document opens a fresh editor', async () => {
-  const context = await newUser(browser, 'Alice')
-  const older = await openEditor(context, server, uniqueDocId('e2e-list-a'))
+  const context = await newUser(env.browser, 'Alice')
+  const older = await openEditor(context, env.server, uniqueDocId('e2e-list-a'))
   await older.fill('.title', 'Older document')
-  const newer = await openEditor(context, server, uniqueDocId('e2e-list-b'))
+  const newer = await openEditor(context, env.server, uniqueDocId('e2e-list-b'))
   await newer.fill('.title', 'Newer document')
   await newer.click('.ql-editor')
   await newer.keyboard.type('x')
@@ -106,7 +97,7 @@ test('the documents list shows titles newest first, and New document opens a fre
   // Metadata is written within a couple of seconds of a change: poll the page as a user would
   // reload it.
   await waitFor(async () => {
-    await list.goto(`${server.httpUrl}/`)
+    await list.goto(`${env.server.httpUrl}/`)
     const titles = await list.locator('.doc-title').allTextContents()
     const a = titles.indexOf('Older document')
     const b = titles.indexOf('Newer document')
@@ -122,12 +113,12 @@ test('the documents list shows titles newest first, and New document opens a fre
 
 test('a document deleted through the API is closed in the editor and leaves this device', async () => {
   const docId = uniqueDocId('e2e-deleted')
-  const page = await openEditor(await newUser(browser, 'Alice'), server, docId)
+  const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
   await page.click('.ql-editor')
   await page.keyboard.type('soon gone')
-  await waitFor(async () => (await fetch(`${server.httpUrl}/api/docs/${docId}/content?format=text`)
+  await waitFor(async () => (await fetch(`${env.server.httpUrl}/api/docs/${docId}/content?format=text`)
     .then((r) => r.text())) === 'soon gone', TIMEOUT_MS, 'the text on the server')
-  assert.equal((await fetch(`${server.httpUrl}/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
+  assert.equal((await fetch(`${env.server.httpUrl}/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
   await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
     TIMEOUT_MS, 'the editor to say so')
   assert.equal(await page.locator('.ql-editor').getAttribute('contenteditable'), 'false')
@@ -137,5 +128,5 @@ test('a document deleted through the API is closed in the editor and leaves this
   await page.reload()
   await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
     TIMEOUT_MS, 'the reopened editor to say so')
-  assert.equal((await fetch(`${server.httpUrl}/api/docs/${docId}`)).status, 404)
+  assert.equal((await fetch(`${env.server.httpUrl}/api/docs/${docId}`)).status, 404)
 })

@@ -39,19 +39,37 @@ function freePort () {
 
 const status = (page) => page.locator('.status .label').textContent()
 
-/** The text of the device's copy of `docId`, replayed into a fresh replica as opening does. */
-function deviceText (page, docId) {
+/**
+ * The device's copy of `docId`, replayed into a fresh replica as opening the document does:
+ * its body (`delta`, `text`), its title, and the kinds of its log entries in order.
+ */
+function deviceCopy (page, docId) {
   return page.evaluate(async (id) => {
     const { session, store } = window.quire
     const doc = new session.doc.constructor()
-    for (const entry of (await store.load(id)).entries) {
+    const { entries } = await store.load(id)
+    for (const entry of entries) {
       if (entry.kind === 'state') doc.applyState(entry.bytes)
       else doc.receive(entry.bytes)
     }
-    const text = doc.contentDelta().map((op) => op.insert).join('')
+    const delta = doc.contentDelta()
+    const copy = { delta, text: delta.map((op) => op.insert).join(''), title: doc.title(), kinds: entries.map((e) => e.kind) }
     doc.free()
-    return text
+    return copy
   }, docId)
+}
+
+const deviceText = async (page, docId) => (await deviceCopy(page, docId)).text
+
+/** Runs `check` with a fresh stock client that has synced with the server, then closes it. */
+async function withFreshClient (server, docId, check) {
+  const client = connectClient(server.wsBase, docId)
+  try {
+    await client.synced()
+    await check(client)
+  } finally {
+    client.destroy()
+  }
 }
 
 /** Waits until the page's service worker controls it (it then serves the app offline). */
@@ -126,13 +144,7 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
   await list.waitForSelector(`.doc[data-id="${docId}"]`)
   assert.equal(await list.locator(`.doc[data-id="${docId}"] .pending`).count(), 0)
   // And the server has it: a fresh stock client sees the same.
-  const check = connectClient(server.wsBase, docId)
-  try {
-    await check.synced()
-    assert.equal(check.text.toString(), merged.replace(/\n$/, ''))
-  } finally {
-    check.destroy()
-  }
+  await withFreshClient(server, docId, (check) => assert.equal(check.text.toString(), merged.replace(/\n$/, '')))
 })
 
 test('the server is killed while a user types and restarts 5 s later; nothing typed is lost', async () => {
@@ -169,13 +181,10 @@ test('the server is killed while a user types and restarts 5 s later; nothing ty
 
   const expected = typed.join('')
   assert.equal(await text(page), `${expected}\n`)
-  const check = connectClient(server.wsBase, docId)
   try {
-    await check.synced()
-    await waitFor(() => check.text.toString() === expected, TIMEOUT_MS, 'the server to have every character',
-      () => `${check.text.length} of ${expected.length} characters`)
+    await withFreshClient(server, docId, (check) => waitFor(() => check.text.toString() === expected, TIMEOUT_MS,
+      'the server to have every character', () => `${check.text.length} of ${expected.length} characters`))
   } finally {
-    check.destroy()
     await server.stop()
     await removeTempDir(dataDir)
   }
@@ -225,13 +234,8 @@ test('without IndexedDB the user is told, and editing and syncing go on in memor
   assert.match(await page.locator('.notice').textContent(), /cannot be saved on this device .*IndexedDB is disabled/)
   await page.click('.ql-editor')
   await page.keyboard.type('still works')
-  const check = connectClient(server.wsBase, docId)
-  try {
-    await check.synced()
-    await waitFor(() => check.text.toString() === 'still works', TIMEOUT_MS, 'the edit to reach the server')
-  } finally {
-    check.destroy()
-  }
+  await withFreshClient(server, docId, (check) =>
+    waitFor(() => check.text.toString() === 'still works', TIMEOUT_MS, 'the edit to reach the server'))
   assert.deepEqual(page.errors, [])
 })
 
@@ -270,36 +274,27 @@ test('compacting the device copy keeps the loaded state identical', async () => 
   await page.keyboard.type('four')
   await caretAt(page, 4)
   await page.keyboard.press('Backspace')
-  const result = await page.evaluate(async (id) => {
-    const { session, store } = window.quire
-    const QuireDoc = session.doc.constructor
-    // Each log replayed into a fresh replica, as opening the document does.
-    const replay = (entries) => {
-      const doc = new QuireDoc()
-      for (const entry of entries) {
-        if (entry.kind === 'state') doc.applyState(entry.bytes)
-        else doc.receive(entry.bytes)
-      }
-      return { delta: doc.contentDelta(), title: doc.title(), kinds: entries.map((e) => e.kind) }
-    }
-    await session.local.flush().catch(() => {})
+  await page.evaluate(async () => {
+    const { session, quill } = window.quire
+    await session.local.flush()
     // New local edits after a compaction are appended to the state.
     session.commit(session.doc.applyQuillDelta([{ retain: 3 }, { insert: '!' }]))
-    window.quire.quill.setContents(session.doc.contentDelta(), 'api')
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    const before = replay((await store.load(id)).entries)
-    await session.local.flush()
-    const after = replay((await store.load(id)).entries)
-    return { before, after, live: session.doc.contentDelta(), title: session.doc.title() }
-  }, docId)
+    quill.setContents(session.doc.contentDelta(), 'api')
+  })
   // Before: a state, then the change made after it (plus any keystroke whose append was still
   // in flight when that state was written: a compaction only removes entries it knows).
-  assert.deepEqual(result.before.kinds.slice(-2), ['state', 'message'])
-  assert.deepEqual(result.after.kinds, ['state'])
-  assert.deepEqual(result.after.delta, result.before.delta)
-  assert.deepEqual(result.after.delta, result.live)
-  assert.equal(result.after.title, '压缩 test')
-  assert.equal(result.live.map((op) => op.insert).join(''), 'one!two three 😀 four')
+  let before
+  await waitFor(async () => (before = await deviceCopy(page, docId)).kinds.at(-1) === 'message', TIMEOUT_MS,
+    'the change after the compaction on the device')
+  assert.deepEqual(before.kinds.slice(-2), ['state', 'message'])
+  await page.evaluate(() => window.quire.session.local.flush())
+  const after = await deviceCopy(page, docId)
+  const live = await page.evaluate(() => window.quire.session.doc.contentDelta())
+  assert.deepEqual(after.kinds, ['state'])
+  assert.deepEqual(after.delta, before.delta)
+  assert.deepEqual(after.delta, live)
+  assert.equal(after.title, '压缩 test')
+  assert.equal(live.map((op) => op.insert).join(''), 'one!two three 😀 four')
 })
 
 test('edits made offline survive a browser restart while still offline', async () => {
@@ -335,13 +330,8 @@ test('edits made offline survive a browser restart while still offline', async (
     // Back online, the server gets it.
     await context.setOffline(false)
     await waitFor(async () => (await status(again)) === 'All changes synced', 3 * TIMEOUT_MS, 'synced')
-    const check = connectClient(server.wsBase, docId)
-    try {
-      await check.synced()
-      assert.equal(check.text.toString(), 'online part. 离线部分 offline part.')
-    } finally {
-      check.destroy()
-    }
+    await withFreshClient(server, docId,
+      (check) => assert.equal(check.text.toString(), 'online part. 离线部分 offline part.'))
   } finally {
     await context.close()
     await removeTempDir(profile)
@@ -366,11 +356,6 @@ test('a state rescued into localStorage at unload is taken back into the device 
   await waitFor(() => page.evaluate((id) => localStorage.getItem(`quire.rescue.${id}`) === null, docId),
     TIMEOUT_MS, 'the rescued state to move into IndexedDB')
   assert.equal(await deviceText(page, docId), 'rescued 文本 ✅')
-  const check = connectClient(server.wsBase, docId)
-  try {
-    await check.synced()
-    await waitFor(() => check.text.toString() === 'rescued 文本 ✅', TIMEOUT_MS, 'the server to have it')
-  } finally {
-    check.destroy()
-  }
+  await withFreshClient(server, docId, (check) =>
+    waitFor(() => check.text.toString() === 'rescued 文本 ✅', TIMEOUT_MS, 'the server to have it'))
 })

@@ -14,14 +14,15 @@ import { createServer } from 'node:http'
 import { build } from 'esbuild'
 
 import {
-  caretAt, contents, launchBrowser, newUser, openEditor, startQuire, text,
-  TIMEOUT_MS, uniqueDocId, waitFor
+  caretAt, contents, heading, newUser, openEditor, text, TIMEOUT_MS, uniqueDocId, useQuire,
+  waitFor
 } from './support.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 
-let server, browser, stockPage
+const env = useQuire()
+let stockPage
 before(async () => {
   const bundled = await build({
     entryPoints: [path.join(here, 'stock-page', 'entry.js')],
@@ -34,12 +35,8 @@ before(async () => {
   })
   const snowCss = await readFile(require.resolve('quill/dist/quill.snow.css'), 'utf8')
   stockPage = await serveStockPage(bundled.outputFiles[0].text, snowCss)
-  server = await startQuire()
-  browser = await launchBrowser()
 })
 after(async () => {
-  await browser?.close()
-  await server?.stop()
   await stockPage?.close()
 })
 
@@ -52,10 +49,10 @@ after(async () => {
  * public: net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
  */
 async function openStock (docId, user) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 700 } })
+  const context = await env.browser.newContext({ viewport: { width: 900, height: 700 } })
   const page = await context.newPage()
   watchErrors(page)
-  const query = new URLSearchParams({ config: JSON.stringify({ wsBase: server.wsBase, docId, user }) })
+  const query = new URLSearchParams({ config: JSON.stringify({ wsBase: env.server.wsBase, docId, user }) })
   await page.goto(`${stockPage.url}/?${query}`)
   await page.waitForFunction(() => window.stock?.provider.synced, null, { timeout: TIMEOUT_MS })
     .catch(async (error) => {
@@ -138,7 +135,7 @@ async function converged (stock, quire, what = 'the stock and the quire editor t
 test('stock quill + y-quill + y-websocket and quire\'s editor: text, formatting and named carets', async () => {
   const docId = uniqueDocId('e2e-stock')
   const stock = await openStock(docId, { name: 'Stock', color: '#188038' })
-  const quire = await openEditor(await newUser(browser, '王芳', '#d93025'), server, docId)
+  const quire = await openEditor(await newUser(env.browser, '王芳', '#d93025'), env.server, docId)
   watchErrors(quire)
 
   // The stock user writes a title line and a line with a bold word, with Control+b as usual.
@@ -157,8 +154,7 @@ test('stock quill + y-quill + y-websocket and quire\'s editor: text, formatting 
   // emoji and a bold word.
   await quire.click('.ql-editor')
   await caretAt(quire, 'Shopping list'.length)
-  await quire.click('.ql-toolbar .ql-header .ql-picker-label')
-  await quire.click('.ql-toolbar .ql-header .ql-picker-item[data-value="1"]')
+  await heading(quire, 1)
   await caretAt(quire, (await text(quire)).length - 1)
   await quire.keyboard.press('Enter')
   await quire.keyboard.type('王芳：我来买 🥚 ')

@@ -2,6 +2,7 @@
 // playwright-core), quire's app served by the real binary, and pages that read what a user
 // sees. Waits poll for a condition; nothing sleeps for a fixed time to "let things settle".
 
+import { after, before } from 'node:test'
 import path from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +23,23 @@ const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
 export function startQuire (options = {}) {
   const webDir = path.join(repoRoot, 'web', 'dist')
   return startServer({ ...options, args: ['--web-dir', webDir, ...(options.args ?? [])] })
+}
+
+/**
+ * One quire server and one headless Chromium for a test file: started before its tests,
+ * stopped after them. `const env = useQuire()`, then `env.server` and `env.browser` in tests.
+ */
+export function useQuire () {
+  const env = { server: null, browser: null }
+  before(async () => {
+    env.server = await startQuire()
+    env.browser = await launchBrowser()
+  })
+  after(async () => {
+    await env.browser?.close()
+    await env.server?.stop()
+  })
+  return env
 }
 
 const LAUNCH = {
@@ -84,6 +102,12 @@ export function text (page) {
 /** Puts the caret at `index` (UTF-16 units) as a click would. */
 export async function caretAt (page, index) {
   await page.evaluate((i) => window.quire.quill.setSelection(i, 0, 'user'), index)
+}
+
+/** Chooses a heading level for the caret's line from the toolbar, as a user does. */
+export async function heading (page, level) {
+  await page.click('.ql-toolbar .ql-header .ql-picker-label')
+  await page.click(`.ql-toolbar .ql-header .ql-picker-item[data-value="${level}"]`)
 }
 
 /** Waits until every page shows the same Delta, and returns it. */

@@ -80,7 +80,7 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   const session = (opened = await Session.open(docId, store, {
     content: (ops) => {
       binding?.remoteChange(ops);
-      presence?.render();
+      presence?.placeCarets();
     },
     title: () => showTitle(),
     presence: () => presence?.render(),

@@ -105,35 +105,43 @@ export class Presence {
     this.render();
   }
 
-  /** Redraws the others' carets and the people list from the replica's awareness states. */
+  /** Redraws the people list and the others' carets (presence changed). */
   render(): void {
+    const others = this.others();
+    this.people.replaceChildren(chip(this.user, true), ...others.map(([, user]) => chip(user, false)));
+    this.placeCarets(others);
+  }
+
+  /** Puts the others' carets where their positions are now (the text changed). */
+  placeCarets(others = this.others()): void {
     const doc = this.session.doc;
-    const me = String(doc.clientId);
     const cursors = this.quill.getModule("cursors") as QuillCursors;
-    const states = doc.awarenessStates() as Record<string, PresenceState>;
-    const seen = new Set<string>();
-    const names: HTMLElement[] = [chip(this.user, true)];
-    for (const [id, state] of Object.entries(states)) {
-      const user = state.user;
-      if (id === me || !user || typeof user.name !== "string") continue;
-      seen.add(id);
-      names.push(chip(user, false));
-      const anchor = placed(() => state.cursor && doc.indexFromRelativePosition(state.cursor.anchor));
-      const head = placed(() => state.cursor && doc.indexFromRelativePosition(state.cursor.head));
+    for (const [id, user, cursor] of others) {
+      const anchor = placed(() => cursor && doc.indexFromRelativePosition(cursor.anchor));
+      const head = placed(() => cursor && doc.indexFromRelativePosition(cursor.head));
       if (anchor == null || head == null) {
         cursors.removeCursor(id);
         continue;
       }
       const color = safeColor(user.color);
-      const existing = cursors.cursors().find((cursor) => cursor.id === id);
+      const existing = cursors.cursors().find((c) => c.id === id);
       if (existing && (existing.name !== user.name || existing.color !== color)) cursors.removeCursor(id);
       cursors.createCursor(id, user.name, color);
       cursors.moveCursor(id, { index: Math.min(anchor, head), length: Math.abs(head - anchor) });
     }
+    const present = new Set(others.map(([id]) => id));
     for (const cursor of cursors.cursors()) {
-      if (!seen.has(cursor.id)) cursors.removeCursor(cursor.id);
+      if (!present.has(cursor.id)) cursors.removeCursor(cursor.id);
     }
-    this.people.replaceChildren(...names);
+  }
+
+  /** The other clients that say who they are: id, user, cursor. */
+  private others(): [string, User, PresenceState["cursor"]][] {
+    const me = String(this.session.doc.clientId);
+    const states = this.session.doc.awarenessStates() as Record<string, PresenceState>;
+    return Object.entries(states)
+      .filter(([id, state]) => id !== me && typeof state.user?.name === "string")
+      .map(([id, state]) => [id, state.user as User, state.cursor]);
   }
 
   private publish(): void {
