@@ -39,6 +39,37 @@ function freePort () {
 
 const status = (page) => page.locator('.status .label').textContent()
 
+/** What a user with unsynced changes must read whenever the server is not confirming them,
+ * whatever the browser's `navigator.onLine` says. */
+const UNSYNCED = /changes saved on this device, not yet synced/
+
+/**
+ * Waits until every page tells its user that their changes are kept on the device and not
+ * synced. A browser that reports the network gone is believed at once; one that does not is
+ * found out by the app when the server stops answering (its answer timeout, 8 s), so this
+ * waits longer than the usual timeout.
+ */
+async function waitUntold (pages) {
+  let seen = []
+  await waitFor(async () => {
+    seen = await Promise.all(pages.map(status))
+    return seen.every((label) => UNSYNCED.test(label))
+  }, 2 * TIMEOUT_MS, 'each user to be told their changes are on this device, not yet synced',
+  () => JSON.stringify(seen))
+}
+
+/**
+ * Waits until every page says all its changes are synced. A browser that does not announce
+ * the network's return is found by the app's next attempt, on its backoff (at most 30 s).
+ */
+async function waitSynced (pages) {
+  let seen = []
+  await waitFor(async () => {
+    seen = await Promise.all(pages.map(status))
+    return seen.every((label) => label === 'All changes synced')
+  }, 45_000, 'every editor to sync', () => JSON.stringify(seen))
+}
+
 /**
  * The device's copy of `docId`, replayed into a fresh replica as opening the document does:
  * its body (`delta`, `text`), its title, and the kinds of its log entries in order.
@@ -98,8 +129,6 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
 
   await aliceContext.setOffline(true)
   await bobContext.setOffline(true)
-  await waitFor(async () => (await status(alice)).startsWith('Offline') && (await status(bob)).startsWith('Offline'),
-    TIMEOUT_MS, 'both editors to say they are offline')
 
   // Both edit the same paragraph.
   await alice.click('.ql-editor')
@@ -111,7 +140,8 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
   await caretAt(bob, 'The meeting is at '.length)
   await bob.keyboard.press('Shift+End')
   await bob.keyboard.type('half past ten 🕥.')
-  assert.match(await status(alice), /Offline: changes saved on this device, not yet synced/)
+  // Whether or not the browser admits it is offline, each user learns where their changes are.
+  await waitUntold([alice, bob])
 
   // Alice reloads with no network: the app comes from the service worker, the text from
   // IndexedDB.
@@ -121,7 +151,7 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
   await waitFor(async () => (shown = await text(alice)).includes('Bring slides.'), TIMEOUT_MS,
     'Alice\'s offline edits after an offline reload', () => JSON.stringify(shown))
   assert.equal(await text(alice), 'The meeting with 客户 is at ten. Bring slides.\n')
-  assert.match(await status(alice), /Offline/)
+  await waitUntold([alice])
   // The documents list (also from the service worker and the device) marks it as not synced.
   const list = await aliceContext.newPage()
   await list.goto(`${server.httpUrl}/`)
@@ -130,6 +160,7 @@ test('two users edit the same paragraph offline, one reloads offline, both merge
 
   await aliceContext.setOffline(false)
   await bobContext.setOffline(false)
+  await waitSynced([alice, bob])
   const ops = await waitConverged([alice, bob], 'the two editors to merge after reconnecting')
   const merged = ops.map((op) => op.insert).join('')
   // Both users' edits, each whole. (Where Alice's sentence lands relative to Bob's rewrite
@@ -310,9 +341,9 @@ test('edits made offline survive a browser restart while still offline', async (
     await page.waitForFunction(() => window.quire?.session.synced)
     await offlineReady(page)
     await context.setOffline(true)
-    await waitFor(async () => (await status(page)).startsWith('Offline'), TIMEOUT_MS, 'offline')
     await caretAt(page, 'online part. '.length)
     await page.keyboard.type('离线部分 offline part.')
+    await waitUntold([page])
     // A person closes the browser after typing, not within the same millisecond: wait until
     // the last keystroke is on the device (IndexedDB commits take a few ms).
     await waitFor(async () => (await deviceText(page, docId)) === 'online part. 离线部分 offline part.',
@@ -325,11 +356,11 @@ test('edits made offline survive a browser restart while still offline', async (
     await again.goto(`${server.httpUrl}/d/${docId}`)
     await again.waitForFunction(() => window.quire?.quill)
     assert.equal(await text(again), 'online part. 离线部分 offline part.\n')
-    assert.match(await status(again), /Offline: changes saved on this device, not yet synced/)
+    await waitUntold([again])
 
     // Back online, the server gets it.
     await context.setOffline(false)
-    await waitFor(async () => (await status(again)) === 'All changes synced', 3 * TIMEOUT_MS, 'synced')
+    await waitSynced([again])
     await withFreshClient(server, docId,
       (check) => assert.equal(check.text.toString(), 'online part. 离线部分 offline part.'))
   } finally {
@@ -358,4 +389,94 @@ test('a state rescued into localStorage at unload is taken back into the device 
   assert.equal(await deviceText(page, docId), 'rescued 文本 ✅')
   await withFreshClient(server, docId, (check) =>
     waitFor(() => check.text.toString() === 'rescued 文本 ✅', TIMEOUT_MS, 'the server to have it'))
+})
+
+/**
+ * A TCP relay to `port` that can stop relaying without closing anything, as a network that
+ * reaches nothing does (a captive portal, a Wi-Fi with no uplink): the browser still believes
+ * it is online and its socket stays open. `heal()` drops the dead connections and relays again.
+ */
+async function deadNetwork (port) {
+  const pairs = new Set()
+  let dead = false
+  const relay = net.createServer((client) => {
+    if (dead) {
+      client.on('data', () => {}).on('error', () => {})
+      pairs.add([client])
+      return
+    }
+    const upstream = net.connect(port, '127.0.0.1')
+    const pair = [client, upstream]
+    pairs.add(pair)
+    client.on('data', (data) => { if (!dead) upstream.write(data) })
+    upstream.on('data', (data) => { if (!dead) client.write(data) })
+    for (const socket of pair) {
+      socket.on('error', () => {})
+      socket.on('close', () => { for (const other of pair) other.destroy(); pairs.delete(pair) })
+    }
+  })
+  await new Promise((resolve) => relay.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${relay.address().port}`,
+    cut () { dead = true },
+    heal () {
+      dead = false
+      for (const pair of pairs) for (const socket of pair) socket.destroy()
+    },
+    close: () => new Promise((resolve) => {
+      for (const pair of pairs) for (const socket of pair) socket.destroy()
+      relay.close(resolve)
+    })
+  }
+}
+
+test('on a network that reaches nothing, the browser says online and the user is still told', async () => {
+  const server = await quire()
+  const network = await deadNetwork(Number(new URL(server.httpUrl).port))
+  const docId = uniqueDocId('e2e-dead-network')
+  const context = await newUser(browser, 'Alice')
+  try {
+    const page = await openEditor(context, { httpUrl: network.url }, docId)
+    await page.click('.ql-editor')
+    await page.keyboard.type('Before. ')
+    await waitSynced([page])
+
+    network.cut()
+    await page.keyboard.type('During the outage.')
+    await waitUntold([page])
+    assert.equal(await page.evaluate(() => navigator.onLine), true, 'the browser believes it is online')
+
+    network.heal()
+    await waitSynced([page])
+    await withFreshClient(server, docId,
+      (check) => assert.equal(check.text.toString(), 'Before. During the outage.'))
+  } finally {
+    await context.close()
+    await network.close()
+  }
+})
+
+test('a browser that wrongly says it is offline still syncs', async () => {
+  const server = await quire()
+  const docId = uniqueDocId('e2e-wrongly-offline')
+  const context = await newUser(browser, 'Alice')
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'onLine', { get: () => false })
+  })
+  try {
+    const page = await openEditor(context, server, docId)
+    assert.equal(await page.evaluate(() => navigator.onLine), false)
+    await page.click('.ql-editor')
+    await page.keyboard.type('Typed while the browser said offline.')
+    await waitSynced([page])
+    // It even announces going offline; the socket is dropped, and the next attempt finds the
+    // server is there.
+    await page.evaluate(() => window.dispatchEvent(new Event('offline')))
+    await page.keyboard.type(' More.')
+    await waitSynced([page])
+    await withFreshClient(server, docId,
+      (check) => assert.equal(check.text.toString(), 'Typed while the browser said offline. More.'))
+  } finally {
+    await context.close()
+  }
 })

@@ -1,8 +1,22 @@
 // The WebSocket to a document, kept open: reconnects with exponential backoff and jitter,
 // notices a dead network (a socket whose peer went silent sends no close event), and reports
 // its status for the indicator. It moves bytes only; the replica decides what they mean.
+//
+// Whether the server can be reached is decided by the socket alone: an attempt that fails, or
+// a question the server does not answer in time. `navigator.onLine` is only a hint that makes
+// us notice sooner: it is true on a network that reaches nothing (a captive portal, a LAN with
+// the server down), and browsers disagree about it, also under test-time network emulation.
 
-export type Status = "connecting" | "connected" | "reconnecting" | "offline" | "deleted";
+export type Status =
+  /** The first attempt of this page, not answered yet. */
+  | "connecting"
+  | "connected"
+  /** The connection dropped a moment ago; the next attempt will tell whether it comes back. */
+  | "reconnecting"
+  /** The server cannot be reached: an attempt failed, the socket went silent, or the browser
+   * says it has no network. Attempts go on with backoff. */
+  | "offline"
+  | "deleted";
 
 export interface ConnectionHandlers {
   /** The socket opened: the messages to send first (sync step 1, our presence). */
@@ -19,12 +33,17 @@ export interface ConnectionHandlers {
  * the tab regaining focus retry at once). */
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-/** Send the heartbeat this often; its answer proves the connection alive. */
+/** With nothing heard for this long, ask the server something it always answers. */
 const HEARTBEAT_MS = 10_000;
-/** No frame for this long: the connection is dead even if the socket says open. */
-const SILENCE_MS = 25_000;
+/** A question (heartbeat, or the confirmation the session asks for after an edit) unanswered
+ * for this long means the server cannot be reached, even if the socket says open. Its
+ * answers are a state vector's diff, normally a few bytes; 8 s leaves room for a loaded
+ * server without leaving a person typing into a dead connection for long. */
+const ANSWER_TIMEOUT_MS = 8_000;
 /** A socket that has not opened after this long will not. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How often the timers above are checked. */
+const CHECK_MS = 1_000;
 /** The retry backoff starts over only once a connection has stayed up this long: a server
  * that takes the connection and then refuses what we send must not be hit in a tight loop. */
 const STABLE_MS = 10_000;
@@ -35,9 +54,13 @@ export class Connection {
   private socket: WebSocket | null = null;
   private attempt = 0;
   private retryTimer: number | undefined;
-  private heartbeatTimer: number | undefined;
+  private checkTimer: number | undefined;
   private stableTimer: number | undefined;
+  /** When the current socket was created, and when it last delivered a frame. */
+  private startedAt = 0;
   private lastFrame = 0;
+  /** When the oldest question not yet followed by any frame was sent (0: none). */
+  private askedAt = 0;
   private stopped = false;
   private current: Status = "connecting";
 
@@ -48,8 +71,10 @@ export class Connection {
     window.addEventListener("online", this.retryNow);
     window.addEventListener("offline", this.wentOffline);
     document.addEventListener("visibilitychange", this.onVisible);
-    if (navigator.onLine) this.open();
-    else this.setStatus("offline");
+    // A browser that says it has no network is believed (the attempt below fails at once);
+    // one that says it has is not, until the socket proves it.
+    if (!navigator.onLine) this.setStatus("offline");
+    this.open();
   }
 
   get status(): Status {
@@ -59,6 +84,14 @@ export class Connection {
   /** Sends a frame if connected; otherwise the replica keeps it and the next sync carries it. */
   send(frame: Uint8Array): void {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(frame);
+  }
+
+  /** Sends a frame the server always answers; no answer within [`ANSWER_TIMEOUT_MS`] means
+   * the server cannot be reached, and the connection starts over. */
+  ask(frame: Uint8Array): void {
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    this.socket.send(frame);
+    if (this.askedAt === 0) this.askedAt = Date.now();
   }
 
   /** Closes for good (leaving the page). */
@@ -74,24 +107,27 @@ export class Connection {
   /** Drops the current socket (as if it had died) and reconnects after the usual backoff. */
   reconnect(): void {
     this.drop();
+    this.setStatus("reconnecting");
     this.scheduleRetry();
   }
 
   private open(): void {
     if (this.stopped) return;
-    this.setStatus(this.attempt === 0 ? "connecting" : "reconnecting");
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
-    this.lastFrame = Date.now();
-    // Until it opens, the same timer checks that it does.
-    this.heartbeatTimer = window.setInterval(this.heartbeat, HEARTBEAT_MS);
+    this.startedAt = this.lastFrame = Date.now();
+    this.askedAt = 0;
+    this.checkTimer = window.setInterval(this.check, CHECK_MS);
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.lastFrame = Date.now();
       for (const frame of this.handlers.opened()) socket.send(frame);
     };
     socket.onmessage = (event) => {
       this.lastFrame = Date.now();
+      this.askedAt = 0;
       if (this.current !== "connected") {
         this.setStatus("connected");
         this.stableTimer = window.setTimeout(() => (this.attempt = 0), STABLE_MS);
@@ -104,15 +140,18 @@ export class Connection {
       if (event.code === CLOSE_DELETED) {
         this.stopped = true;
         this.setStatus("deleted");
-      } else {
-        this.scheduleRetry();
+        return;
       }
+      // A socket that never opened found no server; one that did may be back at once (a
+      // restart, a slow client asked to resync), and the next attempt tells.
+      this.setStatus(opened ? "reconnecting" : "offline");
+      this.scheduleRetry();
     };
   }
 
   /** Forgets the socket: no more events from it; the replica is told it is disconnected. */
   private drop(): void {
-    clearInterval(this.heartbeatTimer);
+    clearInterval(this.checkTimer);
     clearTimeout(this.stableTimer);
     const socket = this.socket;
     if (!socket) return;
@@ -127,11 +166,6 @@ export class Connection {
   private scheduleRetry(): void {
     clearTimeout(this.retryTimer);
     if (this.stopped) return;
-    if (!navigator.onLine) {
-      this.setStatus("offline");
-      return;
-    }
-    this.setStatus("reconnecting");
     // "Equal jitter": at least half the backoff, so retries spread out without collapsing
     // to zero, and at most the whole of it.
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
@@ -140,13 +174,22 @@ export class Connection {
     this.retryTimer = window.setTimeout(() => this.open(), delay);
   }
 
-  private heartbeat = (): void => {
-    const open = this.socket?.readyState === WebSocket.OPEN;
-    if (Date.now() - this.lastFrame > (open ? SILENCE_MS : CONNECT_TIMEOUT_MS)) {
-      this.reconnect();
-      return;
+  /** The socket's deadlines: opening, answering, and a heartbeat when all is quiet. */
+  private check = (): void => {
+    const socket = this.socket;
+    if (!socket) return;
+    const now = Date.now();
+    const dead =
+      socket.readyState !== WebSocket.OPEN
+        ? now - this.startedAt > CONNECT_TIMEOUT_MS
+        : this.askedAt !== 0 && now - this.askedAt > ANSWER_TIMEOUT_MS;
+    if (dead) {
+      this.drop();
+      this.setStatus("offline");
+      this.scheduleRetry();
+    } else if (socket.readyState === WebSocket.OPEN && now - this.lastFrame > HEARTBEAT_MS) {
+      this.ask(this.handlers.heartbeat());
     }
-    if (open) this.send(this.handlers.heartbeat());
   };
 
   private retryNow = (): void => {
@@ -158,14 +201,16 @@ export class Connection {
   };
 
   private wentOffline = (): void => {
-    // The socket may stay "open" and silent for minutes; drop it now and say so.
+    if (this.stopped) return;
+    // The socket may stay "open" and silent for minutes; drop it now and say so. Attempts go
+    // on: if the browser was wrong, the next one connects.
     this.drop();
-    clearTimeout(this.retryTimer);
-    if (!this.stopped) this.setStatus("offline");
+    this.setStatus("offline");
+    this.scheduleRetry();
   };
 
   private onVisible = (): void => {
-    if (document.visibilityState === "visible" && !this.socket && navigator.onLine) this.retryNow();
+    if (document.visibilityState === "visible" && !this.socket) this.retryNow();
   };
 
   private setStatus(status: Status): void {

@@ -21,7 +21,9 @@ const TOOLBAR = [
   ["clean"],
 ];
 
-/** What the indicator says: the connection, and where the user's changes are. */
+/** What the indicator says: the connection, and where the user's changes are. Whenever the
+ * server is not confirming them, a user with unsynced changes reads that they are kept here
+ * and not yet synced. */
 function statusText(session: Session): string {
   const status = session.connection.status;
   const where = session.local.failure ? "changes kept in this tab only" : "changes saved on this device";
@@ -30,9 +32,9 @@ function statusText(session: Session): string {
       if (!session.synced) return "Syncing…";
       return session.local.pending ? "Saving…" : "All changes synced";
     case "connecting":
-      return "Connecting…";
+      return session.local.pending ? `Connecting… ${where}, not yet synced` : "Connecting…";
     case "reconnecting":
-      return session.local.pending ? `Reconnecting… (${where})` : "Reconnecting…";
+      return session.local.pending ? `Reconnecting… ${where}, not yet synced` : "Reconnecting…";
     case "offline":
       return session.local.pending ? `Offline: ${where}, not yet synced` : "Offline";
     case "deleted":

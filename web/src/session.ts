@@ -144,7 +144,7 @@ export class Session {
     clearTimeout(this.confirmTimer);
     this.confirmTimer = window.setTimeout(() => {
       if (!this.isSynced) return;
-      this.connection.send(this.ask());
+      this.connection.ask(this.ask());
       this.confirmAt = this.asked;
     }, CONFIRM_DELAY_MS);
   }

@@ -7,7 +7,9 @@
 //! - [`test`]: every test suite, with one summary line at the end.
 //! - [`wasm`]: the browser module (client-wasm) built into `client-wasm/pkg/`, with its size.
 //! - [`web`]: the browser app built into `web/dist/`.
+//! - [`fresh`]: the README's two commands as a fresh machine runs them.
 
+mod fresh;
 mod setup;
 mod test;
 mod wasm;
@@ -26,6 +28,11 @@ commands:
                             module, the app in headless Chromium
   wasm                      build the browser module into client-wasm/pkg/ and print its size
   web                       build the browser app (and the module) into web/dist/
+  fresh [--uninstall] [--keep]
+                            run the two commands above as on a fresh machine: a clean clone of
+                            HEAD, a cold target directory, empty cargo home and npm cache;
+                            --uninstall first removes the wasm target and Chromium (throwaway
+                            machines only)
   bench load [flags]        the load generator against quire and the reference y-websocket server
                             (flags: `cargo xtask bench load --help`)
   bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)
@@ -42,6 +49,7 @@ fn main() -> Result<()> {
         "wasm" => wasm::build(),
         "web" => web::build(),
         "bench" => bench(&rest),
+        "fresh" => fresh::run(&rest),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
@@ -70,6 +78,18 @@ pub fn status(command: &mut Command) -> Result<()> {
         bail!("{description} failed ({status})");
     }
     Ok(())
+}
+
+/// What `command` prints on stdout, if it succeeds (its stderr is discarded).
+pub fn output(command: &mut Command) -> Result<String> {
+    let out = command
+        .stderr(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    if !out.status.success() {
+        bail!("{command:?} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run(args: &[String]) -> Result<()> {

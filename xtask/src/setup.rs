@@ -1,11 +1,17 @@
 //! Installs what the build and the tests need, when it is missing.
+//!
+//! Debian packages come from apt with freshly refreshed package lists: a fresh machine's lists
+//! are as old as its image, and installing from them gives an older build than the one the
+//! tests were verified with (Chromium 148 instead of 156 once made two browser tests fail on
+//! every fresh machine). Whatever was installed, the version that runs is printed.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Once;
 
 use anyhow::{Context, Result};
 
-use crate::status;
+use crate::{output, status};
 
 /// `npm ci` in `dir` unless its `node_modules` already matches the committed lockfile.
 pub fn npm_packages(dir: &Path) -> Result<()> {
@@ -32,7 +38,8 @@ fn is_newer_or_equal(a: &Path, b: &Path) -> bool {
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Chromium for the browser tests, and fonts for Chinese and emoji (without them, text renders
-/// as boxes in the screenshots people look at). All are Debian packages.
+/// as boxes in the screenshots people look at). All are Debian packages. Prints the Chromium
+/// version the tests will run.
 pub fn browser() -> Result<()> {
     let mut packages = Vec::new();
     if !Path::new(CHROMIUM).exists() {
@@ -44,26 +51,35 @@ pub fn browser() -> Result<()> {
     if !has_font(":charset=1f600:color=true") {
         packages.push("fonts-noto-color-emoji");
     }
+    // With recommends: this is the install the browser tests were verified with.
+    apt_install(&packages)?;
+    let version = output(Command::new(CHROMIUM).arg("--version"))
+        .with_context(|| format!("{CHROMIUM} does not run"))?;
+    println!("xtask: the browser tests run {} ({CHROMIUM})", version.trim());
+    Ok(())
+}
+
+/// Installs Debian `packages` (none: does nothing), refreshing the package lists first, once
+/// per run.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     if packages.is_empty() {
         return Ok(());
     }
+    static REFRESHED: Once = Once::new();
+    let mut refreshed = Ok(());
+    REFRESHED.call_once(|| {
+        println!("xtask: refreshing the package lists (apt-get update)");
+        refreshed = status(Command::new("apt-get").args(["update", "-q"]));
+    });
+    refreshed.context("cannot refresh the package lists (apt-get update; run as root?)")?;
     println!("xtask: installing {} (apt-get)", packages.join(", "));
-    let install = || {
-        status(
-            Command::new("apt-get")
-                // With recommends: this is the install the browser tests were verified with.
-                .args(["install", "-y"])
-                .args(&packages)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    // A fresh machine may have no package lists yet.
-    install()
-        .or_else(|_| {
-            status(Command::new("apt-get").arg("update"))?;
-            install()
-        })
-        .with_context(|| format!("cannot install {} with apt-get (run as root?)", packages.join(", ")))
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .with_context(|| format!("cannot install {} with apt-get (run as root?)", packages.join(", ")))
 }
 
 /// Whether fontconfig knows a font matching `pattern` (`fc-list` prints nothing otherwise;

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cargo, root, status};
+use crate::{cargo, output, root, status};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
@@ -172,14 +172,6 @@ fn gzipped_size(path: &Path) -> Result<u64> {
 }
 
 /// A command's stdout, failing if it cannot start or does not succeed.
-fn output(command: &mut Command) -> Result<String> {
-    let out = command.stderr(Stdio::null()).output()?;
-    if !out.status.success() {
-        bail!("{command:?} failed ({})", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
