@@ -60,7 +60,8 @@ impl QuireDoc {
         }
     }
 
-    /// This replica's Yjs client id (a number below 2^53).
+    /// This replica's Yjs client id (a number below 2^53). It changes when another client is
+    /// found writing under it (as a Yjs `Doc`'s does): read it when needed, never keep it.
     #[wasm_bindgen(getter, js_name = clientId)]
     pub fn client_id(&self) -> Result<f64, JsError> {
         self.with(|r| Ok(r.client_id() as f64))

@@ -17,6 +17,7 @@
 //! - [`replica`]: the document itself, plain Rust (tested natively): local edits, title, state.
 //! - `sync`: the y-websocket protocol as the browser end speaks it (start, receive, close).
 //! - `awareness`: presence, renewal and timeouts, Yjs relative positions for cursors.
+//! - `client_id`: a new client id when another client writes under ours, as Yjs does.
 //! - `quill`: Quill Delta ⇄ YText, with Yjs's `applyDelta` / `toDelta` rules; typed [`Op`]s.
 //! - [`error`]: why a call was refused (becomes a thrown JavaScript `Error`).
 //!
@@ -27,6 +28,7 @@
 //! keeps the `catch_unwind` of `quire_model::protocol` as a second net.
 
 mod awareness;
+mod client_id;
 mod doc;
 pub mod error;
 mod js;

@@ -42,30 +42,20 @@ pub struct Replica {
     pub(crate) clock: Arc<dyn Clock>,
     /// True once sync step 2 arrived since the last `start`.
     pub(crate) synced: bool,
-    /// Remote `content` changes the observer saw and nobody has collected yet. A `Mutex` only
-    /// because yrs's `sync` feature requires `Send + Sync` observers; the browser has one
-    /// thread, so it is never contended.
-    remote_ops: Arc<Mutex<Vec<Vec<Op>>>>,
+    /// Remote `content` changes the observer saw and nobody has collected yet.
+    remote_ops: RemoteOps,
 }
+
+/// A `Mutex` only because yrs's `sync` feature requires `Send + Sync` observers; the browser
+/// has one thread, so it is never contended.
+type RemoteOps = Arc<Mutex<Vec<Vec<Op>>>>;
 
 impl Replica {
     /// A replica of an empty document with `doc`'s client id, reading time from `clock`
     /// (milliseconds since the epoch).
     pub fn new(doc: Doc, clock: impl Clock + 'static) -> Self {
-        let text = doc.get_or_insert_text(schema::CONTENT);
-        let meta = doc.get_or_insert_map(schema::META);
-        let remote_ops = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&remote_ops);
-        let local = Origin::from(LOCAL);
-        text.observe("quire-client", move |txn, event| {
-            if txn.origin() == Some(&local) {
-                return;
-            }
-            let ops = quill::ops_of_change(event.delta(txn));
-            sink.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(ops);
-        });
+        let remote_ops = RemoteOps::default();
+        let (text, meta) = bind(&doc, &remote_ops);
         let clock: Arc<dyn Clock> = Arc::new(clock);
         let awareness_clock = Arc::clone(&clock);
         Replica {
@@ -76,6 +66,15 @@ impl Replica {
             synced: false,
             remote_ops,
         }
+    }
+
+    /// Puts `doc` in place of the replica's `Doc`, which it must already hold all of: the root
+    /// types and the content observer move to it; presence states stay (the `Awareness` keeps
+    /// them apart from its `Doc`). Remote changes not yet collected were made to the old `Doc`
+    /// and are still reported.
+    pub(crate) fn replace_doc(&mut self, doc: Doc) {
+        (self.text, self.meta) = bind(&doc, &self.remote_ops);
+        *self.awareness.doc_mut() = doc;
     }
 
     pub fn doc(&self) -> &Doc {
@@ -147,7 +146,8 @@ impl Replica {
 
     /// Applies remote updates as one transaction, so Quill gets one delta for the lot. Also
     /// returns the v1 update of what was new, if anything (the caller decides whether to send
-    /// it on).
+    /// it on). If they wrote under our client id, the replica takes a new one
+    /// (`client_id.rs`); `replies` then carries our presence under it.
     pub(crate) fn apply_remote(
         &mut self,
         updates: Vec<yrs::Update>,
@@ -166,6 +166,7 @@ impl Replica {
         } else {
             yrs::Update::merge_updates(updates)
         };
+        let own_clock = self.own_clock();
         let outcome = protocol::apply_update(self.doc(), update);
         // Collect the observer's deltas even when applying failed part-way: they are stale
         // after this call either way.
@@ -176,6 +177,9 @@ impl Replica {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         let added = outcome?;
+        if self.own_clock() != own_clock {
+            changes.replies.extend(self.take_new_client_id());
+        }
         changes.content = match deltas.len() {
             0 => None,
             1 => deltas.pop(),
@@ -194,6 +198,25 @@ impl Replica {
         changes.title_changed = self.title() != title_before;
         Ok((changes, added))
     }
+}
+
+/// `doc`'s root types, with the observer that reports remote changes to `content` into `sink`
+/// (local edits are left out: Quill already shows them).
+fn bind(doc: &Doc, sink: &RemoteOps) -> (TextRef, MapRef) {
+    let text = doc.get_or_insert_text(schema::CONTENT);
+    let meta = doc.get_or_insert_map(schema::META);
+    let sink = Arc::clone(sink);
+    let local = Origin::from(LOCAL);
+    text.observe("quire-client", move |txn, event| {
+        if txn.origin() == Some(&local) {
+            return;
+        }
+        let ops = quill::ops_of_change(event.delta(txn));
+        sink.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ops);
+    });
+    (text, meta)
 }
 
 fn title<T: ReadTxn>(txn: &T, meta: &MapRef) -> Option<String> {

@@ -66,6 +66,7 @@ impl Replica {
         }
         // What a frame from the server added needs no forwarding: the server already has it.
         let (mut changes, _added) = self.apply_remote(updates)?;
+        replies.append(&mut changes.replies);
         if answers > 0 {
             self.synced = true;
         }

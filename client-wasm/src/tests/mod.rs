@@ -5,8 +5,10 @@
 //!
 //! This file is the harness (the JavaScript view, the Quill model, peers); the tests are in
 //! `editing` (content and titles), `presence` (carets, renewal, reconnects), `sync` (stored
-//! state, heartbeats) and `robustness` (garbage, random concurrent edits).
+//! state, heartbeats), `robustness` (garbage, random concurrent edits) and `client_id`
+//! (another client writing under ours).
 
+mod client_id;
 mod editing;
 mod presence;
 mod robustness;
