@@ -90,8 +90,12 @@ fn our_own_edits_coming_back_keep_our_client_id() {
     let mut b = Peer::new(2);
     let edit = a.edit(json!([{"insert": "mine"}]));
     connect(&mut a, &mut b);
+    // An echo, another client's edit, a stored state holding both, a resync: none of them
+    // moves our own clock.
     a.receive(&edit);
+    a.receive(&b.edit(json!([{"insert": "theirs"}])));
     a.replica.apply_state(&b.replica.encode_state()).unwrap();
+    a.replica.disconnected();
     connect(&mut a, &mut b);
     assert_eq!(a.replica.client_id(), 1);
 }
