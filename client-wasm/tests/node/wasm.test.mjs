@@ -327,3 +327,45 @@ test('garbage throws an Error and the module keeps working', () => {
   q.edit([{ retain: 12 }, { insert: '!' }])
   assert.equal(q.doc.contentDelta().map((op) => op.insert).join(''), 'st😀ill here!')
 })
+
+test('a QuireDoc takes a new client id when a stock Yjs doc writes under its id', () => {
+  const a = quirePeer()
+  const b = quirePeer()
+  b.receive(a.edit([{ insert: 'hello ' }]))
+  const ann = { user: { name: 'Ann', color: '#30bced' }, cursor: null }
+  b.receive(a.doc.setLocalState(ann))
+  const old = a.doc.clientId
+
+  // The id is on show in the presence list; taking it is one assignment (after loading the
+  // state: a Yjs doc that receives its own id from elsewhere would take a new one itself).
+  const squatter = new Y.Doc()
+  Y.applyUpdate(squatter, a.doc.encodeState())
+  squatter.clientID = old
+  const append = (s) => {
+    let update
+    squatter.once('update', (u) => { update = u })
+    squatter.getText('content').insert(squatter.getText('content').length, s)
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, MESSAGE_SYNC)
+    syncProtocol.writeUpdate(encoder, update)
+    return encoding.toUint8Array(encoder)
+  }
+  const evil = append('evil ')
+  b.receive(evil)
+  const moved = a.receive(evil)
+  // Its next write reaches the server (b) before a's next keystroke.
+  const more = append('more ')
+  b.receive(more)
+  b.receive(a.edit([{ insert: '¡' }]))
+  a.receive(more)
+
+  assert.equal(text(a.doc), text(b.doc))
+  assert.equal(text(a.doc), '¡hello evil more ')
+  assert.notEqual(a.doc.clientId, old)
+  assert.ok(Number.isSafeInteger(a.doc.clientId))
+  for (const m of moved) b.receive(m)
+  assert.deepEqual(b.doc.awarenessStates(), { [a.doc.clientId]: ann }, 'one Ann, under the new id')
+  a.doc.free()
+  b.doc.free()
+  squatter.destroy()
+})
