@@ -41,6 +41,10 @@ pub struct Config {
     /// How long in-flight HTTP requests get to finish once shutdown begins.
     pub shutdown_grace: Duration,
 
+    /// Most documents in memory at once; opening one more is refused (503 + Retry-After)
+    /// until an idle one unloads. A live document costs its content plus ~10 KB; 50,000 idle
+    /// ones fit in a few hundred MB.
+    pub max_live_docs: usize,
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,
     /// A document with no connections for this long is written out and dropped from memory.
@@ -75,6 +79,7 @@ impl Default for Config {
             // The soft file limit here is 20,000; leave room for the store and HTTP clients.
             max_connections: 16_000,
             shutdown_grace: Duration::from_secs(10),
+            max_live_docs: 50_000,
             doc_channel_capacity: 1024,
             idle_unload: Duration::from_secs(30),
             compact_after_updates: 1000,

@@ -6,6 +6,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quire_model::convert::{ConvertError, Format};
 use quire_model::{DocIdError, ProtocolError};
 use serde_json::json;
 
@@ -14,12 +15,19 @@ use crate::store::StoreError;
 /// Errors a document task reports to whoever asked it for something.
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    /// The stored state could not be loaded. Nothing will be written for this document until a
-    /// later load succeeds, so the stored bytes stay as they are for an operator to inspect.
-    #[error("document could not be loaded: {0}")]
-    LoadFailed(String),
-    #[error("document is unavailable")]
+    /// An earlier load of the document failed (the cause is logged where it happened). Nothing
+    /// is written for it until a later load succeeds, so the stored bytes stay as they are for
+    /// an operator to inspect.
+    #[error("the document is unavailable, retry shortly")]
+    Unavailable,
+    #[error("the document is unavailable, retry shortly")]
     Gone,
+    /// The server is at its limit of documents in memory (`max_live_docs`).
+    #[error("the server has too many documents open, retry shortly")]
+    TooManyDocuments,
+    /// The document task could not run the request now.
+    #[error("the document is busy, retry shortly")]
+    Busy,
     #[error("no such document")]
     NotFound,
     /// Deleted through the API: joins are refused (4410) until the id is created again, so a
@@ -29,13 +37,53 @@ pub enum DocError {
     #[error("a document with this id exists")]
     Exists,
     /// The request's content could not be read in the format it claims.
-    #[error("{0}")]
-    BadContent(String),
+    #[error("the content is not valid {format}")]
+    BadContent {
+        format: Format,
+        #[source]
+        source: ConvertError,
+    },
+    /// A converter failed on the content (a bug of ours, caught).
+    #[error("the {0} content could not be imported")]
+    ImportPanicked(Format),
+    #[error("the document could not be exported as {0}")]
+    ExportFailed(Format),
     /// A Yjs update that does not decode or apply.
-    #[error("update rejected: {0}")]
-    BadUpdate(String),
-    #[error("storage failure: {0}")]
+    #[error("update rejected")]
+    BadUpdate(#[source] ProtocolError),
+    #[error("storage failure")]
     Store(#[from] StoreError),
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a document could not be loaded. Logged with its sources; clients are told only that the
+/// document is unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading the store failed")]
+    Store(#[from] StoreError),
+    #[error("stored update {index} does not apply")]
+    Rebuild {
+        index: usize,
+        #[source]
+        source: ProtocolError,
+    },
+    #[error("the load task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// An error and its sources, "outer: inner: innermost", for logs and for messages about a
+/// client's own input.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// Errors of the HTTP surface. Call sites never choose a status: `IntoResponse` does, here.
@@ -109,13 +157,18 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::Doc(DocError::LoadFailed(_) | DocError::Gone) => {
+            ApiError::Doc(DocError::Unavailable | DocError::Gone | DocError::Busy) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
             }
-            ApiError::Doc(DocError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+            ApiError::Doc(DocError::TooManyDocuments) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::Doc(DocError::Store(_) | DocError::Task(_) | DocError::ExportFailed(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
             ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
-            ApiError::Doc(DocError::BadContent(_)) => (StatusCode::BAD_REQUEST, "bad_content"),
+            ApiError::Doc(DocError::BadContent { .. } | DocError::ImportPanicked(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_content")
+            }
             ApiError::Doc(DocError::BadUpdate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_update"),
         }
     }
@@ -124,12 +177,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        // Internal details go to the log, never to the client.
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(error = %self, "request failed");
+        // Internal details go to the log, never to the client. A client's own mistake is
+        // explained in full (what was wrong with its input, down to the parser's words);
+        // "unavailable" has a fixed text.
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            self.to_string()
+        } else if status.is_server_error() {
+            tracing::error!(error = %chain(&self), "request failed");
             "internal error".to_owned()
         } else {
-            self.to_string()
+            chain(&self)
         };
         let mut response =
             (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
@@ -154,8 +211,8 @@ pub enum CloseReason {
     TooSlow,
     /// No frame (not even a pong) within the idle timeout.
     Timeout,
-    /// The document could not be loaded.
-    Unavailable(String),
+    /// The document could not be loaded, or the server has no room for it now.
+    Unavailable,
     /// The server is shutting down.
     ShuttingDown,
     /// The document was deleted.
@@ -174,7 +231,7 @@ impl CloseReason {
             CloseReason::TooBig => 1009,
             CloseReason::TooSlow => 4408,
             CloseReason::Timeout => 4504,
-            CloseReason::Unavailable(_) => 4503,
+            CloseReason::Unavailable => 4503,
             CloseReason::ShuttingDown => 1001,
             CloseReason::Deleted => 4410,
             CloseReason::Normal => 1000,
@@ -189,7 +246,7 @@ impl CloseReason {
             CloseReason::TooBig => "message too big".into(),
             CloseReason::TooSlow => "too slow, reconnect to resync".into(),
             CloseReason::Timeout => "no response to ping".into(),
-            CloseReason::Unavailable(why) => format!("document unavailable: {why}").into(),
+            CloseReason::Unavailable => "document unavailable, retry shortly".into(),
             CloseReason::ShuttingDown => "server shutting down".into(),
             CloseReason::Deleted => "document deleted".into(),
             CloseReason::Normal => "bye".into(),

@@ -36,10 +36,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
-use doc::registry::DocContext;
+use doc::context::DocContext;
 use doc::Registry;
 use metrics::Metrics;
-use state::AppState;
+use state::{AppState, Shared};
 use store::flusher::FlushHandle;
 use store::sled::SledStore;
 use store::{Store, StoreError};
@@ -92,34 +92,32 @@ pub async fn serve_with_auth(
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
-    let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let shared = Shared {
+        config: config.clone(),
+        metrics: Arc::new(Metrics::new()),
+        shutdown: cancel.clone(),
+        tracker: tracker.clone(),
+    };
     let flusher = FlushHandle::new();
     let stop_flusher = CancellationToken::new();
     let flusher_task = tokio::spawn(flusher.clone().run(
         store.clone(),
         config.flush_delay,
-        metrics.clone(),
+        shared.metrics.clone(),
         stop_flusher.clone(),
     ));
-    let registry = Registry::new(DocContext {
+    let docs = Registry::new(DocContext {
+        shared: shared.clone(),
         store: store.clone(),
-        flusher: flusher.clone(),
-        metrics: metrics.clone(),
-        config: config.clone(),
-        shutdown: cancel.clone(),
-        tracker: tracker.clone(),
+        flusher,
     });
     let state = AppState {
         admission: Arc::new(Semaphore::new(config.max_connections)),
-        config,
-        registry,
-        metrics,
+        shared,
+        docs,
         auth,
-        flusher,
-        shutdown: cancel.clone(),
-        tracker: tracker.clone(),
     };
     let app = http::router(state);
 

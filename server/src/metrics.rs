@@ -13,6 +13,7 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_rejected: Counter,
     pub documents_live: Gauge,
+    pub documents_refused: Counter,
     pub updates_received: Counter,
     pub updates_broadcast: Counter,
     pub messages_rejected: Counter,
@@ -32,6 +33,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_rejected: Counter::default(),
             documents_live: Gauge::default(),
+            documents_refused: Counter::default(),
             updates_received: Counter::default(),
             updates_broadcast: Counter::default(),
             messages_rejected: Counter::default(),
@@ -58,6 +60,11 @@ impl Metrics {
             self.connections_rejected.clone(),
         );
         r.register("quire_documents_live", "Documents loaded in memory", self.documents_live.clone());
+        r.register(
+            "quire_documents_refused",
+            "Documents not opened because max_live_docs were in memory",
+            self.documents_refused.clone(),
+        );
         r.register("quire_updates_received", "Document updates received from clients", self.updates_received.clone());
         r.register(
             "quire_updates_broadcast",

@@ -10,19 +10,24 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::doc::Registry;
 use crate::metrics::Metrics;
-use crate::store::flusher::FlushHandle;
 
+/// The server-wide handles that the connection and document layers both use, built once.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Shared {
     pub config: Arc<Config>,
-    pub registry: Registry,
     pub metrics: Arc<Metrics>,
-    pub auth: Arc<dyn Authorizer>,
-    /// One permit per open WebSocket (`max_connections`).
-    pub admission: Arc<Semaphore>,
-    pub flusher: FlushHandle,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Connection and document tasks, awaited at shutdown.
     pub tracker: TaskTracker,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Shared,
+    /// The documents: every request about one goes through here.
+    pub docs: Registry,
+    pub auth: Arc<dyn Authorizer>,
+    /// One permit per open WebSocket (`max_connections`).
+    pub admission: Arc<Semaphore>,
 }

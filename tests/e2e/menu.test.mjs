@@ -111,6 +111,26 @@ test('the documents list shows titles newest first, and New document opens a fre
   assert.equal(await list.inputValue('.title'), '')
 })
 
+test('a document renamed in one tab shows its new name in the documents list of another, the first still open', async () => {
+  const context = await newUser(env.browser, 'Alice')
+  const docId = uniqueDocId('e2e-rename')
+  const editor = await openEditor(context, env.server, docId)
+  await editor.click('.title')
+  // Typed key by key, as a person does: the list must show the last keystroke, not the first.
+  await editor.keyboard.type('Q1 plan')
+  await editor.click('.ql-editor')
+  await editor.keyboard.type('Revenue')
+
+  const list = await context.newPage()
+  let titles = []
+  await waitFor(async () => {
+    await list.goto(`${env.server.httpUrl}/`)
+    titles = await list.locator(`.doc[data-id="${docId}"] .doc-title`).allTextContents()
+    return titles[0] === 'Q1 plan'
+  }, TIMEOUT_MS, 'the new name in the other tab\'s list', () => JSON.stringify(titles))
+  assert.equal(await editor.inputValue('.title'), 'Q1 plan', 'the editor is still open with its title')
+})
+
 test('a document deleted through the API is closed in the editor and leaves this device', async () => {
   const docId = uniqueDocId('e2e-deleted')
   const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)

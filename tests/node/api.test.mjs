@@ -184,3 +184,24 @@ test('a PUT import reaches a connected stock client without a reconnect', { skip
   assert.equal(c.provider.ws, socket, 'the client was given a new socket')
   assert.equal(reconnects, 0, 'the client reconnected')
 })
+
+test('the documents list follows a document being edited, while its editor stays connected', { skip }, async (t) => {
+  const created = await create({})
+  const docId = created.id
+  const c = client(t, docId)
+  await c.synced()
+  // A person types a title, then a word of the body, and keeps the document open.
+  for (const prefix of ['Q', 'Q1', 'Q1 ', 'Q1 p', 'Q1 pl', 'Q1 pla', 'Q1 plan']) c.meta.set('title', prefix)
+  c.text.insert(0, 'Revenue')
+  const listed = async () => {
+    const res = await fetch(api('/api/docs?limit=500'))
+    const { docs } = await res.json()
+    return docs.find((doc) => doc.id === docId)
+  }
+  let seen
+  await waitFor(async () => {
+    seen = await listed()
+    return seen?.title === 'Q1 plan' && seen.updated_ms > created.updated_ms && seen.size_bytes > created.size_bytes
+  }, 3000, 'the list to show the last title, a newer time and the new size within 3 s', () => show(seen))
+  assert.ok(c.provider.wsconnected, 'the editor is still connected')
+})

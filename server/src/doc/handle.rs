@@ -1,15 +1,22 @@
-//! The handle to a live document task: a cheap `Clone` over its bounded command channel.
+//! The handle to a live document task: a cheap `Clone` over its bounded command channel, and
+//! the commands it carries. Each request carries its own typed reply channel.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use quire_model::convert::Format;
 use quire_model::protocol::Inbound;
-use yrs::StateVector;
 use tokio::sync::{mpsc, oneshot};
+use yrs::StateVector;
 
 use super::ConnId;
 use crate::auth::Access;
-use crate::error::{CloseReason, DocError};
+use crate::error::DocError;
 use crate::store::DocMeta;
 use crate::ws::outbox::Outbox;
+
+/// Where a document task sends the answer to one request.
+pub type Reply<T> = oneshot::Sender<Result<T, DocError>>;
 
 /// What a document task can be asked to do.
 pub enum Command {
@@ -18,60 +25,64 @@ pub enum Command {
         conn: ConnId,
         access: Access,
         outbox: Outbox,
-        reply: oneshot::Sender<Result<(), DocError>>,
+        reply: Reply<()>,
     },
     /// Messages one connection sent, already decoded and validated.
     Inbound { conn: ConnId, messages: Vec<Inbound> },
     /// The connection is gone (on every exit path: see the connection's guard).
     Leave { conn: ConnId },
     /// A request from the HTTP API.
-    Api {
-        request: ApiRequest,
-        reply: oneshot::Sender<Result<ApiReply, DocError>>,
-    },
+    Request(Request),
 }
 
-/// What the HTTP API can ask of a document. Served by the document task, in order with the
-/// edits of connected clients, so an import is an ordinary edit everyone sees live.
-#[derive(Debug, Clone)]
-pub enum ApiRequest {
+/// What the HTTP API can ask of a document, each with its reply. Served by the document task
+/// in order with the edits of connected clients, so an import is an ordinary edit everyone
+/// sees live.
+pub enum Request {
     /// The metadata of an existing document.
-    Meta,
+    Meta(Reply<DocMeta>),
     /// Creates the document; fails if it exists.
     Create {
         title: Option<String>,
-        content: Option<(Format, String)>,
+        content: Option<(Format, Arc<str>)>,
+        reply: Reply<DocMeta>,
     },
     /// The body in a text format.
-    Export(Format),
+    Export { format: Format, reply: Reply<String> },
     /// The state as a Yjs update: v1 or v2, only what `since` lacks.
-    ExportYjs { v2: bool, since: StateVector },
+    ExportYjs {
+        v2: bool,
+        since: StateVector,
+        reply: Reply<Vec<u8>>,
+    },
     /// Replaces the body with an import.
-    Replace(Format, String),
+    Replace {
+        format: Format,
+        input: Arc<str>,
+        reply: Reply<()>,
+    },
     /// Merges a v1 Yjs update.
-    ApplyUpdate(Vec<u8>),
+    ApplyUpdate { update: Bytes, reply: Reply<()> },
     /// Disconnects everyone and removes the document from disk.
-    Delete,
+    Delete(Reply<()>),
 }
 
-#[derive(Debug)]
-pub enum ApiReply {
-    Meta(DocMeta),
-    Text(String),
-    Bytes(Vec<u8>),
-    Done,
+impl Request {
+    /// The task is gone or failed: tell the asker, whatever the request.
+    pub(super) fn refuse(self, error: DocError) {
+        match self {
+            Request::Meta(reply) | Request::Create { reply, .. } => drop(reply.send(Err(error))),
+            Request::Export { reply, .. } => drop(reply.send(Err(error))),
+            Request::ExportYjs { reply, .. } => drop(reply.send(Err(error))),
+            Request::Replace { reply, .. } | Request::ApplyUpdate { reply, .. } | Request::Delete(reply) => {
+                drop(reply.send(Err(error)))
+            }
+        }
+    }
 }
 
-/// Whether a document task keeps serving.
-#[derive(Debug, Clone)]
-pub enum Lifecycle {
-    Live,
-    /// Stop: close every connection with this reason and retire without writing.
-    Ended(CloseReason),
-}
-
-/// Why a join did not happen.
-pub enum JoinError {
+/// Why a command did not get its answer.
+pub enum SendError {
     /// The task is unloading or gone: ask the registry again.
     Retry,
     Doc(DocError),
@@ -95,36 +106,15 @@ impl DocHandle {
         self.tx.is_closed()
     }
 
-    pub(super) async fn join(
-        &self,
-        conn: ConnId,
-        access: Access,
-        outbox: Outbox,
-    ) -> Result<(), JoinError> {
+    /// Sends the command `make` builds around a reply channel and waits for the answer.
+    pub(super) async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, SendError> {
         let (reply, answer) = oneshot::channel();
-        let command = Command::Join {
-            conn,
-            access,
-            outbox,
-            reply,
-        };
-        self.tx.send(command).await.map_err(|_| JoinError::Retry)?;
-        // A dropped reply means the task retired with our Join still queued: retry.
+        self.tx.send(make(reply)).await.map_err(|_| SendError::Retry)?;
+        // A dropped reply means the task retired with our command still queued: retry.
         match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(JoinError::Doc(e)),
-            Err(_) => Err(JoinError::Retry),
-        }
-    }
-
-    pub(super) async fn request(&self, request: ApiRequest) -> Result<ApiReply, JoinError> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Api { request, reply };
-        self.tx.send(command).await.map_err(|_| JoinError::Retry)?;
-        match answer.await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(JoinError::Doc(e)),
-            Err(_) => Err(JoinError::Retry),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(SendError::Doc(e)),
+            Err(_) => Err(SendError::Retry),
         }
     }
 

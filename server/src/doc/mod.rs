@@ -1,18 +1,27 @@
 //! Live documents: one task owns each, everyone else holds a cheap handle to it.
 //!
-//! - [`handle`]: the public handle and the commands it sends.
-//! - [`registry`]: document id → handle; spawns tasks, never two for one document.
-//! - [`actor`]: the task that owns a document's yrs `Doc` and `Awareness`.
+//! Dependencies point one way: [`registry`] → `actor` → `live` / `api` → `storage` → the
+//! store. Nothing below the registry knows it exists.
+//!
+//! - [`registry`]: the documents as the server sees them: join one, ask it the API's questions.
+//! - `slot`: the map of live tasks (never two for one document) and each task's way out of it.
+//! - [`handle`]: the cheap handle to a task, its commands and their typed replies.
+//! - `actor`: a task's life: load, serve, unload.
+//! - `live`: a loaded document and its connections: the sync protocol's server side.
 //! - [`peers`]: the connections subscribed to one document, and fan-out to them.
-//! - [`storage`]: one document's side of the store (load, append, compact, metadata).
-//! - `api`: the document task's answers to the HTTP API.
+//! - `api`: the task's answers to the HTTP API.
+//! - `storage`: one document's side of the store (load, append, compact, metadata).
+//! - `context`: what every task shares with the rest of the server.
 
-pub mod actor;
+mod actor;
 mod api;
+pub mod context;
 pub mod handle;
+mod live;
 pub mod peers;
 pub mod registry;
-pub mod storage;
+mod slot;
+mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

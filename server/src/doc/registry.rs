@@ -1,81 +1,47 @@
-//! Document id → live document task.
-//!
-//! The map's lock (std `Mutex`, never held across `.await`) guards only the map. Spawning
-//! happens under it, so two first opens of one document cannot start two tasks. A task removes
-//! itself under the same lock, and only when its queue is empty, so a connection either reaches
-//! the old task or finds it gone and starts a new one — which loads only after the old task's
-//! last write (it writes before it retires).
+//! The documents, as the rest of the server sees them: find or start a document's task, join
+//! it, and ask it the HTTP API's questions, each with its own typed answer.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use quire_model::convert::Format;
 use quire_model::DocId;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use yrs::StateVector;
 
-use super::actor;
-use super::handle::{ApiRequest, ApiReply, Command, DocHandle, JoinError};
-use super::ConnId;
+use super::context::DocContext;
+use super::handle::{Command, DocHandle, Reply, Request, SendError};
+use super::slot::Slots;
+use super::{actor, ConnId};
 use crate::auth::Access;
-use crate::config::Config;
 use crate::error::DocError;
-use crate::metrics::Metrics;
-use crate::store::flusher::FlushHandle;
-use crate::store::Store;
+use crate::store::DocMeta;
 use crate::ws::outbox::Outbox;
 
-/// How often a join is retried when it meets a task that is retiring. Each retry finds either
-/// the same document reloaded or a fresh task, so more than a couple means something is wrong.
-const JOIN_ATTEMPTS: usize = 8;
-
-/// Everything a document task needs from the server.
-pub struct DocContext {
-    pub store: Arc<dyn Store>,
-    pub flusher: FlushHandle,
-    pub metrics: Arc<Metrics>,
-    pub config: Arc<Config>,
-    /// Cancelled at shutdown: every task persists and exits.
-    pub shutdown: CancellationToken,
-    pub tracker: TaskTracker,
+/// Whether a request is about an existing document or creates one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum About {
+    Existing,
+    New,
 }
+use About::{Existing, New};
 
-struct Entry {
-    handle: DocHandle,
-    generation: u64,
-}
+/// How often a command is retried when it meets a task that is retiring. Each retry finds
+/// either the same document reloaded or a fresh task, so more than a couple means something
+/// is wrong.
+const ATTEMPTS: usize = 8;
 
 #[derive(Clone)]
 pub struct Registry {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    docs: Mutex<HashMap<DocId, Entry>>,
-    next_generation: AtomicU64,
-    context: DocContext,
+    slots: Arc<Slots>,
+    context: Arc<DocContext>,
 }
 
 impl Registry {
     pub fn new(context: DocContext) -> Self {
         Registry {
-            inner: Arc::new(Inner {
-                docs: Mutex::new(HashMap::new()),
-                next_generation: AtomicU64::new(1),
-                context,
-            }),
+            slots: Arc::default(),
+            context: Arc::new(context),
         }
-    }
-
-    pub fn context(&self) -> &DocContext {
-        &self.inner.context
-    }
-
-    fn docs(&self) -> MutexGuard<'_, HashMap<DocId, Entry>> {
-        // The map stays consistent even if a holder panicked: every critical section is a
-        // single insert, get or remove.
-        self.inner.docs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Subscribes `conn` to the document, loading it if needed. Returns once the document has
@@ -87,75 +53,137 @@ impl Registry {
         access: Access,
         outbox: &Outbox,
     ) -> Result<DocHandle, DocError> {
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_spawn(id);
-            match handle.join(conn, access, outbox.clone()).await {
+        for _ in 0..ATTEMPTS {
+            let handle = self.get_or_spawn(id)?;
+            let joined = handle
+                .call(|reply| Command::Join {
+                    conn,
+                    access,
+                    outbox: outbox.clone(),
+                    reply,
+                })
+                .await;
+            match joined {
                 Ok(()) => return Ok(handle),
-                Err(JoinError::Doc(e)) => return Err(e),
-                Err(JoinError::Retry) => continue,
+                Err(SendError::Doc(e)) => return Err(e),
+                Err(SendError::Retry) => continue,
             }
         }
         Err(DocError::Gone)
     }
 
-    /// Serves one API request on the document's task (loading it if needed).
-    pub async fn request(&self, id: &DocId, request: ApiRequest) -> Result<ApiReply, DocError> {
-        // A request that meets a retiring task (which drops what is queued, unanswered) is sent
-        // again to the next one.
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_spawn(id);
-            match handle.request(request.clone()).await {
-                Ok(reply) => return Ok(reply),
-                Err(JoinError::Doc(e)) => return Err(e),
-                Err(JoinError::Retry) => continue,
-            }
-        }
-        Err(DocError::Gone)
+    /// The document's metadata.
+    pub async fn meta(&self, id: &DocId) -> Result<DocMeta, DocError> {
+        self.request(id, Existing, Request::Meta).await
     }
 
-    /// The live task for `id`, spawning one if there is none.
-    pub fn get_or_spawn(&self, id: &DocId) -> DocHandle {
-        let mut docs = self.docs();
-        if let Some(entry) = docs.get(id) {
-            if !entry.handle.is_closed() {
-                return entry.handle.clone();
-            }
-        }
-        let context = &self.inner.context;
-        let (tx, rx) = mpsc::channel(context.config.doc_channel_capacity);
-        let handle = DocHandle::new(tx);
-        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        docs.insert(
-            id.clone(),
-            Entry {
-                handle: handle.clone(),
-                generation,
-            },
-        );
-        context
-            .tracker
-            .spawn(actor::run(id.clone(), generation, rx, self.clone()));
-        handle
-    }
-
-    /// Removes the task `generation` of `id` from the map and closes its queue, unless the
-    /// queue still holds work (`only_if_idle`). Returns whether it retired. After this, new
-    /// callers get a new task; the caller must drain what is left in `rx`.
-    pub(super) fn retire(
+    /// Creates the document, with a title and a body if given.
+    pub async fn create(
         &self,
         id: &DocId,
-        generation: u64,
-        rx: &mut mpsc::Receiver<Command>,
-        only_if_idle: bool,
-    ) -> bool {
-        let mut docs = self.docs();
-        if only_if_idle && !rx.is_empty() {
-            return false;
+        title: Option<String>,
+        content: Option<(Format, Arc<str>)>,
+    ) -> Result<DocMeta, DocError> {
+        self.request(id, New, |reply| Request::Create {
+            title: title.clone(),
+            content: content.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// The body in a text format.
+    pub async fn export(&self, id: &DocId, format: Format) -> Result<String, DocError> {
+        self.request(id, Existing, |reply| Request::Export { format, reply }).await
+    }
+
+    /// The state as a Yjs update (v1, or v2), only what `since` lacks.
+    pub async fn export_yjs(&self, id: &DocId, v2: bool, since: &StateVector) -> Result<Vec<u8>, DocError> {
+        self.request(id, Existing, |reply| Request::ExportYjs {
+            v2,
+            since: since.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Replaces the body with `input` read as `format`.
+    pub async fn replace(&self, id: &DocId, format: Format, input: Arc<str>) -> Result<(), DocError> {
+        self.request(id, Existing, |reply| Request::Replace {
+            format,
+            input: input.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Merges a v1 Yjs update.
+    pub async fn apply_update(&self, id: &DocId, update: Bytes) -> Result<(), DocError> {
+        self.request(id, Existing, |reply| Request::ApplyUpdate {
+            update: update.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Disconnects everyone from the document and removes it.
+    pub async fn delete(&self, id: &DocId) -> Result<(), DocError> {
+        self.request(id, Existing, Request::Delete).await
+    }
+
+    /// Every document's metadata, in id order.
+    pub async fn list(&self) -> Result<Vec<(DocId, DocMeta)>, DocError> {
+        let store = self.context.store.clone();
+        let docs = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(DocError::Task)??;
+        Ok(docs)
+    }
+
+    /// Whether the store is taking writes (false after a failed flush, until one succeeds).
+    pub fn storage_healthy(&self) -> bool {
+        self.context.flusher.healthy()
+    }
+
+    /// Serves one API request on the document's task (loading it if needed). A request that
+    /// meets a retiring task (which drops what is queued, unanswered) is sent again to the next
+    /// one, so `make` may be called more than once.
+    async fn request<T>(&self, id: &DocId, about: About, make: impl Fn(Reply<T>) -> Request) -> Result<T, DocError> {
+        for _ in 0..ATTEMPTS {
+            let handle = match self.slots.get(id) {
+                Some(handle) => handle,
+                // Asking about a document that does not exist must not load it: a loop of such
+                // questions would fill memory with empty tasks.
+                None if about == Existing && !self.exists(id).await? => return Err(DocError::NotFound),
+                None => self.get_or_spawn(id)?,
+            };
+            match handle.call(|reply| Command::Request(make(reply))).await {
+                Ok(value) => return Ok(value),
+                Err(SendError::Doc(e)) => return Err(e),
+                Err(SendError::Retry) => continue,
+            }
         }
-        if docs.get(id).is_some_and(|e| e.generation == generation) {
-            docs.remove(id);
-        }
-        rx.close();
-        true
+        Err(DocError::Gone)
+    }
+
+    /// Whether the store holds anything for `id`.
+    async fn exists(&self, id: &DocId) -> Result<bool, DocError> {
+        let store = self.context.store.clone();
+        let id = id.clone();
+        Ok(tokio::task::spawn_blocking(move || store.exists(&id)).await??)
+    }
+
+    /// The live task for `id`, spawning one if there is none and the server has room for it.
+    fn get_or_spawn(&self, id: &DocId) -> Result<DocHandle, DocError> {
+        let context = &self.context;
+        let config = &context.shared.config;
+        self.slots
+            .get_or_spawn(id, config.doc_channel_capacity, config.max_live_docs, |spawn| {
+                context.shared.tracker.spawn(actor::run(spawn, context.clone()));
+            })
+            .ok_or_else(|| {
+                context.shared.metrics.documents_refused.inc();
+                DocError::TooManyDocuments
+            })
     }
 }

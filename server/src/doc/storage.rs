@@ -5,8 +5,10 @@
 //! - every applied update is appended before it is fanned out, then flushed by the group commit;
 //! - the log is folded into a snapshot once it outgrows the snapshot (loading stays
 //!   proportional to the document's size, not its history);
-//! - metadata (title, times, size) is written at most every [`META_INTERVAL`] while edits flow,
-//!   and always when the document unloads.
+//! - metadata (title, times, size) follows the content: written at once after a quiet spell,
+//!   then at most every [`META_INTERVAL`] while edits flow, and once more after the last of
+//!   them ([`DocStorage::meta_due`], which the document task waits for), whether or not anyone
+//!   is still connected.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +16,8 @@ use quire_model::{protocol, schema, DocId};
 use tokio::time::Instant;
 use yrs::{Doc, Map, Transact};
 
-use super::registry::DocContext;
-use crate::error::DocError;
+use super::context::DocContext;
+use crate::error::LoadError;
 use crate::store::{DocMeta, Seq, StoreError, Stored};
 
 /// How stale the documents list may be while someone is typing.
@@ -59,7 +61,7 @@ pub struct DocStorage {
 
 impl DocStorage {
     /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`.
-    pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), DocError> {
+    pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), LoadError> {
         let store = context.store.clone();
         let key = id.clone();
         let (stored, meta, deleted) = tokio::task::spawn_blocking(move || {
@@ -71,11 +73,9 @@ impl DocStorage {
             });
             Ok::<_, StoreError>((store.load(&key)?, meta, store.deleted(&key)?))
         })
-        .await
-        .map_err(|e| DocError::LoadFailed(format!("load task failed: {e}")))?
-        .map_err(|e| DocError::LoadFailed(e.to_string()))?;
+        .await??;
         let stored = stored.unwrap_or_default();
-        let doc = rebuild(&stored).map_err(|e| DocError::LoadFailed(format!("{id}: {e}")))?;
+        let doc = rebuild(&stored)?;
         let storage = DocStorage {
             id: id.clone(),
             log: LogState::from(&stored),
@@ -128,14 +128,28 @@ impl DocStorage {
             }
         }
         self.meta_dirty = true;
-        let config = &context.config;
+        let config = &context.shared.config;
         if self.log.entries >= config.compact_after_updates
             || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
             || self.log.unsaved
         {
             self.compact_if_needed(context, doc);
         }
-        if self.meta_written.is_none_or(|t| t.elapsed() >= META_INTERVAL) {
+    }
+
+    /// When the metadata should next be written, if an edit changed it: at once after a quiet
+    /// spell, otherwise [`META_INTERVAL`] after the last write, so that a burst of edits costs
+    /// one write per interval and its end is written within one.
+    pub fn meta_due(&self) -> Option<Instant> {
+        if !self.meta_dirty {
+            return None;
+        }
+        Some(self.meta_written.map_or_else(Instant::now, |t| t + META_INTERVAL))
+    }
+
+    /// Writes the metadata if an edit changed it.
+    pub fn write_meta_if_dirty(&mut self, context: &DocContext, doc: &Doc) {
+        if self.meta_dirty {
             self.write_meta(context, doc);
         }
     }
@@ -198,7 +212,7 @@ impl DocStorage {
         };
         context.store.compact(&self.id, &snapshot, upto)?;
         context.flusher.mark_dirty();
-        context.metrics.compactions.inc();
+        context.shared.metrics.compactions.inc();
         self.log = LogState {
             last_seq: Some(upto),
             snapshot_bytes: snapshot.len() as u64,
@@ -228,8 +242,8 @@ impl DocStorage {
 
     /// Rebuilds the document from the store (after yrs panicked mid-apply and the in-memory
     /// `Doc` can no longer be trusted).
-    pub fn reload(&mut self, context: &DocContext) -> Result<Doc, String> {
-        let stored = context.store.load(&self.id).map_err(|e| e.to_string())?.unwrap_or_default();
+    pub fn reload(&mut self, context: &DocContext) -> Result<Doc, LoadError> {
+        let stored = context.store.load(&self.id)?.unwrap_or_default();
         let doc = rebuild(&stored)?;
         self.log = LogState::from(&stored);
         Ok(doc)
@@ -237,10 +251,10 @@ impl DocStorage {
 }
 
 /// A fresh `Doc` with every stored update applied, in order.
-fn rebuild(stored: &Stored) -> Result<Doc, String> {
+fn rebuild(stored: &Stored) -> Result<Doc, LoadError> {
     let doc = schema::new_doc();
-    for (i, update) in stored.updates.iter().enumerate() {
-        protocol::apply_bytes(&doc, update).map_err(|e| format!("stored update {i}: {e}"))?;
+    for (index, update) in stored.updates.iter().enumerate() {
+        protocol::apply_bytes(&doc, update).map_err(|source| LoadError::Rebuild { index, source })?;
     }
     Ok(doc)
 }

@@ -19,9 +19,8 @@ use utoipa::IntoParams;
 use yrs::updates::decoder::Decode;
 use yrs::StateVector;
 
-use super::docs::{expect_done, unexpected, DocPath, ReadDoc, TextFormat, WriteDoc};
+use super::docs::{DocPath, ReadDoc, TextFormat, WriteDoc};
 use super::openapi::ErrorBody;
-use crate::doc::handle::{ApiReply, ApiRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -109,7 +108,7 @@ pub async fn export(
         ExportFormat::Delta => Some(TextFormat::Delta),
         ExportFormat::Yjs => None,
     };
-    let (request, mime) = match text_format {
+    let (body, mime) = match text_format {
         Some(text_format) => {
             // A mistake worth saying: these would otherwise be silently ignored.
             if query.encoding.is_some() || query.since.is_some() {
@@ -118,7 +117,7 @@ pub async fn export(
                 ));
             }
             let format = Format::from(text_format);
-            (ApiRequest::Export(format), format.mime_type())
+            (Bytes::from(app.docs.export(&id, format).await?), format.mime_type())
         }
         None => {
             let since = match &query.since {
@@ -126,13 +125,8 @@ pub async fn export(
                 None => StateVector::default(),
             };
             let v2 = matches!(query.encoding, Some(YjsEncoding::V2));
-            (ApiRequest::ExportYjs { v2, since }, YJS_MIME)
+            (Bytes::from(app.docs.export_yjs(&id, v2, &since).await?), YJS_MIME)
         }
-    };
-    let body = match app.registry.request(&id, request).await? {
-        ApiReply::Text(text) => Bytes::from(text),
-        ApiReply::Bytes(bytes) => Bytes::from(bytes),
-        other => return Err(unexpected(other)),
     };
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -222,18 +216,17 @@ pub async fn replace(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.config.max_message_bytes))?;
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.shared.config.max_message_bytes))?;
     let content_type = content_type(&headers)?;
-    let request = if is_yjs(content_type) {
-        ApiRequest::ApplyUpdate(body.into())
+    if is_yjs(content_type) {
+        app.docs.apply_update(&id, body).await?;
     } else {
         let format = Format::from_mime(content_type).ok_or_else(|| unsupported(content_type))?;
         check_charset(content_type)?;
-        let text = String::from_utf8(body.into())
+        let text = std::str::from_utf8(&body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-        ApiRequest::Replace(format, text)
-    };
-    expect_done(app.registry.request(&id, request).await?)?;
+        app.docs.replace(&id, format, text.into()).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,7 +255,7 @@ pub async fn merge_update(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.config.max_message_bytes))?;
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.shared.config.max_message_bytes))?;
     // No Content-Type is fine here (there is only one thing this route takes); a wrong one is
     // likely a client that meant to PUT text.
     if headers.contains_key(header::CONTENT_TYPE) {
@@ -273,11 +266,7 @@ pub async fn merge_update(
             )));
         }
     }
-    expect_done(
-        app.registry
-            .request(&id, ApiRequest::ApplyUpdate(body.into()))
-            .await?,
-    )?;
+    app.docs.apply_update(&id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

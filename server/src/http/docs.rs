@@ -17,8 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::ErrorBody;
 use crate::auth::{Access, Credentials};
-use crate::doc::handle::{ApiReply, ApiRequest};
-use crate::error::{ApiError, DocError};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::DocMeta;
 
@@ -186,11 +185,7 @@ pub async fn list(
         )));
     }
     let offset = query.offset.unwrap_or(0);
-    let store = app.registry.context().store.clone();
-    let mut docs = tokio::task::spawn_blocking(move || store.list())
-        .await
-        .map_err(|e| ApiError::Internal(format!("list task failed: {e}")))?
-        .map_err(DocError::from)?;
+    let mut docs = app.docs.list().await?;
     // Whoever may not open a document does not learn that it exists either.
     docs.retain(|(id, _)| authorize(&app, id, &headers, raw_query.as_deref(), false).is_ok());
     // Ties by id (the store's order, kept by a stable sort), so that pages do not overlap.
@@ -236,7 +231,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.config.max_message_bytes))?;
+    let body = body.map_err(|e| ApiError::from_body_rejection(e, app.shared.config.max_message_bytes))?;
     let request = parse_create(&headers, &body)?;
     let id = match &request.id {
         Some(id) => DocId::parse(id)?,
@@ -245,13 +240,9 @@ pub async fn create(
     authorize(&app, &id, &headers, raw_query.as_deref(), true)?;
     let content = request.content.map(|text| {
         let format = request.format.unwrap_or(TextFormat::Markdown);
-        (format.into(), text)
+        (format.into(), text.into())
     });
-    let create = ApiRequest::Create {
-        title: request.title,
-        content,
-    };
-    let meta = expect_meta(app.registry.request(&id, create).await?)?;
+    let meta = app.docs.create(&id, request.title, content).await?;
     let location = format!("/api/docs/{id}");
     Ok((
         StatusCode::CREATED,
@@ -314,7 +305,7 @@ pub async fn get(
     State(app): State<AppState>,
     DocPath(id): ReadDoc,
 ) -> Result<Json<DocInfo>, ApiError> {
-    let meta = expect_meta(app.registry.request(&id, ApiRequest::Meta).await?)?;
+    let meta = app.docs.meta(&id).await?;
     Ok(Json(DocInfo::new(&id, meta)))
 }
 
@@ -338,34 +329,8 @@ pub async fn delete(
     State(app): State<AppState>,
     DocPath(id): WriteDoc,
 ) -> Result<StatusCode, ApiError> {
-    expect_done(app.registry.request(&id, ApiRequest::Delete).await?)?;
+    app.docs.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub(super) fn expect_meta(reply: ApiReply) -> Result<DocMeta, ApiError> {
-    match reply {
-        ApiReply::Meta(meta) => Ok(meta),
-        other => Err(unexpected(other)),
-    }
-}
-
-pub(super) fn expect_done(reply: ApiReply) -> Result<(), ApiError> {
-    match reply {
-        ApiReply::Done => Ok(()),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// The document task answered a request with the wrong kind of reply: a bug on our side.
-/// Named, not printed: the reply may be a whole document.
-pub(super) fn unexpected(reply: ApiReply) -> ApiError {
-    let kind = match reply {
-        ApiReply::Meta(_) => "Meta",
-        ApiReply::Text(_) => "Text",
-        ApiReply::Bytes(_) => "Bytes",
-        ApiReply::Done => "Done",
-    };
-    ApiError::Internal(format!("unexpected {kind} reply from the document task"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::state::AppState;
 
 pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
-    if app.flusher.healthy() {
+    if app.docs.storage_healthy() {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {
         // Edits still apply and sync, but they are not reaching the disk: say so.

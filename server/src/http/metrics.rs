@@ -9,6 +9,6 @@ use crate::state::AppState;
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        app.metrics.render(),
+        app.shared.metrics.render(),
     )
 }

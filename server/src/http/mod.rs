@@ -27,13 +27,13 @@ pub fn router(state: AppState) -> Router {
     // An import is the HTTP form of one big WebSocket message: the same limit. The handlers
     // turn axum's 413 into quire's JSON error.
     let (api, _) = api_routes().split_for_parts();
-    let api = api.layer(DefaultBodyLimit::max(state.config.max_message_bytes));
+    let api = api.layer(DefaultBodyLimit::max(state.shared.config.max_message_bytes));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/ws/{doc}", get(ws::upgrade))
         .merge(api)
-        .merge(web::routes(&state.config.web_dir))
+        .merge(web::routes(&state.shared.config.web_dir))
         .with_state(state)
 }
 

@@ -86,6 +86,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(self.docs().contains_key(doc) || self.metas().contains_key(doc))
+    }
+
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
         Ok(self.deleted().contains(doc))
     }

@@ -68,6 +68,8 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the document entirely, content and metadata, and records that it was deleted,
     /// atomically.
     fn delete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// Whether anything is stored for `doc` (content or metadata).
+    fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Whether `doc` was deleted (and not created again since).
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Forgets that `doc` was deleted: it is being created again.

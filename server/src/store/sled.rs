@@ -312,6 +312,13 @@ impl Store for SledStore {
             })
     }
 
+    fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
+        if self.metas.contains_key(doc.as_str().as_bytes()).map_err(backend)? {
+            return Ok(true);
+        }
+        Ok(self.docs.scan_prefix(prefix(doc)).next().transpose().map_err(backend)?.is_some())
+    }
+
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
         self.deleted.contains_key(doc.as_str().as_bytes()).map_err(backend)
     }

@@ -29,8 +29,8 @@ pub async fn serve<S>(socket: S, id: DocId, access: Access, app: AppState, permi
 where
     S: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Send + 'static,
 {
-    let _open = OpenConnection::new(&app.metrics, permit);
-    let config = &app.config;
+    let _open = OpenConnection::new(&app.shared.metrics, permit);
+    let config = &app.shared.config;
     let conn = ConnId::next();
     let (outbox, outbox_rx) = outbox(config.outbox_messages, config.outbox_bytes);
     let (sink, stream) = socket.split();
@@ -38,18 +38,18 @@ where
         sink,
         outbox_rx,
         outbox.clone(),
-        app.config.clone(),
-        app.metrics.clone(),
-        app.shutdown.clone(),
+        app.shared.config.clone(),
+        app.shared.metrics.clone(),
+        app.shared.shutdown.clone(),
     ));
-    let reason = match app.registry.join(&id, conn, access, &outbox).await {
+    let reason = match app.docs.join(&id, conn, access, &outbox).await {
         Ok(handle) => {
             tracing::debug!(doc = %id, %conn, "joined");
             let _leave = LeaveGuard { handle: &handle, conn };
-            read_loop(stream, &handle, conn, &outbox, config, &app.metrics).await
+            read_loop(stream, &handle, conn, &outbox, config, &app.shared.metrics).await
         }
         Err(DocError::Deleted) => CloseReason::Deleted,
-        Err(error) => CloseReason::Unavailable(error.to_string()),
+        Err(_) => CloseReason::Unavailable,
     };
     tracing::debug!(doc = %id, %conn, code = reason.code(), reason = %reason.reason(), "connection ends");
     outbox.close(reason);

@@ -37,10 +37,10 @@ pub async fn upgrade(
     // Admission before the upgrade: past the limit, a polite 503 with Retry-After beats
     // accepting and falling over.
     let permit = app.admission.clone().try_acquire_owned().map_err(|_| {
-        app.metrics.connections_rejected.inc();
+        app.shared.metrics.connections_rejected.inc();
         ApiError::Busy
     })?;
-    let config = &app.config;
+    let config = &app.shared.config;
     let ws = ws
         .read_buffer_size(config.socket_read_buffer)
         .write_buffer_size(config.socket_write_buffer)
@@ -48,7 +48,7 @@ pub async fn upgrade(
         .max_frame_size(config.max_message_bytes);
     // Counted from now, not from when the upgrade completes: shutdown must wait for a
     // connection whose handshake is still in flight.
-    let tracked = app.tracker.token();
+    let tracked = app.shared.tracker.token();
     Ok(ws.on_upgrade(move |socket| async move {
         connection::serve(socket, id, access, app, permit).await;
         drop(tracked);

@@ -1,0 +1,315 @@
+//! A loaded document and the connections subscribed to it: the y-websocket protocol as the
+//! server side of it.
+//!
+//! Owned by the document task, so nothing else ever locks the yrs `Doc` (inside its
+//! `Awareness`). Every update is applied, appended to the store and then fanned out, in that
+//! order, so a peer never holds an update the store refused; the flusher makes it durable
+//! within ms.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use quire_model::protocol::{self, Inbound, ProtocolError};
+use quire_model::DocId;
+use yrs::sync::{Awareness, AwarenessUpdate, Message};
+use yrs::{ClientID, Doc, StateVector, Update};
+
+use super::context::DocContext;
+use super::peers::{Peer, Peers};
+use super::storage::DocStorage;
+use super::ConnId;
+use crate::auth::Access;
+use crate::error::{CloseReason, DocError};
+use crate::ws::outbox::Outbox;
+
+/// A y-websocket client announces one presence (its own); a few leave room for tabs sharing a
+/// socket. More is someone filling the server's memory.
+const MAX_PRESENCES_PER_CONNECTION: usize = 8;
+
+/// Whether a document task keeps serving.
+#[derive(Debug, Clone)]
+pub enum Lifecycle {
+    Live,
+    /// Stop: close every connection with this reason and retire without writing.
+    Ended(CloseReason),
+}
+
+pub struct LiveDoc {
+    id: DocId,
+    context: Arc<DocContext>,
+    awareness: Awareness,
+    peers: Peers,
+    storage: DocStorage,
+    lifecycle: Lifecycle,
+}
+
+impl LiveDoc {
+    pub fn new(id: DocId, doc: Doc, storage: DocStorage, context: Arc<DocContext>) -> Self {
+        LiveDoc {
+            id,
+            context,
+            awareness: Awareness::new(doc),
+            peers: Peers::default(),
+            storage,
+            lifecycle: Lifecycle::Live,
+        }
+    }
+
+    pub fn doc(&self) -> &Doc {
+        self.awareness.doc()
+    }
+
+    pub fn context(&self) -> &DocContext {
+        &self.context
+    }
+
+    pub fn storage(&self) -> &DocStorage {
+        &self.storage
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// From now on the task stops: everyone is closed with `reason` and nothing more is written.
+    pub fn end(&mut self, reason: CloseReason) {
+        self.lifecycle = Lifecycle::Ended(reason);
+    }
+
+    pub fn has_peers(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// Subscribes a connection and sends it its first messages.
+    pub fn join(&mut self, conn: ConnId, access: Access, outbox: Outbox) -> Result<(), DocError> {
+        if self.storage.is_deleted() {
+            // A client with an old copy would otherwise bring the document back.
+            return Err(DocError::Deleted);
+        }
+        self.peers.insert(conn, outbox, access);
+        // As y-websocket's server does: our state vector first, then who is here.
+        self.send(conn, &protocol::sync_step1(self.doc()));
+        if let Some(update) = self.awareness_of_everyone() {
+            self.send(conn, &Message::Awareness(update));
+        }
+        Ok(())
+    }
+
+    /// The messages of one frame a connection sent.
+    pub fn inbound(&mut self, conn: ConnId, messages: Vec<Inbound>) {
+        for message in messages {
+            if self.peers.get_mut(conn).is_none() {
+                break; // dropped while handling an earlier message of this batch
+            }
+            match message {
+                Inbound::StateVector(sv) => self.answer_step1(conn, &sv),
+                Inbound::Update(update) => self.apply(conn, update),
+                Inbound::Awareness(update) => self.apply_awareness(conn, update),
+                Inbound::AwarenessQuery => {
+                    if let Some(update) = self.awareness_of_everyone() {
+                        self.send(conn, &Message::Awareness(update));
+                    }
+                }
+                Inbound::Auth => {}
+            }
+        }
+    }
+
+    /// A connection is gone: its presence goes with it.
+    pub fn leave(&mut self, conn: ConnId) {
+        if let Some(peer) = self.peers.remove(conn) {
+            self.forget(peer);
+        }
+    }
+
+    /// Closes every connection with `reason`.
+    pub fn close_all(&mut self, reason: CloseReason) {
+        self.peers.close_all(reason);
+    }
+
+    /// Everything out to the store; false while some edit is still only in memory.
+    pub fn settle(&mut self) -> bool {
+        self.storage.settle(&self.context, self.awareness.doc())
+    }
+
+    /// When the metadata is due to be written (see [`DocStorage::meta_due`]).
+    pub fn meta_due(&self) -> Option<tokio::time::Instant> {
+        self.storage.meta_due()
+    }
+
+    /// Writes the metadata if an edit changed it.
+    pub fn write_meta(&mut self) {
+        self.storage.write_meta_if_dirty(&self.context, self.awareness.doc());
+    }
+
+    /// An applied change goes to the store, then to every peer but its author.
+    pub fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
+        self.storage.persist(&self.context, self.awareness.doc(), delta);
+        let frame = encode(&protocol::update_message(delta.to_vec()));
+        self.broadcast(&frame, author);
+    }
+
+    /// The id is being created again: it is no longer a deleted document.
+    pub fn undelete(&mut self) -> Result<(), DocError> {
+        Ok(self.storage.undelete(&self.context)?)
+    }
+
+    /// Records the document as existing (created through the API, perhaps with no edit yet).
+    pub fn record_created(&mut self) {
+        self.storage.create(&self.context, self.awareness.doc());
+    }
+
+    /// Removes the document from the store; the task then ends, closing everyone with 4410.
+    pub fn delete(&mut self) -> Result<(), DocError> {
+        self.storage.delete(&self.context)?;
+        self.end(CloseReason::Deleted);
+        Ok(())
+    }
+
+    fn answer_step1(&mut self, conn: ConnId, sv: &StateVector) {
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            protocol::sync_step2(self.doc(), sv)
+        }));
+        match reply {
+            Ok(step2) => self.send(conn, &step2),
+            Err(_) => self.close(conn, CloseReason::Internal),
+        }
+    }
+
+    fn apply(&mut self, conn: ConnId, update: Update) {
+        let metrics = self.context.shared.metrics.clone();
+        metrics.updates_received.inc();
+        if self.peers.get_mut(conn).is_some_and(|p| p.access == Access::ReadOnly) {
+            return;
+        }
+        match protocol::apply_update(self.doc(), update) {
+            Ok(None) => {}
+            Ok(Some(delta)) => self.commit(&delta, Some(conn)),
+            Err(ProtocolError::Panicked(what)) => {
+                tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
+                self.close(conn, CloseReason::Internal);
+                self.reload();
+            }
+            Err(error) => {
+                tracing::info!(doc = %self.id, %conn, %error, "refused an update");
+                metrics.messages_rejected.inc();
+                self.close(conn, error.into());
+            }
+        }
+    }
+
+    fn apply_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) {
+        // yrs keeps an entry for every client id it ever saw: a "gone" state for an id nobody
+        // knows would only grow that table, so it is dropped here.
+        update
+            .clients
+            .retain(|&client, entry| &*entry.json != "null" || self.awareness.meta(client).is_some());
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.awareness.apply_update_summary(update)
+        }));
+        let summary = match applied {
+            Ok(Ok(Some(summary))) => summary,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => return self.close(conn, CloseReason::Malformed(error.to_string())),
+            Err(_) => return self.close(conn, CloseReason::Internal),
+        };
+        if let Some(peer) = self.peers.get_mut(conn) {
+            peer.clients.extend(summary.added.iter().chain(&summary.updated));
+            for removed in &summary.removed {
+                peer.clients.remove(removed);
+            }
+            if peer.clients.len() > MAX_PRESENCES_PER_CONNECTION {
+                let reason = CloseReason::Malformed("too many presence entries".into());
+                return self.close(conn, reason);
+            }
+        }
+        if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
+            // To everyone, the sender too, as y-websocket's server does: a lone client counts
+            // its own echo as liveness and would otherwise reconnect every 30 s.
+            self.broadcast(&encode(&Message::Awareness(update)), None);
+        }
+    }
+
+    /// Every known presence state, or `None` if nobody has one.
+    fn awareness_of_everyone(&self) -> Option<AwarenessUpdate> {
+        self.awareness.update().ok().filter(|u| !u.clients.is_empty())
+    }
+
+    /// Clears the presence of a connection that left or was dropped, and tells the others.
+    fn forget(&mut self, peer: Peer) {
+        self.forget_clients(peer.clients.into_iter().collect());
+    }
+
+    fn forget_clients(&mut self, mut clients: Vec<ClientID>) {
+        // A worklist rather than recursion: telling the others may drop more slow peers.
+        loop {
+            // A client that reconnected announces itself on its new connection before the old
+            // one times out: its presence belongs to the live one.
+            clients.retain(|&client| !self.peers.claims(client));
+            if clients.is_empty() {
+                return;
+            }
+            for &client in &clients {
+                self.awareness.remove_state(client);
+            }
+            let Ok(update) = self.awareness.update_with_clients(clients.drain(..)) else { return };
+            let frame = encode(&Message::Awareness(update));
+            let metrics = self.context.shared.metrics.clone();
+            for dropped in self.peers.broadcast(&frame, None, &metrics) {
+                clients.extend(dropped.clients);
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: &Message) {
+        let metrics = self.context.shared.metrics.clone();
+        if let Some(dropped) = self.peers.send(conn, encode(message), &metrics) {
+            self.forget(dropped);
+        }
+    }
+
+    fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
+        let metrics = self.context.shared.metrics.clone();
+        let dropped: Vec<ClientID> = self
+            .peers
+            .broadcast(frame, except, &metrics)
+            .into_iter()
+            .flat_map(|peer| peer.clients)
+            .collect();
+        self.forget_clients(dropped);
+    }
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(peer) = self.peers.remove(conn) {
+            peer.outbox.close(reason);
+            self.forget(peer);
+        }
+    }
+
+    /// After yrs panicked mid-apply, the in-memory `Doc` may be inconsistent: rebuild it from
+    /// the store, which holds every update applied so far, and ask the peers for the rest.
+    pub fn reload(&mut self) {
+        match self.storage.reload(&self.context) {
+            Ok(doc) => {
+                let old = std::mem::replace(&mut self.awareness, Awareness::new(doc));
+                // Presence is not stored: carry it over.
+                if let Ok(update) = old.update() {
+                    let _ = self.awareness.apply_update(update);
+                }
+                // The rebuilt document may lack what was only in memory (pending structs, an
+                // edit the store refused). Ask every peer for what we lack: a stock client
+                // answers sync step 1 with a step 2 holding it.
+                let step1 = encode(&protocol::sync_step1(self.doc()));
+                self.broadcast(&step1, None);
+            }
+            Err(error) => {
+                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "reload failed; closing the document");
+                self.end(CloseReason::Internal);
+            }
+        }
+    }
+}
+
+fn encode(message: &Message) -> Bytes {
+    Bytes::from(protocol::encode(message))
+}
