@@ -45,6 +45,10 @@ pub struct Config {
     /// until an idle one unloads. A live document costs its content plus ~10 KB; 50,000 idle
     /// ones fit in a few hundred MB.
     pub max_live_docs: usize,
+    /// Threads for work whose cost grows with its input (big updates, imports, exports,
+    /// compactions, loads), so it never holds a runtime thread. One per core: more would only
+    /// take CPU from the connections.
+    pub heavy_workers: usize,
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,
     /// A document with no connections for this long is written out and dropped from memory.
@@ -80,6 +84,7 @@ impl Default for Config {
             max_connections: 16_000,
             shutdown_grace: Duration::from_secs(10),
             max_live_docs: 50_000,
+            heavy_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             doc_channel_capacity: 1024,
             idle_unload: Duration::from_secs(30),
             compact_after_updates: 1000,

@@ -48,9 +48,15 @@ pub enum DocError {
     ImportPanicked(Format),
     #[error("the document could not be exported as {0}")]
     ExportFailed(Format),
+    #[error("the document could not be exported as a Yjs update")]
+    ExportYjsFailed,
     /// A Yjs update that does not decode or apply.
     #[error("update rejected")]
     BadUpdate(#[source] ProtocolError),
+    /// The store refuses writes (a full disk): the change is in memory only, and is written
+    /// when the store takes writes again.
+    #[error("the server cannot save changes right now, retry shortly")]
+    NotSaved,
     #[error("storage failure")]
     Store(#[from] StoreError),
     #[error("a background task failed")]
@@ -157,11 +163,13 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::Doc(DocError::Unavailable | DocError::Gone | DocError::Busy) => {
+            ApiError::Doc(DocError::Unavailable | DocError::Gone | DocError::Busy | DocError::NotSaved) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "doc_unavailable")
             }
             ApiError::Doc(DocError::TooManyDocuments) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            ApiError::Doc(DocError::Store(_) | DocError::Task(_) | DocError::ExportFailed(_)) => {
+            ApiError::Doc(
+                DocError::Store(_) | DocError::Task(_) | DocError::ExportFailed(_) | DocError::ExportYjsFailed,
+            ) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
@@ -217,6 +225,8 @@ pub enum CloseReason {
     ShuttingDown,
     /// The document was deleted.
     Deleted,
+    /// The store refuses writes: the client keeps its changes and retries later.
+    NotSaving,
     /// The client closed, or its connection broke.
     Normal,
     /// Something went wrong on our side.
@@ -234,6 +244,7 @@ impl CloseReason {
             CloseReason::Unavailable => 4503,
             CloseReason::ShuttingDown => 1001,
             CloseReason::Deleted => 4410,
+            CloseReason::NotSaving => 4507,
             CloseReason::Normal => 1000,
             CloseReason::Internal => 1011,
         }
@@ -249,6 +260,7 @@ impl CloseReason {
             CloseReason::Unavailable => "document unavailable, retry shortly".into(),
             CloseReason::ShuttingDown => "server shutting down".into(),
             CloseReason::Deleted => "document deleted".into(),
+            CloseReason::NotSaving => "the server cannot save changes right now; keep them and retry later".into(),
             CloseReason::Normal => "bye".into(),
             CloseReason::Internal => "internal error".into(),
         };

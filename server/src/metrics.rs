@@ -24,6 +24,7 @@ pub struct Metrics {
     pub flush_batch_updates: Histogram,
     pub flush_failures: Counter,
     pub compactions: Counter,
+    pub documents_not_saving: Counter,
     registry: Registry,
 }
 
@@ -46,6 +47,7 @@ impl Metrics {
             flush_batch_updates: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             flush_failures: Counter::default(),
             compactions: Counter::default(),
+            documents_not_saving: Counter::default(),
             registry: Registry::default(),
         };
         m.register()
@@ -91,6 +93,11 @@ impl Metrics {
         );
         r.register("quire_flush_failures", "Flushes that failed", self.flush_failures.clone());
         r.register("quire_compactions", "Document logs compacted into a snapshot", self.compactions.clone());
+        r.register(
+            "quire_documents_not_saving",
+            "Times a document stopped taking edits because the store refused a write",
+            self.documents_not_saving.clone(),
+        );
         self
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -10,6 +11,11 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::doc::Registry;
 use crate::metrics::Metrics;
+
+/// Work on more bytes than this (decoding or applying an update, encoding a whole document)
+/// runs [off the runtime](Shared::off_runtime); smaller work (a keystroke is ~30 bytes, a
+/// pasted page a few KiB) is done in place, sparing it a thread hop.
+pub const INLINE_BYTES: usize = 64 * 1024;
 
 /// The server-wide handles that the connection and document layers both use, built once.
 #[derive(Clone)]
@@ -20,6 +26,20 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Connection and document tasks, awaited at shutdown.
     pub tracker: TaskTracker,
+    /// Permits for [`off_runtime`](Self::off_runtime) work (`heavy_workers`).
+    pub heavy: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Runs `work` on the blocking pool, at most `heavy_workers` at a time server-wide. Work
+    /// whose cost grows with its input (decoding and applying a big update, an import, an
+    /// export, a compaction, a load) goes here: on a runtime thread it would stall every
+    /// connection that thread serves, and two of them would freeze a 2-core server. The
+    /// caller waits (a document task: its document is not touched meanwhile; others go on).
+    pub async fn off_runtime<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
+        let _permit = self.heavy.acquire().await.expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(work).await
+    }
 }
 
 #[derive(Clone)]

@@ -4,7 +4,6 @@
 //! every route and error status of the feature is checked.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,113 +15,12 @@ use quire::store::Store;
 use quire::Config;
 use quire_model::convert::{self, Format};
 use quire_model::{schema, DocId};
+use quire_tests::http::{Api, Reply};
 use quire_tests::{wait_for, Client, TempDir, TestServer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
-
-// ---- raw HTTP/1.1 over a TcpStream (the server speaks HTTP/1; no client crate here) ----
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        let found = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
-        found.map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("a UTF-8 body")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    /// Asserts the status and quire's JSON error shape; returns the error code.
-    fn error(&self, status: u16) -> String {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        let body = self.json();
-        assert!(body["error"]["message"].is_string(), "{body}");
-        body["error"]["code"].as_str().expect("an error code").to_owned()
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Api(SocketAddr);
-
-impl Api {
-    async fn send(self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut stream = tokio::net::TcpStream::connect(self.0).await.expect("connect");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.0);
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes()).await.expect("send the head");
-        // A server refusing the body (413) may stop reading it: its answer is what counts.
-        let _ = stream.write_all(body).await;
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw).await;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().and_then(|l| l.split(' ').nth(1)?.parse().ok()).expect("a status");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let mut reply = Reply { status, headers, body: raw[split + 4..].to_vec() };
-        if reply.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            reply.body = dechunk(&reply.body);
-        }
-        reply
-    }
-
-    async fn get(self, path: &str) -> Reply {
-        self.send("GET", path, &[], b"").await
-    }
-
-    async fn delete(self, path: &str) -> Reply {
-        self.send("DELETE", path, &[], b"").await
-    }
-
-    async fn create(self, body: Value) -> Reply {
-        let json = [("Content-Type", "application/json")];
-        self.send("POST", "/api/docs", &json, body.to_string().as_bytes()).await
-    }
-
-    async fn put(self, doc: &str, content_type: &str, body: &[u8]) -> Reply {
-        let path = format!("/api/docs/{doc}/content");
-        self.send("PUT", &path, &[("Content-Type", content_type)], body).await
-    }
-
-    async fn post_update(self, doc: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
-        let path = format!("/api/docs/{doc}/updates");
-        let headers: Vec<_> = content_type.map(|t| ("Content-Type", t)).into_iter().collect();
-        self.send("POST", &path, &headers, body).await
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let end = raw.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..end]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
-        raw = &raw[end + 2 + size + 2..];
-    }
-}
 
 // ---- documents and the store ----
 

@@ -23,6 +23,8 @@ use crate::wait::wait_for;
 #[derive(Default)]
 struct Status {
     synced: bool,
+    /// Sync step 2s received: answers to our step 1s (the server answers them in order).
+    answers: usize,
     /// Close code and reason, once the connection ended (1006 = no close frame).
     closed: Option<(u16, String)>,
 }
@@ -104,6 +106,22 @@ impl Client {
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
         lock(&self.shared)
+    }
+
+    /// Sends a sync step 1; the server answers it after everything sent before it.
+    pub fn ask(&self) {
+        let step1 = protocol::sync_step1(self.lock().awareness.doc());
+        self.send(&step1);
+    }
+
+    /// How many of our sync step 1s were answered.
+    pub fn answers(&self) -> usize {
+        self.lock().status.answers
+    }
+
+    /// Waits until `n` sync step 1s were answered.
+    pub async fn wait_answers(&self, n: usize) {
+        wait_for(Duration::from_secs(10), &format!("{n} answers to sync step 1"), || self.answers() >= n).await;
     }
 
     pub async fn wait_synced(&self) {
@@ -303,6 +321,12 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// Applies one frame from the server; returns the replies it calls for.
 fn handle_frame(shared: &mut Shared, frame: &[u8]) -> Vec<Message> {
+    let answers = protocol::decode_frame(frame)
+        .expect("the server sent a malformed frame")
+        .iter()
+        .filter(|m| matches!(m, Message::Sync(yrs::sync::SyncMessage::SyncStep2(_))))
+        .count();
+    shared.status.answers += answers;
     let messages = protocol::decode_inbound(frame).expect("the server sent a malformed frame");
     let mut replies = Vec::new();
     for message in messages {

@@ -3,9 +3,11 @@
 //! Load the stored state before answering anyone; then serve joins, messages, leaves and API
 //! requests one at a time ([`LiveDoc`] does the work); unload after `idle_unload` without
 //! connections, or persist and stop at shutdown. A failed load refuses everyone and writes
-//! nothing.
+//! nothing. While the store refuses this document's writes, retry on a timer; while flushes
+//! fail, take no edits.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -17,6 +19,12 @@ use super::live::{Lifecycle, LiveDoc};
 use super::slot::{Slot, Spawn};
 use super::storage::DocStorage;
 use crate::error::{CloseReason, DocError};
+
+/// How soon, and at most how long after the last try, an unsaved document tries to write
+/// again: a full disk that gets space back is noticed within seconds, a dead one is not
+/// hammered.
+const RETRY_SAVE_FIRST: Duration = Duration::from_secs(1);
+const RETRY_SAVE_MAX: Duration = Duration::from_secs(30);
 
 /// Runs the task of the document `spawn` is for until it unloads, fails to load, or the server
 /// stops.
@@ -58,12 +66,21 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
     let meta = sleep_until(Instant::now());
     tokio::pin!(meta);
     let mut meta_armed = false;
+    // While unsaved: the next attempt to write, and the wait before the one after.
+    let retry = sleep_until(Instant::now());
+    tokio::pin!(retry);
+    let mut retry_after: Option<Duration> = None;
+    let mut health = live.context().flusher.health();
     loop {
+        if live.storage().is_unsaved() && retry_after.is_none() {
+            retry.as_mut().reset(Instant::now() + RETRY_SAVE_FIRST);
+            retry_after = Some(RETRY_SAVE_FIRST);
+        }
         tokio::select! {
             command = rx.recv() => {
                 // The map keeps a sender until we retire, so the queue cannot end here.
                 let Some(command) = command else { return };
-                handle(live, command);
+                handle(live, command).await;
                 if let Lifecycle::Ended(reason) = live.lifecycle() {
                     // Nothing is written here: either the document is gone, or its in-memory
                     // state is the suspect one.
@@ -89,9 +106,26 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                 meta_armed = false;
                 live.write_meta();
             }
+            () = &mut retry, if retry_after.is_some() => {
+                if live.retry_save().await {
+                    tracing::info!(doc = %slot.id(), "the store takes writes again");
+                    retry_after = None;
+                } else {
+                    let next = retry_after.map_or(RETRY_SAVE_FIRST, |d| (d * 2).min(RETRY_SAVE_MAX));
+                    retry.as_mut().reset(Instant::now() + next);
+                    retry_after = Some(next);
+                }
+            }
+            changed = health.changed() => {
+                // Flushes started failing: what clients send now could not be kept. They are
+                // told, keep their changes, and come back once joins are taken again.
+                if changed.is_ok() && !*health.borrow_and_update() {
+                    live.close_all(CloseReason::NotSaving);
+                }
+            }
             () = &mut idle, if idle_armed => {
                 // While the store refuses an edit, this task holds the only copy: stay.
-                if live.settle() && slot.retire_if_idle(rx) {
+                if live.settle().await && slot.retire_if_idle(rx) {
                     tracing::debug!(doc = %slot.id(), "unloaded idle document");
                     break;
                 }
@@ -100,7 +134,7 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
             }
             _ = shutdown.cancelled() => {
                 live.close_all(CloseReason::ShuttingDown);
-                if !live.settle() {
+                if !live.settle().await {
                     // The clients that made them still hold them and resync on reconnect.
                     tracing::error!(doc = %slot.id(), "stopping with edits the store refused");
                 }
@@ -114,13 +148,13 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
     while rx.recv().await.is_some() {}
 }
 
-fn handle(live: &mut LiveDoc, command: Command) {
+async fn handle(live: &mut LiveDoc, command: Command) {
     match command {
         Command::Join { conn, access, outbox, reply } => {
             let _ = reply.send(live.join(conn, access, outbox));
         }
-        Command::Inbound { conn, messages } => live.inbound(conn, messages),
+        Command::Inbound { conn, messages, bytes } => live.inbound(conn, messages, bytes).await,
         Command::Leave { conn } => live.leave(conn),
-        Command::Request(request) => api::serve(live, request),
+        Command::Request(request) => api::serve(live, request).await,
     }
 }

@@ -1,40 +1,34 @@
 //! The document task's answers to the HTTP API: metadata, export, import, create, delete.
 //!
 //! Every change goes through [`LiveDoc::commit`], the same path as a client's update: stored,
-//! then sent to every connected client, so an import shows up live in open editors.
+//! then sent to every connected client, so an import shows up live in open editors. A change
+//! is answered with the flush ticket that makes it durable; the caller waits for it. Work that
+//! grows with the input or the document (parsing, importing, exporting) runs off the runtime.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use quire_model::convert::{self, Format};
 use quire_model::{protocol, schema};
-use yrs::{Doc, Map, ReadTxn, Transact};
+use yrs::{Doc, Map, ReadTxn, StateVector, Transact};
 
 use super::handle::{Reply, Request};
 use super::live::LiveDoc;
 use crate::error::DocError;
+use crate::state::INLINE_BYTES;
+use crate::store::flusher::Ticket;
 use crate::store::DocMeta;
 
 /// Serves one request and sends its answer.
-pub(super) fn serve(live: &mut LiveDoc, request: Request) {
+pub(super) async fn serve(live: &mut LiveDoc, request: Request) {
     match request {
-        Request::Meta(reply) => answer(reply, existing(live).and_then(meta)),
-        Request::Create { title, content, reply } => answer(reply, create(live, title, content)),
-        Request::Export { format, reply } => answer(reply, existing(live).and_then(|live| export(live, format))),
-        Request::ExportYjs { v2, since, reply } => answer(
-            reply,
-            existing(live).map(|live| {
-                let txn = live.doc().transact();
-                if v2 {
-                    txn.encode_state_as_update_v2(&since)
-                } else {
-                    txn.encode_state_as_update_v1(&since)
-                }
-            }),
-        ),
-        Request::Replace { format, input, reply } => answer(reply, replace(live, format, &input)),
-        Request::ApplyUpdate { update, reply } => answer(reply, apply_update(live, &update)),
-        Request::Delete(reply) => answer(reply, existing(live).and_then(LiveDoc::delete)),
+        Request::Meta(reply) => answer(reply, existing(live).and_then(|live| meta(live))),
+        Request::Create { title, content, reply } => answer(reply, create(live, title, content).await),
+        Request::Export { format, reply } => answer(reply, export(live, format).await),
+        Request::ExportYjs { v2, since, reply } => answer(reply, export_yjs(live, v2, since).await),
+        Request::Replace { format, input, reply } => answer(reply, replace(live, format, input).await),
+        Request::ApplyUpdate { update, reply } => answer(reply, apply_update(live, &update).await),
+        Request::Delete(reply) => answer(reply, delete(live)),
     }
 }
 
@@ -52,77 +46,160 @@ fn existing(live: &mut LiveDoc) -> Result<&mut LiveDoc, DocError> {
     }
 }
 
-fn meta(live: &mut LiveDoc) -> Result<DocMeta, DocError> {
+/// An existing document that takes edits now.
+fn writable(live: &mut LiveDoc) -> Result<&mut LiveDoc, DocError> {
+    let live = existing(live)?;
+    if live.saving() {
+        Ok(live)
+    } else {
+        Err(DocError::NotSaved)
+    }
+}
+
+fn meta(live: &LiveDoc) -> Result<DocMeta, DocError> {
     live.storage().meta().cloned().ok_or(DocError::NotFound)
 }
 
-fn create(live: &mut LiveDoc, title: Option<String>, content: Option<(Format, Arc<str>)>) -> Result<DocMeta, DocError> {
+async fn create(
+    live: &mut LiveDoc,
+    title: Option<String>,
+    content: Option<(Format, Arc<str>)>,
+) -> Result<(DocMeta, Ticket), DocError> {
     if live.storage().exists() {
         return Err(DocError::Exists);
     }
-    // Parse first: a create with bad content creates nothing.
-    if let Some((format, input)) = &content {
-        import(&schema::new_doc(), *format, input)?;
+    if !live.saving() {
+        return Err(DocError::NotSaved);
     }
+    let doc = live.doc().clone();
+    let updates = live
+        .context()
+        .shared
+        .off_runtime(move || {
+            // Parse first: a create with bad content creates nothing.
+            if let Some((format, input)) = &content {
+                import(&schema::new_doc(), *format, input)?;
+            }
+            changes(&doc, |doc| {
+                if let Some((format, input)) = &content {
+                    import(doc, *format, input)?;
+                }
+                if let Some(title) = &title {
+                    let meta = doc.get_or_insert_map(schema::META);
+                    meta.insert(&mut doc.transact_mut(), schema::TITLE, title.as_str());
+                }
+                Ok(())
+            })
+        })
+        .await??;
     live.undelete()?;
-    change(live, |doc| {
-        if let Some((format, input)) = &content {
-            import(doc, *format, input)?;
-        }
-        if let Some(title) = &title {
-            let meta = doc.get_or_insert_map(schema::META);
-            meta.insert(&mut doc.transact_mut(), schema::TITLE, title.as_str());
-        }
-        Ok(())
-    })?;
+    commit_all(live, updates).await?;
     live.record_created();
-    meta(live)
+    Ok((meta(live)?, live.storage().saved()?))
 }
 
-fn export(live: &mut LiveDoc, format: Format) -> Result<String, DocError> {
-    let doc = live.doc();
-    catch_unwind(AssertUnwindSafe(|| convert::export(doc, format))).map_err(|_| DocError::ExportFailed(format))
-}
-
-fn replace(live: &mut LiveDoc, format: Format, input: &str) -> Result<(), DocError> {
+async fn export(live: &mut LiveDoc, format: Format) -> Result<String, DocError> {
     let live = existing(live)?;
-    import(&schema::new_doc(), format, input)?;
-    change(live, |doc| import(doc, format, input))
+    let doc = live.doc().clone();
+    let work = move || catch_unwind(AssertUnwindSafe(|| convert::export(&doc, format))).map_err(|_| DocError::ExportFailed(format));
+    if live.storage().size_bytes() as usize > INLINE_BYTES {
+        live.context().shared.off_runtime(work).await?
+    } else {
+        work()
+    }
 }
 
-fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<(), DocError> {
+async fn export_yjs(live: &mut LiveDoc, v2: bool, since: StateVector) -> Result<Vec<u8>, DocError> {
     let live = existing(live)?;
+    let doc = live.doc().clone();
+    let work = move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            let txn = doc.transact();
+            if v2 {
+                txn.encode_state_as_update_v2(&since)
+            } else {
+                txn.encode_state_as_update_v1(&since)
+            }
+        }))
+        .map_err(|_| DocError::ExportYjsFailed)
+    };
+    if live.storage().size_bytes() as usize > INLINE_BYTES {
+        live.context().shared.off_runtime(work).await?
+    } else {
+        work()
+    }
+}
+
+async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<Ticket, DocError> {
+    let live = writable(live)?;
+    let doc = live.doc().clone();
+    let updates = live
+        .context()
+        .shared
+        .off_runtime(move || {
+            // A scratch document first: input that does not parse changes nothing.
+            import(&schema::new_doc(), format, &input)?;
+            changes(&doc, |doc| import(doc, format, &input))
+        })
+        .await??;
+    commit_all(live, updates).await?;
+    live.storage().saved()
+}
+
+async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocError> {
+    let live = writable(live)?;
     let update = protocol::decode_update(update).map_err(DocError::BadUpdate)?;
-    match protocol::apply_update(live.doc(), update) {
-        Ok(Some(delta)) => live.commit(&delta, None),
+    let doc = live.doc().clone();
+    let applied = live
+        .context()
+        .shared
+        .off_runtime(move || protocol::apply_update(&doc, update))
+        .await?;
+    match applied {
+        Ok(Some(delta)) => live.commit(&delta, None).await,
         Ok(None) => {}
         Err(error @ protocol::ProtocolError::Panicked(_)) => {
-            live.reload();
+            live.reload().await;
             return Err(DocError::BadUpdate(error));
         }
         Err(error) => return Err(DocError::BadUpdate(error)),
     }
-    Ok(())
+    live.storage().saved()
 }
 
-/// Runs `edit` on the document and commits what it changed as one update per transaction.
-fn change(live: &mut LiveDoc, edit: impl FnOnce(&Doc) -> Result<(), DocError>) -> Result<(), DocError> {
+fn delete(live: &mut LiveDoc) -> Result<Ticket, DocError> {
+    let live = existing(live)?;
+    live.delete()?;
+    live.storage().saved()
+}
+
+/// What an edit changed (one update per transaction, each to be committed) and how it ended:
+/// an edit that failed half-way still changed the document up to there.
+type Changes = (Vec<Vec<u8>>, Result<(), DocError>);
+
+/// Commits what an edit changed, then reports how it ended.
+async fn commit_all(live: &mut LiveDoc, (updates, result): Changes) -> Result<(), DocError> {
+    for update in updates {
+        live.commit(&update, None).await;
+    }
+    result
+}
+
+/// Runs `edit` on `doc` and returns the update of each transaction it committed.
+fn changes(doc: &Doc, edit: impl FnOnce(&Doc) -> Result<(), DocError>) -> Result<Changes, DocError> {
     // The observer hands over the exact update of each transaction `edit` commits.
     const KEY: &str = "quire-api";
     let captured: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let sink = captured.clone();
-    let observed = live.doc().observe_update_v1(KEY, move |_: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
+    let observed = doc.observe_update_v1(KEY, move |_: &yrs::TransactionMut, event: &yrs::UpdateEvent| {
         sink.lock().unwrap_or_else(|p| p.into_inner()).push(event.update.clone());
     });
     // Only fails while another transaction is open, which the task never leaves behind.
     observed.map_err(|_| DocError::Busy)?;
-    let result = edit(live.doc());
-    let _ = live.doc().unobserve_update_v1(KEY);
+    let result = edit(doc);
+    let _ = doc.unobserve_update_v1(KEY);
     let updates = std::mem::take(&mut *captured.lock().unwrap_or_else(|p| p.into_inner()));
-    for update in updates {
-        live.commit(&update, None);
-    }
-    result
+    Ok((updates, result))
 }
 
 /// Imports into `doc`. Every import is tried on a scratch document first, so a panic in a

@@ -12,6 +12,7 @@ use yrs::StateVector;
 use super::ConnId;
 use crate::auth::Access;
 use crate::error::DocError;
+use crate::store::flusher::Ticket;
 use crate::store::DocMeta;
 use crate::ws::outbox::Outbox;
 
@@ -27,8 +28,12 @@ pub enum Command {
         outbox: Outbox,
         reply: Reply<()>,
     },
-    /// Messages one connection sent, already decoded and validated.
-    Inbound { conn: ConnId, messages: Vec<Inbound> },
+    /// Messages one connection sent in one frame of `bytes`, already decoded and validated.
+    Inbound {
+        conn: ConnId,
+        messages: Vec<Inbound>,
+        bytes: usize,
+    },
     /// The connection is gone (on every exit path: see the connection's guard).
     Leave { conn: ConnId },
     /// A request from the HTTP API.
@@ -41,11 +46,11 @@ pub enum Command {
 pub enum Request {
     /// The metadata of an existing document.
     Meta(Reply<DocMeta>),
-    /// Creates the document; fails if it exists.
+    /// Creates the document; fails if it exists. Saved once the ticket is durable.
     Create {
         title: Option<String>,
         content: Option<(Format, Arc<str>)>,
-        reply: Reply<DocMeta>,
+        reply: Reply<(DocMeta, Ticket)>,
     },
     /// The body in a text format.
     Export { format: Format, reply: Reply<String> },
@@ -55,23 +60,25 @@ pub enum Request {
         since: StateVector,
         reply: Reply<Vec<u8>>,
     },
-    /// Replaces the body with an import.
+    /// Replaces the body with an import. Saved once the ticket is durable.
     Replace {
         format: Format,
         input: Arc<str>,
-        reply: Reply<()>,
+        reply: Reply<Ticket>,
     },
-    /// Merges a v1 Yjs update.
-    ApplyUpdate { update: Bytes, reply: Reply<()> },
-    /// Disconnects everyone and removes the document from disk.
-    Delete(Reply<()>),
+    /// Merges a v1 Yjs update. Saved once the ticket is durable.
+    ApplyUpdate { update: Bytes, reply: Reply<Ticket> },
+    /// Disconnects everyone and removes the document from disk, for good once the ticket is
+    /// durable.
+    Delete(Reply<Ticket>),
 }
 
 impl Request {
     /// The task is gone or failed: tell the asker, whatever the request.
     pub(super) fn refuse(self, error: DocError) {
         match self {
-            Request::Meta(reply) | Request::Create { reply, .. } => drop(reply.send(Err(error))),
+            Request::Meta(reply) => drop(reply.send(Err(error))),
+            Request::Create { reply, .. } => drop(reply.send(Err(error))),
             Request::Export { reply, .. } => drop(reply.send(Err(error))),
             Request::ExportYjs { reply, .. } => drop(reply.send(Err(error))),
             Request::Replace { reply, .. } | Request::ApplyUpdate { reply, .. } | Request::Delete(reply) => {
@@ -121,9 +128,9 @@ impl DocHandle {
     /// Hands a connection's messages to the document. Waits while the task's queue is full:
     /// that back-pressure reaches only the connection that sends faster than the document
     /// can apply.
-    pub async fn send(&self, conn: ConnId, messages: Vec<Inbound>) -> Result<(), Closed> {
+    pub async fn send(&self, conn: ConnId, messages: Vec<Inbound>, bytes: usize) -> Result<(), Closed> {
         self.tx
-            .send(Command::Inbound { conn, messages })
+            .send(Command::Inbound { conn, messages, bytes })
             .await
             .map_err(|_| Closed)
     }

@@ -4,7 +4,9 @@
 //! Owned by the document task, so nothing else ever locks the yrs `Doc` (inside its
 //! `Awareness`). Every update is applied, appended to the store and then fanned out, in that
 //! order, so a peer never holds an update the store refused; the flusher makes it durable
-//! within ms.
+//! within ms, and the answer that lets a client say "All changes synced" waits for that.
+//! While the store refuses writes, the document takes no edits: everyone is closed with
+//! 4507 and keeps their changes until it can.
 
 use std::sync::Arc;
 
@@ -20,7 +22,8 @@ use super::storage::DocStorage;
 use super::ConnId;
 use crate::auth::Access;
 use crate::error::{CloseReason, DocError};
-use crate::ws::outbox::Outbox;
+use crate::state::INLINE_BYTES;
+use crate::ws::outbox::{Frame, Outbox};
 
 /// A y-websocket client announces one presence (its own); a few leave room for tabs sharing a
 /// socket. More is someone filling the server's memory.
@@ -80,11 +83,20 @@ impl LiveDoc {
         !self.peers.is_empty()
     }
 
+    /// Whether edits can be taken: the store takes this document's writes and flushes work.
+    pub fn saving(&self) -> bool {
+        !self.storage.is_unsaved() && self.context.flusher.healthy()
+    }
+
     /// Subscribes a connection and sends it its first messages.
     pub fn join(&mut self, conn: ConnId, access: Access, outbox: Outbox) -> Result<(), DocError> {
         if self.storage.is_deleted() {
             // A client with an old copy would otherwise bring the document back.
             return Err(DocError::Deleted);
+        }
+        if !self.saving() {
+            // Its edits could not be kept: it keeps them itself and comes back later.
+            return Err(DocError::NotSaved);
         }
         self.peers.insert(conn, outbox, access);
         // As y-websocket's server does: our state vector first, then who is here.
@@ -95,15 +107,15 @@ impl LiveDoc {
         Ok(())
     }
 
-    /// The messages of one frame a connection sent.
-    pub fn inbound(&mut self, conn: ConnId, messages: Vec<Inbound>) {
+    /// The messages of one frame (`bytes` long) a connection sent.
+    pub async fn inbound(&mut self, conn: ConnId, messages: Vec<Inbound>, bytes: usize) {
         for message in messages {
             if self.peers.get_mut(conn).is_none() {
                 break; // dropped while handling an earlier message of this batch
             }
             match message {
-                Inbound::StateVector(sv) => self.answer_step1(conn, &sv),
-                Inbound::Update(update) => self.apply(conn, update),
+                Inbound::StateVector(sv) => self.answer_step1(conn, sv).await,
+                Inbound::Update(update) => self.apply(conn, update, bytes).await,
                 Inbound::Awareness(update) => self.apply_awareness(conn, update),
                 Inbound::AwarenessQuery => {
                     if let Some(update) = self.awareness_of_everyone() {
@@ -128,8 +140,17 @@ impl LiveDoc {
     }
 
     /// Everything out to the store; false while some edit is still only in memory.
-    pub fn settle(&mut self) -> bool {
-        self.storage.settle(&self.context, self.awareness.doc())
+    pub async fn settle(&mut self) -> bool {
+        self.storage.settle(&self.context, self.awareness.doc()).await
+    }
+
+    /// Tries to write the state that only memory holds (after the store refused a write).
+    /// Returns whether the document is saved again.
+    pub async fn retry_save(&mut self) -> bool {
+        if let Err(error) = self.storage.compact(&self.context, self.awareness.doc()).await {
+            tracing::warn!(doc = %self.id, error = %crate::error::chain(&error), "the store still refuses writes");
+        }
+        !self.storage.is_unsaved()
     }
 
     /// When the metadata is due to be written (see [`DocStorage::meta_due`]).
@@ -140,13 +161,6 @@ impl LiveDoc {
     /// Writes the metadata if an edit changed it.
     pub fn write_meta(&mut self) {
         self.storage.write_meta_if_dirty(&self.context, self.awareness.doc());
-    }
-
-    /// An applied change goes to the store, then to every peer but its author.
-    pub fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
-        self.storage.persist(&self.context, self.awareness.doc(), delta);
-        let frame = encode(&protocol::update_message(delta.to_vec()));
-        self.broadcast(&frame, author);
     }
 
     /// The id is being created again: it is no longer a deleted document.
@@ -166,29 +180,80 @@ impl LiveDoc {
         Ok(())
     }
 
-    fn answer_step1(&mut self, conn: ConnId, sv: &StateVector) {
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            protocol::sync_step2(self.doc(), sv)
-        }));
-        match reply {
-            Ok(step2) => self.send(conn, &step2),
-            Err(_) => self.close(conn, CloseReason::Internal),
+    /// An applied change goes to the store, then to every peer but its author. If the store
+    /// refuses it, nobody else gets it and everyone is closed (4507): each keeps their own
+    /// edits, and the document holds this one in memory until it can be written.
+    pub async fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
+        if !self.storage.append(&self.context, delta) {
+            self.context.shared.metrics.documents_not_saving.inc();
+            self.close_all(CloseReason::NotSaving);
+            return;
+        }
+        let frame = encode(&protocol::update_message(delta.to_vec()));
+        self.broadcast(&frame, author);
+        if self.storage.compaction_due(&self.context) {
+            if let Err(error) = self.storage.compact(&self.context, self.awareness.doc()).await {
+                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "compaction failed; the log stays as it is");
+            }
         }
     }
 
-    fn apply(&mut self, conn: ConnId, update: Update) {
+    /// Answers a sync step 1 with what the peer lacks. The answer goes out only once every
+    /// edit applied so far is on disk: a client takes it as proof that the server has its
+    /// changes ("All changes synced").
+    async fn answer_step1(&mut self, conn: ConnId, sv: StateVector) {
+        let reply = if self.storage.size_bytes() as usize > INLINE_BYTES {
+            let doc = self.doc().clone();
+            self.context.shared.off_runtime(move || step2(&doc, &sv)).await.ok().flatten()
+        } else {
+            step2(self.doc(), &sv)
+        };
+        let Some(step2) = reply else {
+            return self.close(conn, CloseReason::Internal);
+        };
+        let frame = match self.storage.saved() {
+            Ok(ticket) if self.context.flusher.is_durable(ticket) => Frame::from(step2),
+            Ok(ticket) => {
+                let flusher = self.context.flusher.clone();
+                let durable = async move { flusher.durable(ticket).await.map_err(|_| CloseReason::NotSaving) };
+                Frame::gated(step2, Box::pin(durable))
+            }
+            Err(_) => return self.close(conn, CloseReason::NotSaving),
+        };
+        let metrics = self.context.shared.metrics.clone();
+        if let Some(dropped) = self.peers.send(conn, frame, &metrics) {
+            self.forget(dropped);
+        }
+    }
+
+    /// Applies a client's update (`bytes`: the size of the frame it came in, to decide where
+    /// the work runs).
+    async fn apply(&mut self, conn: ConnId, update: Update, bytes: usize) {
         let metrics = self.context.shared.metrics.clone();
         metrics.updates_received.inc();
         if self.peers.get_mut(conn).is_some_and(|p| p.access == Access::ReadOnly) {
             return;
         }
-        match protocol::apply_update(self.doc(), update) {
+        if !self.saving() {
+            return self.close(conn, CloseReason::NotSaving);
+        }
+        let applied = if bytes > INLINE_BYTES {
+            let doc = self.doc().clone();
+            self.context
+                .shared
+                .off_runtime(move || protocol::apply_update(&doc, update))
+                .await
+                .unwrap_or(Err(ProtocolError::Panicked("update")))
+        } else {
+            protocol::apply_update(self.doc(), update)
+        };
+        match applied {
             Ok(None) => {}
-            Ok(Some(delta)) => self.commit(&delta, Some(conn)),
+            Ok(Some(delta)) => self.commit(&delta, Some(conn)).await,
             Err(ProtocolError::Panicked(what)) => {
                 tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
                 self.close(conn, CloseReason::Internal);
-                self.reload();
+                self.reload().await;
             }
             Err(error) => {
                 tracing::info!(doc = %self.id, %conn, %error, "refused an update");
@@ -288,8 +353,8 @@ impl LiveDoc {
 
     /// After yrs panicked mid-apply, the in-memory `Doc` may be inconsistent: rebuild it from
     /// the store, which holds every update applied so far, and ask the peers for the rest.
-    pub fn reload(&mut self) {
-        match self.storage.reload(&self.context) {
+    pub async fn reload(&mut self) {
+        match self.storage.reload(&self.context).await {
             Ok(doc) => {
                 let old = std::mem::replace(&mut self.awareness, Awareness::new(doc));
                 // Presence is not stored: carry it over.
@@ -312,4 +377,9 @@ impl LiveDoc {
 
 fn encode(message: &Message) -> Bytes {
     Bytes::from(protocol::encode(message))
+}
+
+/// Sync step 2 for a peer at `sv`, encoded; `None` if yrs panicked encoding it.
+fn step2(doc: &Doc, sv: &StateVector) -> Option<Bytes> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(&protocol::sync_step2(doc, sv)))).ok()
 }

@@ -9,7 +9,7 @@ use super::ConnId;
 use crate::auth::Access;
 use crate::error::CloseReason;
 use crate::metrics::Metrics;
-use crate::ws::outbox::{Outbox, PushError};
+use crate::ws::outbox::{Frame, Outbox, PushError};
 
 pub struct Peer {
     pub outbox: Outbox,
@@ -52,7 +52,7 @@ impl Peers {
 
     /// Queues `frame` for one peer. A peer that cannot take it is removed (and, if it was too
     /// slow, told to close) and returned so its presence can be cleared.
-    pub fn send(&mut self, conn: ConnId, frame: Bytes, metrics: &Metrics) -> Option<Peer> {
+    pub fn send(&mut self, conn: ConnId, frame: impl Into<Frame>, metrics: &Metrics) -> Option<Peer> {
         let error = self.map.get(&conn)?.outbox.try_push(frame).err()?;
         Some(self.drop_peer(conn, error, metrics))
     }

@@ -14,6 +14,7 @@ use super::slot::Slots;
 use super::{actor, ConnId};
 use crate::auth::Access;
 use crate::error::DocError;
+use crate::store::flusher::Ticket;
 use crate::store::DocMeta;
 use crate::ws::outbox::Outbox;
 
@@ -77,19 +78,22 @@ impl Registry {
         self.request(id, Existing, Request::Meta).await
     }
 
-    /// Creates the document, with a title and a body if given.
+    /// Creates the document, with a title and a body if given. Returns once it is on disk.
     pub async fn create(
         &self,
         id: &DocId,
         title: Option<String>,
         content: Option<(Format, Arc<str>)>,
     ) -> Result<DocMeta, DocError> {
-        self.request(id, New, |reply| Request::Create {
-            title: title.clone(),
-            content: content.clone(),
-            reply,
-        })
-        .await
+        let (meta, ticket) = self
+            .request(id, New, |reply| Request::Create {
+                title: title.clone(),
+                content: content.clone(),
+                reply,
+            })
+            .await?;
+        self.saved(ticket).await?;
+        Ok(meta)
     }
 
     /// The body in a text format.
@@ -107,28 +111,38 @@ impl Registry {
         .await
     }
 
-    /// Replaces the body with `input` read as `format`.
+    /// Replaces the body with `input` read as `format`. Returns once the change is on disk.
     pub async fn replace(&self, id: &DocId, format: Format, input: Arc<str>) -> Result<(), DocError> {
-        self.request(id, Existing, |reply| Request::Replace {
-            format,
-            input: input.clone(),
-            reply,
-        })
-        .await
+        let ticket = self
+            .request(id, Existing, |reply| Request::Replace {
+                format,
+                input: input.clone(),
+                reply,
+            })
+            .await?;
+        self.saved(ticket).await
     }
 
-    /// Merges a v1 Yjs update.
+    /// Merges a v1 Yjs update. Returns once it is on disk.
     pub async fn apply_update(&self, id: &DocId, update: Bytes) -> Result<(), DocError> {
-        self.request(id, Existing, |reply| Request::ApplyUpdate {
-            update: update.clone(),
-            reply,
-        })
-        .await
+        let ticket = self
+            .request(id, Existing, |reply| Request::ApplyUpdate {
+                update: update.clone(),
+                reply,
+            })
+            .await?;
+        self.saved(ticket).await
     }
 
-    /// Disconnects everyone from the document and removes it.
+    /// Disconnects everyone from the document and removes it. Returns once that is on disk.
     pub async fn delete(&self, id: &DocId) -> Result<(), DocError> {
-        self.request(id, Existing, Request::Delete).await
+        let ticket = self.request(id, Existing, Request::Delete).await?;
+        self.saved(ticket).await
+    }
+
+    /// Waits until everything up to `ticket` is on disk: a reply says "saved" only then.
+    async fn saved(&self, ticket: Ticket) -> Result<(), DocError> {
+        self.context.flusher.durable(ticket).await.map_err(|_| DocError::NotSaved)
     }
 
     /// Every document's metadata, in id order.

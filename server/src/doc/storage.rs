@@ -2,9 +2,13 @@
 //!
 //! Owned by the document task, so none of it needs a lock. The rules it keeps:
 //! - a document is read in full (snapshot + log) before anything is written for it;
-//! - every applied update is appended before it is fanned out, then flushed by the group commit;
+//! - every applied update is appended before it is fanned out, then flushed by the group
+//!   commit; [`DocStorage::saved`] is the ticket that says when everything so far is on disk;
+//! - a write the store refuses (a full disk) puts the document in the *unsaved* state: the
+//!   edits since are only in memory, and the next successful [`DocStorage::compact`] writes the
+//!   whole state; the document task refuses edits meanwhile and retries on a timer;
 //! - the log is folded into a snapshot once it outgrows the snapshot (loading stays
-//!   proportional to the document's size, not its history);
+//!   proportional to the document's size, not its history), on the blocking pool;
 //! - metadata (title, times, size) follows the content: written at once after a quiet spell,
 //!   then at most every [`META_INTERVAL`] while edits flow, and once more after the last of
 //!   them ([`DocStorage::meta_due`], which the document task waits for), whether or not anyone
@@ -17,11 +21,15 @@ use tokio::time::Instant;
 use yrs::{Doc, Map, Transact};
 
 use super::context::DocContext;
-use crate::error::LoadError;
+use crate::error::{DocError, LoadError};
+use crate::store::flusher::Ticket;
 use crate::store::{DocMeta, Seq, StoreError, Stored};
 
 /// How stale the documents list may be while someone is typing.
 const META_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest title kept in the metadata (and so in the documents list), in bytes: a title is a
+/// line, and the list must stay cheap to read whatever a client wrote into the document.
+pub const MAX_TITLE_BYTES: usize = 1024;
 
 /// What the store holds for this document beyond its snapshot.
 #[derive(Default)]
@@ -31,7 +39,8 @@ struct LogState {
     bytes: u64,
     /// Size of the stored snapshot (0 if none).
     snapshot_bytes: u64,
-    /// An append failed: the next compaction must write the whole state.
+    /// A write failed: edits since are only in memory, and the next compaction must write
+    /// the whole state.
     unsaved: bool,
 }
 
@@ -51,6 +60,8 @@ impl From<&Stored> for LogState {
 pub struct DocStorage {
     id: DocId,
     log: LogState,
+    /// The flush ticket of the last write that holds content.
+    written: Ticket,
     meta: Option<DocMeta>,
     /// Set when an edit changed what the metadata says; cleared when it is written.
     meta_dirty: bool,
@@ -60,25 +71,30 @@ pub struct DocStorage {
 }
 
 impl DocStorage {
-    /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`.
+    /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`, on
+    /// the blocking pool (both take time in proportion to the document).
     pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), LoadError> {
         let store = context.store.clone();
         let key = id.clone();
-        let (stored, meta, deleted) = tokio::task::spawn_blocking(move || {
-            // Metadata is only about the content: damaged metadata must not make the content
-            // unreachable; it is rewritten on the next edit.
-            let meta = store.meta(&key).unwrap_or_else(|error| {
-                tracing::warn!(doc = %key, %error, "ignoring unreadable metadata");
-                None
-            });
-            Ok::<_, StoreError>((store.load(&key)?, meta, store.deleted(&key)?))
-        })
-        .await??;
-        let stored = stored.unwrap_or_default();
-        let doc = rebuild(&stored)?;
+        let (doc, stored, meta, deleted) = context
+            .shared
+            .off_runtime(move || {
+                // Metadata is only about the content: damaged metadata must not make the
+                // content unreachable; it is rewritten on the next edit.
+                let meta = store.meta(&key).unwrap_or_else(|error| {
+                    tracing::warn!(doc = %key, %error, "ignoring unreadable metadata");
+                    None
+                });
+                let stored = store.load(&key)?.unwrap_or_default();
+                let deleted = store.deleted(&key)?;
+                let doc = rebuild(&stored)?;
+                Ok::<_, LoadError>((doc, stored, meta, deleted))
+            })
+            .await??;
         let storage = DocStorage {
             id: id.clone(),
             log: LogState::from(&stored),
+            written: Ticket::default(),
             meta,
             meta_dirty: false,
             meta_written: None,
@@ -97,11 +113,32 @@ impl DocStorage {
         self.deleted
     }
 
+    /// Whether some edit is only in memory because the store refused a write.
+    pub fn is_unsaved(&self) -> bool {
+        self.log.unsaved
+    }
+
+    /// The ticket to wait for before saying that everything applied so far is saved; an error
+    /// while some edit is only in memory.
+    pub fn saved(&self) -> Result<Ticket, DocError> {
+        if self.log.unsaved {
+            Err(DocError::NotSaved)
+        } else {
+            Ok(self.written)
+        }
+    }
+
+    /// Bytes the document takes in the store (snapshot plus log): what its whole-document
+    /// operations cost.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.snapshot_bytes + self.log.bytes
+    }
+
     /// The id is being created again: it is no longer a deleted document.
     pub fn undelete(&mut self, context: &DocContext) -> Result<(), StoreError> {
         if self.deleted {
             context.store.undelete(&self.id)?;
-            context.flusher.mark_dirty();
+            self.written = context.flusher.mark_dirty();
             self.deleted = false;
         }
         Ok(())
@@ -111,30 +148,39 @@ impl DocStorage {
         self.meta.as_ref()
     }
 
-    /// Appends an applied update and asks for a flush; compacts when the log is due.
-    pub fn persist(&mut self, context: &DocContext, doc: &Doc, delta: &[u8]) {
+    /// Appends an applied update and asks for a flush. False if the store refused it: the
+    /// document is then unsaved (see [`is_unsaved`](Self::is_unsaved)).
+    pub fn append(&mut self, context: &DocContext, delta: &[u8]) -> bool {
+        self.meta_dirty = true;
+        if self.log.unsaved {
+            // Appending after a gap would store a log that does not replay: the retry writes
+            // the whole state instead.
+            return false;
+        }
         match context.store.append(&self.id, delta) {
             Ok(seq) => {
                 self.log.last_seq = Some(seq);
                 self.log.entries += 1;
                 self.log.bytes += delta.len() as u64;
-                context.flusher.mark_dirty();
+                self.written = context.flusher.mark_dirty();
+                true
             }
             Err(error) => {
                 // The edit lives in memory and in its author's replica; the next compaction
-                // writes the whole state, this edit included.
-                tracing::error!(doc = %self.id, %error, "append failed");
+                // that succeeds writes the whole state, this edit included.
+                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "append failed");
                 self.log.unsaved = true;
+                false
             }
         }
-        self.meta_dirty = true;
+    }
+
+    /// Whether the log should be folded into a snapshot now.
+    pub fn compaction_due(&self, context: &DocContext) -> bool {
         let config = &context.shared.config;
-        if self.log.entries >= config.compact_after_updates
+        self.log.unsaved
+            || self.log.entries >= config.compact_after_updates
             || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
-            || self.log.unsaved
-        {
-            self.compact_if_needed(context, doc);
-        }
     }
 
     /// When the metadata should next be written, if an edit changed it: at once after a quiet
@@ -157,8 +203,12 @@ impl DocStorage {
     /// Everything out: the log folded into a snapshot and the metadata current. Called when
     /// the document unloads or the server stops. Returns false while some edit is still only
     /// in memory (the store failed): then the document must not be dropped.
-    pub fn settle(&mut self, context: &DocContext, doc: &Doc) -> bool {
-        self.compact_if_needed(context, doc);
+    pub async fn settle(&mut self, context: &DocContext, doc: &Doc) -> bool {
+        if self.log.entries > 0 || self.log.unsaved {
+            if let Err(error) = self.compact(context, doc).await {
+                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "compaction failed; the log stays as it is");
+            }
+        }
         if self.meta_dirty {
             self.write_meta(context, doc);
         }
@@ -169,13 +219,16 @@ impl DocStorage {
     /// before their first edit).
     pub fn create(&mut self, context: &DocContext, doc: &Doc) {
         self.meta_dirty = true;
-        self.write_meta(context, doc);
+        if let Some(ticket) = self.write_meta(context, doc) {
+            // The metadata is what makes an empty document exist: "created" waits for it.
+            self.written = ticket;
+        }
     }
 
     /// Removes the document from the store; afterwards it does not exist.
     pub fn delete(&mut self, context: &DocContext) -> Result<(), StoreError> {
         context.store.delete(&self.id)?;
-        context.flusher.mark_dirty();
+        self.written = context.flusher.mark_dirty();
         self.log = LogState::default();
         self.meta = None;
         self.meta_dirty = false;
@@ -183,71 +236,96 @@ impl DocStorage {
         Ok(())
     }
 
-    /// Replaces the log by one snapshot if there is a log (or unsaved state) to replace.
-    fn compact_if_needed(&mut self, context: &DocContext, doc: &Doc) {
-        if self.log.entries == 0 && !self.log.unsaved {
-            return;
+    /// Replaces the log by one snapshot of `doc`, encoded and written on the blocking pool
+    /// (both cost in proportion to the document). When the document is unsaved, the state is
+    /// first appended as a log entry, so the edits only in memory reach the store even if the
+    /// compaction itself then fails; success leaves the document saved again.
+    pub async fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
+        let store = context.store.clone();
+        let (id, doc) = (self.id.clone(), doc.clone());
+        let fold_upto = (!self.log.unsaved).then_some(self.log.last_seq).flatten();
+        let folded = context
+            .shared
+            .off_runtime(move || {
+                let snapshot = protocol::full_state(&doc);
+                let appended = match fold_upto {
+                    Some(_) => None,
+                    None => match store.append(&id, &snapshot) {
+                        Ok(seq) => Some(seq),
+                        Err(error) => return Fold { appended: None, compacted: Err(error), snapshot_bytes: 0 },
+                    },
+                };
+                let upto = fold_upto.or(appended).expect("one of the two is set");
+                let compacted = store.compact(&id, &snapshot, upto);
+                Fold { appended, compacted, snapshot_bytes: snapshot.len() as u64 }
+            })
+            .await?;
+        if let Some(seq) = folded.appended {
+            // That entry holds everything: durable with the next flush, and the compaction is
+            // an optimisation, not what keeps the edits.
+            self.written = context.flusher.mark_dirty();
+            self.log.last_seq = Some(seq);
+            self.log.entries += 1;
+            self.log.bytes += folded.snapshot_bytes;
+            self.log.unsaved = false;
         }
-        if let Err(error) = self.compact(context, doc) {
-            tracing::error!(doc = %self.id, %error, "compaction failed; the log stays as it is");
-        }
-    }
-
-    fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), StoreError> {
-        let snapshot = protocol::full_state(doc);
-        let upto = match (self.log.unsaved, self.log.last_seq) {
-            (false, Some(seq)) => seq,
-            // Nothing in the log covers the unsaved edits: write them as a log entry first.
-            _ => {
-                let seq = context.store.append(&self.id, &snapshot)?;
-                // That entry now holds everything: durable with the next flush, and the
-                // compaction below is an optimisation, not what keeps the edits.
-                context.flusher.mark_dirty();
-                self.log.last_seq = Some(seq);
-                self.log.entries += 1;
-                self.log.bytes += snapshot.len() as u64;
-                self.log.unsaved = false;
-                seq
-            }
-        };
-        context.store.compact(&self.id, &snapshot, upto)?;
-        context.flusher.mark_dirty();
+        folded.compacted?;
+        self.written = context.flusher.mark_dirty();
         context.shared.metrics.compactions.inc();
         self.log = LogState {
-            last_seq: Some(upto),
-            snapshot_bytes: snapshot.len() as u64,
+            last_seq: self.log.last_seq,
+            snapshot_bytes: folded.snapshot_bytes,
             ..LogState::default()
         };
         Ok(())
     }
 
-    fn write_meta(&mut self, context: &DocContext, doc: &Doc) {
+    /// Writes the metadata; the ticket that makes it durable, unless the store refused it.
+    fn write_meta(&mut self, context: &DocContext, doc: &Doc) -> Option<Ticket> {
         let now = now_ms();
         let meta = DocMeta {
             title: title_of(doc),
             created_ms: self.meta.as_ref().map_or(now, |m| m.created_ms),
             updated_ms: now,
-            size_bytes: self.log.snapshot_bytes + self.log.bytes,
+            size_bytes: self.size_bytes(),
         };
         match context.store.put_meta(&self.id, &meta) {
             Ok(()) => {
-                context.flusher.mark_dirty();
                 self.meta = Some(meta);
                 self.meta_dirty = false;
                 self.meta_written = Some(Instant::now());
+                Some(context.flusher.mark_dirty())
             }
-            Err(error) => tracing::error!(doc = %self.id, %error, "metadata write failed"),
+            Err(error) => {
+                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "metadata write failed");
+                None
+            }
         }
     }
 
     /// Rebuilds the document from the store (after yrs panicked mid-apply and the in-memory
-    /// `Doc` can no longer be trusted).
-    pub fn reload(&mut self, context: &DocContext) -> Result<Doc, LoadError> {
-        let stored = context.store.load(&self.id)?.unwrap_or_default();
-        let doc = rebuild(&stored)?;
+    /// `Doc` can no longer be trusted), on the blocking pool.
+    pub async fn reload(&mut self, context: &DocContext) -> Result<Doc, LoadError> {
+        let store = context.store.clone();
+        let id = self.id.clone();
+        let (doc, stored) = context
+            .shared
+            .off_runtime(move || {
+                let stored = store.load(&id)?.unwrap_or_default();
+                Ok::<_, LoadError>((rebuild(&stored)?, stored))
+            })
+            .await??;
         self.log = LogState::from(&stored);
         Ok(doc)
     }
+}
+
+/// What a compaction on the blocking pool achieved.
+struct Fold {
+    /// The whole state appended as a log entry first (when the document was unsaved).
+    appended: Option<Seq>,
+    compacted: Result<(), StoreError>,
+    snapshot_bytes: u64,
 }
 
 /// A fresh `Doc` with every stored update applied, in order.
@@ -259,14 +337,22 @@ fn rebuild(stored: &Stored) -> Result<Doc, LoadError> {
     Ok(doc)
 }
 
-/// The title in the document's `meta` map (empty if none).
+/// The title in the document's `meta` map (empty if none), cut to [`MAX_TITLE_BYTES`].
 fn title_of(doc: &Doc) -> String {
     let meta = doc.get_or_insert_map(schema::META);
     let txn = doc.transact();
-    match meta.get(&txn, schema::TITLE) {
+    let mut title = match meta.get(&txn, schema::TITLE) {
         Some(yrs::Out::Any(yrs::Any::String(title))) => title.to_string(),
         _ => String::new(),
+    };
+    if title.len() > MAX_TITLE_BYTES {
+        let mut end = MAX_TITLE_BYTES;
+        while !title.is_char_boundary(end) {
+            end -= 1;
+        }
+        title.truncate(end);
     }
+    title
 }
 
 fn now_ms() -> u64 {

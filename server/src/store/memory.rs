@@ -19,11 +19,19 @@ pub struct MemoryStore {
     pub fail_loads: AtomicBool,
     /// Counts calls that write, so tests can assert that nothing was written.
     pub writes: AtomicU64,
+    /// While set, every `flush` fails, as a full or broken disk would.
+    pub fail_flushes: AtomicBool,
+    flushes: AtomicU64,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many flushes succeeded.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
     }
 
     fn docs(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Stored>> {
@@ -115,6 +123,10 @@ impl Store for MemoryStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        if self.fail_flushes.load(Ordering::SeqCst) {
+            return Err(StoreError::Injected("flush"));
+        }
+        self.flushes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! Generic over `Sink + Stream` so it runs over a real socket or over channels in tests.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use quire_model::protocol;
+use quire_model::protocol::{self, ProtocolError};
 use quire_model::DocId;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::doc::{ConnId, DocHandle};
 use crate::error::{CloseReason, DocError};
 use crate::metrics::Metrics;
-use crate::state::AppState;
+use crate::state::{AppState, Shared, INLINE_BYTES};
 
 /// Runs one connection to document `id` until either side ends it.
 pub async fn serve<S>(socket: S, id: DocId, access: Access, app: AppState, permit: OwnedSemaphorePermit)
@@ -46,9 +46,10 @@ where
         Ok(handle) => {
             tracing::debug!(doc = %id, %conn, "joined");
             let _leave = LeaveGuard { handle: &handle, conn };
-            read_loop(stream, &handle, conn, &outbox, config, &app.shared.metrics).await
+            read_loop(stream, &handle, conn, &outbox, &app.shared).await
         }
         Err(DocError::Deleted) => CloseReason::Deleted,
+        Err(DocError::NotSaved) => CloseReason::NotSaving,
         Err(_) => CloseReason::Unavailable,
     };
     tracing::debug!(doc = %id, %conn, code = reason.code(), reason = %reason.reason(), "connection ends");
@@ -62,12 +63,12 @@ async fn read_loop<R>(
     handle: &DocHandle,
     conn: ConnId,
     outbox: &Outbox,
-    config: &Config,
-    metrics: &Metrics,
+    shared: &Shared,
 ) -> CloseReason
 where
     R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
 {
+    let (config, metrics) = (&shared.config, &shared.metrics);
     loop {
         let next = tokio::select! {
             // The document or the writer decided to end this connection.
@@ -87,9 +88,19 @@ where
             Ok(Some(Ok(WsMessage::Close(_)))) => return CloseReason::Normal,
         };
         metrics.bytes_in.inc_by(frame.len() as u64);
-        match protocol::decode_inbound(&frame) {
+        let len = frame.len();
+        // Decoding costs in proportion to the frame: a big one is decoded off the runtime.
+        let decoded = if len > INLINE_BYTES {
+            shared
+                .off_runtime(move || protocol::decode_inbound(&frame))
+                .await
+                .unwrap_or(Err(ProtocolError::Panicked("message decoding")))
+        } else {
+            protocol::decode_inbound(&frame)
+        };
+        match decoded {
             Ok(messages) => {
-                if handle.send(conn, messages).await.is_err() {
+                if handle.send(conn, messages, len).await.is_err() {
                     return CloseReason::ShuttingDown;
                 }
             }
@@ -130,8 +141,15 @@ async fn write_loop<K>(
             _ = shutdown.cancelled() => break CloseReason::ShuttingDown,
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    metrics.bytes_out.inc_by(frame.len() as u64);
-                    WsMessage::Binary(frame)
+                    if let Some(gate) = frame.gate {
+                        tokio::select! {
+                            biased;
+                            reason = outbox.closed() => break reason,
+                            opened = gate => if let Err(reason) = opened { break reason },
+                        }
+                    }
+                    metrics.bytes_out.inc_by(frame.bytes.len() as u64);
+                    WsMessage::Binary(frame.bytes)
                 }
                 None => break CloseReason::Internal,
             },

@@ -3,7 +3,13 @@
 //! The document task pushes without waiting (`try_push`); a full outbox means the client cannot
 //! keep up, and the document task drops it rather than wait for it or silently skip a message
 //! (either would stall everyone or leave that client diverged). The writer task drains it.
+//!
+//! A frame may carry a [`Gate`]: the writer sends it, and everything queued after it, only once
+//! the gate opens. The answer that tells a client "the server has your changes" waits so for
+//! those changes to be on disk, while everything else goes out at once.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -21,16 +27,46 @@ struct Shared {
     closed: CancellationToken,
 }
 
+/// What must happen before a frame may go out; an error closes the connection with its reason.
+pub type Gate = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send>>;
+
+/// One WebSocket message to send, and what it waits for.
+pub struct Frame {
+    pub bytes: Bytes,
+    pub gate: Option<Gate>,
+}
+
+impl Frame {
+    /// A frame that goes out only once `gate` resolves.
+    pub fn gated(bytes: Bytes, gate: Gate) -> Frame {
+        Frame { bytes, gate: Some(gate) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl From<Bytes> for Frame {
+    fn from(bytes: Bytes) -> Frame {
+        Frame { bytes, gate: None }
+    }
+}
+
 /// The sending side, held by the document task.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Frame>,
     shared: Arc<Shared>,
 }
 
 /// The receiving side, owned by the connection's writer.
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Frame>,
     shared: Arc<Shared>,
 }
 
@@ -62,7 +98,8 @@ pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver)
 
 impl Outbox {
     /// Queues one frame, or fails if that would exceed either bound.
-    pub fn try_push(&self, frame: Bytes) -> Result<(), PushError> {
+    pub fn try_push(&self, frame: impl Into<Frame>) -> Result<(), PushError> {
+        let frame = frame.into();
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
         // One frame larger than the whole budget still goes through an empty queue: a big
@@ -103,7 +140,7 @@ impl Outbox {
 
 impl OutboxReceiver {
     /// The next frame to send; `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<Bytes> {
+    pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await?;
         self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
         Some(frame)
