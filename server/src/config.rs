@@ -11,6 +11,10 @@ pub struct Config {
     /// The built web app (`cargo xtask web` writes `web/dist`), served at `/` and `/d/{doc}`.
     /// If it is missing the server still serves the API and sync, and says so at startup.
     pub web_dir: PathBuf,
+    /// Writes stop (documents take no edits, clients keep theirs and retry) while the store's
+    /// disk has less than this free, and resume once it has: sled must never meet a full disk.
+    /// Room for sled's own log segments and a few largest messages.
+    pub min_free_disk_bytes: u64,
     /// sled's page cache. Its own default is 1 GiB, far more than a document server on a small
     /// machine should hold; the working set is the live documents, which are in memory anyway.
     pub cache_capacity_bytes: u64,
@@ -70,6 +74,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./quire-data"),
             web_dir: PathBuf::from("./web/dist"),
             cache_capacity_bytes: 32 * 1024 * 1024,
+            min_free_disk_bytes: 128 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             outbox_bytes: 4 * 1024 * 1024,
             outbox_messages: 4096,

@@ -68,7 +68,7 @@ pub async fn run(
 
 /// Opens the sled store `config` names. Blocking.
 pub fn open_store(config: &Config) -> Result<SledStore, StoreError> {
-    SledStore::open(&config.data_dir, config.cache_capacity_bytes)
+    Ok(SledStore::open(&config.data_dir, config.cache_capacity_bytes)?.with_reserve(config.min_free_disk_bytes))
 }
 
 /// Serves on `listener` with the given store until `shutdown` resolves, then shuts down in

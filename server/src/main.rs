@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Seconds of silence after which a client is disconnected.
     #[arg(long, env = "QUIRE_IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 45)]
     idle_connection_timeout_secs: u64,
+    /// Writes stop while the store's disk has fewer MiB than this free, and resume after.
+    #[arg(long, env = "QUIRE_MIN_FREE_DISK_MB", default_value_t = 128)]
+    min_free_disk_mb: u64,
     /// sled page cache, in MiB.
     #[arg(long, env = "QUIRE_CACHE_MB", default_value_t = 32)]
     cache_mb: u64,
@@ -76,6 +79,7 @@ impl ServeArgs {
             data_dir: self.data,
             web_dir: self.web_dir,
             cache_capacity_bytes: self.cache_mb * 1024 * 1024,
+            min_free_disk_bytes: self.min_free_disk_mb * 1024 * 1024,
             max_message_bytes: self.max_message_bytes,
             outbox_bytes: self.outbox_bytes,
             max_connections: self.max_connections,

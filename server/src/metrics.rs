@@ -25,6 +25,7 @@ pub struct Metrics {
     pub flush_failures: Counter,
     pub compactions: Counter,
     pub documents_not_saving: Counter,
+    pub save_retries: Counter,
     registry: Registry,
 }
 
@@ -48,6 +49,7 @@ impl Metrics {
             flush_failures: Counter::default(),
             compactions: Counter::default(),
             documents_not_saving: Counter::default(),
+            save_retries: Counter::default(),
             registry: Registry::default(),
         };
         m.register()
@@ -97,6 +99,11 @@ impl Metrics {
             "quire_documents_not_saving",
             "Times a document stopped taking edits because the store refused a write",
             self.documents_not_saving.clone(),
+        );
+        r.register(
+            "quire_save_retries",
+            "Attempts to write a document the store had refused",
+            self.save_retries.clone(),
         );
         self
     }

@@ -5,6 +5,7 @@ mod admission;
 mod api;
 mod convergence;
 mod crash;
+mod disk_full;
 mod durability;
 mod faults;
 mod lifecycle;

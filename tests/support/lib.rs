@@ -4,13 +4,15 @@
 //! - [`server`]: an in-process server on `127.0.0.1:0` that can be stopped and restarted.
 //! - [`process`]: the `quire` binary as a child process (for kill -9).
 //! - [`client`]: a yrs replica speaking the y-websocket protocol over tokio-tungstenite.
-//! - [`http`]: a minimal HTTP GET for `/metrics` and `/healthz`.
+//! - [`http`]: raw HTTP/1.1: quire's API, `/metrics`, `/healthz`.
+//! - [`tmpfs`]: a size-limited directory, for a full disk.
 //! - [`wait`]: polling with a deadline and a message saying what was expected.
 
 pub mod client;
 pub mod http;
 pub mod process;
 pub mod server;
+pub mod tmpfs;
 pub mod wait;
 
 pub use client::Client;

@@ -65,6 +65,27 @@ impl QuireProcess {
         QuireProcess { addr, child }
     }
 
+    /// Runs `quire serve` where it is expected to refuse to start; returns its exit status and
+    /// what it printed on stderr.
+    pub async fn start_refused(bin: &Path, data_dir: &Path, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let output = Command::new(bin)
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--data"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), output)
+            .await
+            .expect("quire neither started nor exited within 30 s")
+            .expect("run quire");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("listening"), "quire started: {stdout}");
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
     pub fn ws_url(&self, doc: &str) -> String {
         format!("ws://{}/ws/{doc}", self.addr)
     }

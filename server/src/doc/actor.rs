@@ -107,6 +107,7 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                 live.write_meta();
             }
             () = &mut retry, if retry_after.is_some() => {
+                live.context().shared.metrics.save_retries.inc();
                 if live.retry_save().await {
                     tracing::info!(doc = %slot.id(), "the store takes writes again");
                     retry_after = None;

@@ -50,6 +50,11 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The disk is nearly full: the write was refused before it reached the backend.
+    #[error("the disk holding the store has {available} bytes free, under the {reserve} bytes kept in reserve")]
+    DiskFull { available: u64, reserve: u64 },
+    #[error("cannot read the free space of the store's disk")]
+    FreeSpace(#[source] std::io::Error),
     #[error("injected failure: {0}")]
     Injected(&'static str),
 }

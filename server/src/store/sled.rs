@@ -16,10 +16,20 @@
 //! writes) and can fail or panic half-way. So after an unclean shutdown (no clean-shutdown
 //! marker) the directory is copied aside first; if the open fails, the copy is put back and
 //! the directory is exactly as the crash left it, for an operator (or a fixed quire) to try
-//! again. After a clean shutdown there is nothing to recover and no copy is made.
+//! again. After a clean shutdown there is nothing to recover and no copy is made. The copy
+//! needs as much free space as the store takes: without it, opening says so and changes
+//! nothing.
+//!
+//! sled 0.34 does not survive a failed write: after ENOSPC its flushes fail and its threads
+//! wedge for good, taking whichever thread called it along. So sled must never see a full
+//! disk: a [`DiskGuard`] refuses writes while the disk has less than a reserve free (the
+//! document then stops taking edits and retries), and they go through again once space
+//! returns.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use quire_model::DocId;
 
@@ -33,8 +43,13 @@ const LOCK_FILE: &str = "quire.lock";
 const SNAPSHOT: u8 = 0;
 const LOG: u8 = 1;
 
+/// How long a reading of the disk's free space is trusted, between writes that stay well
+/// within it.
+const FREE_SPACE_TTL: Duration = Duration::from_millis(200);
+
 pub struct SledStore {
     db: sled::Db,
+    guard: DiskGuard,
     docs: sled::Tree,
     metas: sled::Tree,
     /// Deleted ids → when (ms since the epoch, big-endian): see `DocError::Deleted`.
@@ -45,6 +60,12 @@ pub struct SledStore {
 }
 
 impl SledStore {
+    /// Refuses writes while the store's disk has less than `bytes` free (0: never).
+    pub fn with_reserve(mut self, bytes: u64) -> Self {
+        self.guard.reserve = bytes;
+        self
+    }
+
     /// Opens (or creates) the store in `dir`. Refuses a non-empty directory that is not a sled
     /// store, and turns sled's panics on a damaged store into an error, so a failed start
     /// leaves the directory exactly as it was.
@@ -104,6 +125,15 @@ impl SledStore {
         let crashed = !only_lock && !dir.join(CLEAN_MARKER).exists();
         if crashed {
             tracing::warn!(dir = %dir.display(), "the last shutdown was not clean: recovering");
+            let needed = dir_size(&dir).map_err(|e| e.to_string())?;
+            let free = fs2::available_space(&dir).map_err(|e| e.to_string())?;
+            if free < needed {
+                return Err(format!(
+                    "the last shutdown was not clean, and recovery first copies the store aside: \
+                     that needs {needed} bytes free on its disk, which has {free}. Free some \
+                     space (or move the store to a bigger disk) and start again; nothing was changed"
+                ));
+            }
             if let Err(e) = copy_dir(&dir, &backup) {
                 let _ = std::fs::remove_dir_all(&backup);
                 return Err(format!("cannot copy the store aside before recovery: {e}"));
@@ -142,6 +172,7 @@ impl SledStore {
         let metas = db.open_tree("meta").map_err(|e| e.to_string())?;
         let deleted = db.open_tree("deleted").map_err(|e| e.to_string())?;
         Ok(SledStore {
+            guard: DiskGuard::new(dir, 0),
             db,
             docs,
             metas,
@@ -187,6 +218,68 @@ fn restore(dir: &Path, backup: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir_all(backup)
+}
+
+/// Bytes the files under `dir` take.
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        total += if entry.file_type()?.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total)
+}
+
+/// Keeps writes away from a nearly full disk (see the module's doc). The free space is read
+/// at most every [`FREE_SPACE_TTL`], and sooner once the writes since the last reading could
+/// have eaten into the reserve.
+struct DiskGuard {
+    dir: PathBuf,
+    reserve: u64,
+    /// When the free space was last read, what it was, and the bytes written since.
+    reading: Mutex<Option<(Instant, u64, u64)>>,
+}
+
+impl DiskGuard {
+    fn new(dir: &Path, reserve: u64) -> Self {
+        DiskGuard {
+            dir: dir.to_path_buf(),
+            reserve,
+            reading: Mutex::new(None),
+        }
+    }
+
+    /// Admits a write of about `bytes`, or refuses it while the disk is short of the reserve.
+    fn admit(&self, bytes: u64) -> Result<(), StoreError> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        let mut reading = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = match *reading {
+            None => true,
+            Some((at, free, written)) => {
+                at.elapsed() > FREE_SPACE_TTL || free.saturating_sub(written + bytes) < self.reserve * 2
+            }
+        };
+        if stale {
+            let free = fs2::available_space(&self.dir).map_err(StoreError::FreeSpace)?;
+            *reading = Some((Instant::now(), free, 0));
+        }
+        let (at, free, written) = reading.expect("just read");
+        let left = free.saturating_sub(written + bytes);
+        if left < self.reserve {
+            return Err(StoreError::DiskFull {
+                available: free.saturating_sub(written),
+                reserve: self.reserve,
+            });
+        }
+        *reading = Some((at, free, written + bytes));
+        Ok(())
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -264,12 +357,14 @@ impl Store for SledStore {
     }
 
     fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
+        self.guard.admit(update.len() as u64)?;
         let seq = Seq(self.db.generate_id().map_err(backend)?);
         self.docs.insert(log_key(doc, seq), update).map_err(backend)?;
         Ok(seq)
     }
 
     fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
+        self.guard.admit(snapshot.len() as u64)?;
         let mut batch = sled::Batch::default();
         let mut value = Vec::with_capacity(8 + snapshot.len());
         value.extend_from_slice(&upto.0.to_be_bytes());
@@ -284,6 +379,7 @@ impl Store for SledStore {
 
     fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
         use sled::Transactional;
+        self.guard.admit(64)?;
         let keys = self
             .docs
             .scan_prefix(prefix(doc))
@@ -324,12 +420,14 @@ impl Store for SledStore {
     }
 
     fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.guard.admit(64)?;
         self.deleted.remove(doc.as_str().as_bytes()).map_err(backend)?;
         Ok(())
     }
 
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
         let json = serde_json::to_vec(meta).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        self.guard.admit(json.len() as u64)?;
         self.metas.insert(doc.as_str().as_bytes(), json).map_err(backend)?;
         Ok(())
     }
