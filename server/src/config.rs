@@ -55,6 +55,29 @@ pub struct Config {
     pub heavy_workers: usize,
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,
+    /// Bytes of client messages a document task may have queued; a connection whose message
+    /// does not fit waits (its socket is read no further) until the task catches up. At
+    /// least `max_message_bytes`, or the largest message could never be queued.
+    pub doc_queue_bytes: usize,
+    /// Largest document, as stored (snapshot and log); an edit that would make it bigger is
+    /// refused (close 4413, HTTP 413). 64 MiB is ~30 million characters of plain text, far
+    /// beyond any document people write together, and what a browser can still hold.
+    pub max_doc_bytes: u64,
+    /// Largest presence state (one client's awareness JSON): a name, a colour and a caret
+    /// take ~300 bytes; more is someone filling everyone's memory and bandwidth.
+    pub max_presence_bytes: usize,
+    /// What one connection may send, sustained and in a burst: bytes per second...
+    pub rate_bytes_per_sec: u64,
+    pub rate_burst_bytes: u64,
+    /// ...and messages per second. Typing with presence is ~30 messages/s at most; a burst
+    /// covers reconnecting with a backlog. Past these a sender waits, or is closed (4429) if it
+    /// floods (see ws/rate.rs): one flooder must not starve everyone else on the document.
+    pub rate_messages_per_sec: u64,
+    pub rate_burst_messages: u64,
+    /// When a connection writes under a client id another open connection announced, that one
+    /// is asked a question it always answers; if no answer comes within this, it is taken
+    /// for dead (the same client reconnected before its old socket timed out) and replaced.
+    pub client_id_probe: Duration,
     /// A document with no connections for this long is written out and dropped from memory.
     pub idle_unload: Duration,
     /// Compact a document's log into one snapshot after this many appended updates...
@@ -91,6 +114,18 @@ impl Default for Config {
             max_live_docs: 50_000,
             heavy_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             doc_channel_capacity: 1024,
+            doc_queue_bytes: 64 * 1024 * 1024,
+            max_doc_bytes: 64 * 1024 * 1024,
+            max_presence_bytes: 8 * 1024,
+            // Far more than typing sustained; a burst of one outbox, so that a burst cannot drop
+            // a peer that keeps up (see ws/rate.rs for the one bigger message it lets through).
+            rate_bytes_per_sec: 1024 * 1024,
+            rate_burst_bytes: 4 * 1024 * 1024,
+            rate_messages_per_sec: 100,
+            // Ten seconds' worth.
+            rate_burst_messages: 1000,
+            // Several round trips of a slow mobile link.
+            client_id_probe: Duration::from_secs(3),
             idle_unload: Duration::from_secs(30),
             compact_after_updates: 1000,
             // Small documents fold every few hundred keystrokes: a thousand live documents then

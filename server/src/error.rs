@@ -53,6 +53,9 @@ pub enum DocError {
     /// A Yjs update that does not decode or apply.
     #[error("update rejected")]
     BadUpdate(#[source] ProtocolError),
+    /// The edit would make the document larger than `max_doc_bytes`.
+    #[error("the document would grow past its limit of {limit} bytes")]
+    TooLarge { limit: u64 },
     /// The store refuses writes (a full disk): the change is in memory only, and is written
     /// when the store takes writes again.
     #[error("the server cannot save changes right now, retry shortly")]
@@ -174,6 +177,7 @@ impl ApiError {
             }
             ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
+            ApiError::Doc(DocError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "doc_too_large"),
             ApiError::Doc(DocError::BadContent { .. } | DocError::ImportPanicked(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_content")
             }
@@ -227,6 +231,14 @@ pub enum CloseReason {
     Deleted,
     /// The store refuses writes: the client keeps its changes and retries later.
     NotSaving,
+    /// An edit would make the document larger than its limit.
+    DocTooLarge,
+    /// The connection sends faster than its rate limit.
+    TooFast,
+    /// It wrote under a client id that another live connection uses.
+    ClientIdInUse,
+    /// A newer connection of the same client took over (this one stopped answering).
+    Replaced,
     /// The client closed, or its connection broke.
     Normal,
     /// Something went wrong on our side.
@@ -245,6 +257,10 @@ impl CloseReason {
             CloseReason::ShuttingDown => 1001,
             CloseReason::Deleted => 4410,
             CloseReason::NotSaving => 4507,
+            CloseReason::DocTooLarge => 4413,
+            CloseReason::TooFast => 4429,
+            CloseReason::ClientIdInUse => 4409,
+            CloseReason::Replaced => 4001,
             CloseReason::Normal => 1000,
             CloseReason::Internal => 1011,
         }
@@ -261,6 +277,10 @@ impl CloseReason {
             CloseReason::ShuttingDown => "server shutting down".into(),
             CloseReason::Deleted => "document deleted".into(),
             CloseReason::NotSaving => "the server cannot save changes right now; keep them and retry later".into(),
+            CloseReason::DocTooLarge => "the document has reached its size limit".into(),
+            CloseReason::TooFast => "sending too fast".into(),
+            CloseReason::ClientIdInUse => "writes under a client id another connection uses".into(),
+            CloseReason::Replaced => "replaced by a newer connection".into(),
             CloseReason::Normal => "bye".into(),
             CloseReason::Internal => "internal error".into(),
         };

@@ -53,6 +53,18 @@ struct ServeArgs {
     /// Most concurrent WebSocket connections; more get 503 + Retry-After.
     #[arg(long, env = "QUIRE_MAX_CONNECTIONS", default_value_t = 16_000)]
     max_connections: usize,
+    /// Most documents in memory at once; opening more gets 503 + Retry-After.
+    #[arg(long, env = "QUIRE_MAX_LIVE_DOCS", default_value_t = 50_000)]
+    max_live_docs: usize,
+    /// Largest document, in MiB as stored; edits past it are refused (4413, HTTP 413).
+    #[arg(long, env = "QUIRE_MAX_DOC_MB", default_value_t = 64)]
+    max_doc_mb: u64,
+    /// Bytes per second one connection may send, sustained (it waits beyond that).
+    #[arg(long, env = "QUIRE_RATE_BYTES_PER_SEC", default_value_t = 1024 * 1024)]
+    rate_bytes_per_sec: u64,
+    /// Messages per second one connection may send, sustained (4429 beyond a burst of 10 s' worth).
+    #[arg(long, env = "QUIRE_RATE_MESSAGES_PER_SEC", default_value_t = 100)]
+    rate_messages_per_sec: u64,
     /// Compact a document's log after this many updates.
     #[arg(long, env = "QUIRE_COMPACT_AFTER_UPDATES", default_value_t = 1000)]
     compact_after_updates: u64,
@@ -80,6 +92,11 @@ impl ServeArgs {
             web_dir: self.web_dir,
             cache_capacity_bytes: self.cache_mb * 1024 * 1024,
             min_free_disk_bytes: self.min_free_disk_mb * 1024 * 1024,
+            max_live_docs: self.max_live_docs,
+            max_doc_bytes: self.max_doc_mb * 1024 * 1024,
+            rate_bytes_per_sec: self.rate_bytes_per_sec,
+            rate_messages_per_sec: self.rate_messages_per_sec,
+            rate_burst_messages: self.rate_messages_per_sec * 10,
             max_message_bytes: self.max_message_bytes,
             outbox_bytes: self.outbox_bytes,
             max_connections: self.max_connections,

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub clients_dropped_slow: Counter,
+    pub clients_dropped_fast: Counter,
+    pub client_id_conflicts: Counter,
     pub flush_seconds: Histogram,
     pub flush_batch_updates: Histogram,
     pub flush_failures: Counter,
@@ -42,6 +44,8 @@ impl Metrics {
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
             clients_dropped_slow: Counter::default(),
+            clients_dropped_fast: Counter::default(),
+            client_id_conflicts: Counter::default(),
             // 100 µs .. ~1.6 s: an fsync on a quiet SSD to one on a struggling disk.
             flush_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             // 1 .. 16384 updates per group commit.
@@ -86,6 +90,16 @@ impl Metrics {
             "quire_clients_dropped_slow",
             "Connections closed because they could not keep up",
             self.clients_dropped_slow.clone(),
+        );
+        r.register(
+            "quire_clients_dropped_fast",
+            "Clients closed for sending faster than their rate limit",
+            self.clients_dropped_fast.clone(),
+        );
+        r.register(
+            "quire_client_id_conflicts",
+            "Connections closed for writing under a client id another live connection uses",
+            self.client_id_conflicts.clone(),
         );
         r.register("quire_flush_seconds", "Latency of one durable flush (group commit)", self.flush_seconds.clone());
         r.register(

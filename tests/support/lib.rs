@@ -5,12 +5,14 @@
 //! - [`process`]: the `quire` binary as a child process (for kill -9).
 //! - [`client`]: a yrs replica speaking the y-websocket protocol over tokio-tungstenite.
 //! - [`http`]: raw HTTP/1.1: quire's API, `/metrics`, `/healthz`.
+//! - [`relay`]: a TCP relay that can go silent, as a dead network does.
 //! - [`tmpfs`]: a size-limited directory, for a full disk.
 //! - [`wait`]: polling with a deadline and a message saying what was expected.
 
 pub mod client;
 pub mod http;
 pub mod process;
+pub mod relay;
 pub mod server;
 pub mod tmpfs;
 pub mod wait;

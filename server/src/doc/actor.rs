@@ -71,7 +71,15 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
     tokio::pin!(retry);
     let mut retry_after: Option<Duration> = None;
     let mut health = live.context().flusher.health();
+    // The next client-id probe to decide (see `probe.rs`).
+    let probe = sleep_until(Instant::now());
+    tokio::pin!(probe);
     loop {
+        if let Some(due) = live.probe_due() {
+            if probe.deadline() != due {
+                probe.as_mut().reset(due);
+            }
+        }
         if live.storage().is_unsaved() && retry_after.is_none() {
             retry.as_mut().reset(Instant::now() + RETRY_SAVE_FIRST);
             retry_after = Some(RETRY_SAVE_FIRST);
@@ -105,6 +113,9 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
             () = &mut meta, if meta_armed => {
                 meta_armed = false;
                 live.write_meta();
+            }
+            () = &mut probe, if live.probe_due().is_some() => {
+                live.probes_expired().await;
             }
             () = &mut retry, if retry_after.is_some() => {
                 live.context().shared.metrics.save_retries.inc();
@@ -154,8 +165,11 @@ async fn handle(live: &mut LiveDoc, command: Command) {
         Command::Join { conn, access, outbox, reply } => {
             let _ = reply.send(live.join(conn, access, outbox));
         }
-        Command::Inbound { conn, messages, bytes } => live.inbound(conn, messages, bytes).await,
-        Command::Leave { conn } => live.leave(conn),
+        Command::Inbound { conn, messages, bytes, queued } => {
+            live.inbound(conn, messages, bytes).await;
+            drop(queued);
+        }
+        Command::Leave { conn } => live.leave(conn).await,
         Command::Request(request) => api::serve(live, request).await,
     }
 }

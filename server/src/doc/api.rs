@@ -46,14 +46,23 @@ fn existing(live: &mut LiveDoc) -> Result<&mut LiveDoc, DocError> {
     }
 }
 
-/// An existing document that takes edits now.
-fn writable(live: &mut LiveDoc) -> Result<&mut LiveDoc, DocError> {
+/// An existing document that takes edits now, and may grow by about `bytes`.
+fn writable(live: &mut LiveDoc, bytes: usize) -> Result<&mut LiveDoc, DocError> {
     let live = existing(live)?;
-    if live.saving() {
-        Ok(live)
-    } else {
-        Err(DocError::NotSaved)
+    if !live.saving() {
+        return Err(DocError::NotSaved);
     }
+    fits(live, bytes)?;
+    Ok(live)
+}
+
+/// Whether the document may grow by about `bytes` (an import's input, an update's size).
+fn fits(live: &LiveDoc, bytes: usize) -> Result<(), DocError> {
+    let limit = live.context().shared.config.max_doc_bytes;
+    if live.storage().size_bytes() + bytes as u64 > limit {
+        return Err(DocError::TooLarge { limit });
+    }
+    Ok(())
 }
 
 fn meta(live: &LiveDoc) -> Result<DocMeta, DocError> {
@@ -71,6 +80,7 @@ async fn create(
     if !live.saving() {
         return Err(DocError::NotSaved);
     }
+    fits(live, content.as_ref().map_or(0, |(_, input)| input.len()))?;
     let doc = live.doc().clone();
     let updates = live
         .context()
@@ -131,7 +141,7 @@ async fn export_yjs(live: &mut LiveDoc, v2: bool, since: StateVector) -> Result<
 }
 
 async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<Ticket, DocError> {
-    let live = writable(live)?;
+    let live = writable(live, input.len())?;
     let doc = live.doc().clone();
     let updates = live
         .context()
@@ -147,7 +157,7 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
 }
 
 async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocError> {
-    let live = writable(live)?;
+    let live = writable(live, update.len())?;
     let update = protocol::decode_update(update).map_err(DocError::BadUpdate)?;
     let doc = live.doc().clone();
     let applied = live

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use quire_model::convert::Format;
 use quire_model::protocol::Inbound;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use yrs::StateVector;
 
 use super::ConnId;
@@ -28,11 +28,13 @@ pub enum Command {
         outbox: Outbox,
         reply: Reply<()>,
     },
-    /// Messages one connection sent in one frame of `bytes`, already decoded and validated.
+    /// Messages one connection sent in one frame of `bytes`, already decoded and validated;
+    /// they hold their share of the task's queue budget until handled.
     Inbound {
         conn: ConnId,
         messages: Vec<Inbound>,
         bytes: usize,
+        queued: OwnedSemaphorePermit,
     },
     /// The connection is gone (on every exit path: see the connection's guard).
     Leave { conn: ConnId },
@@ -98,6 +100,9 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct DocHandle {
     tx: mpsc::Sender<Command>,
+    /// Bytes of client messages the task may have queued, and how many that is in all.
+    queue: Arc<Semaphore>,
+    queue_bytes: u32,
 }
 
 /// The document task is gone.
@@ -105,8 +110,13 @@ pub struct DocHandle {
 pub struct Closed;
 
 impl DocHandle {
-    pub(super) fn new(tx: mpsc::Sender<Command>) -> Self {
-        DocHandle { tx }
+    pub(super) fn new(tx: mpsc::Sender<Command>, queue_bytes: usize) -> Self {
+        let queue_bytes = u32::try_from(queue_bytes).unwrap_or(u32::MAX).max(1);
+        DocHandle {
+            tx,
+            queue: Arc::new(Semaphore::new(queue_bytes as usize)),
+            queue_bytes,
+        }
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -125,12 +135,15 @@ impl DocHandle {
         }
     }
 
-    /// Hands a connection's messages to the document. Waits while the task's queue is full:
-    /// that back-pressure reaches only the connection that sends faster than the document
-    /// can apply.
+    /// Hands a connection's messages to the document. Waits while the task's queue is full,
+    /// in commands or in bytes: that back-pressure reaches only the connections that send
+    /// faster than the document can apply (their sockets are read no further meanwhile).
     pub async fn send(&self, conn: ConnId, messages: Vec<Inbound>, bytes: usize) -> Result<(), Closed> {
+        // A message bigger than the whole budget waits for an empty queue instead.
+        let budget = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.queue_bytes);
+        let queued = self.queue.clone().acquire_many_owned(budget).await.map_err(|_| Closed)?;
         self.tx
-            .send(Command::Inbound { conn, messages, bytes })
+            .send(Command::Inbound { conn, messages, bytes, queued })
             .await
             .map_err(|_| Closed)
     }

@@ -6,18 +6,24 @@
 //! order, so a peer never holds an update the store refused; the flusher makes it durable
 //! within ms, and the answer that lets a client say "All changes synced" waits for that.
 //! While the store refuses writes, the document takes no edits: everyone is closed with
-//! 4507 and keeps their changes until it can.
+//! 4507 and keeps their changes until it can. What a connection may send is bounded before it
+//! is applied: the document's size, presence ([`presence`](super::presence)), updates that
+//! depend on changes the server lacks, writes under another connection's client id
+//! ([`probe`](super::probe)).
 
+use std::iter::once;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use quire_model::protocol::{self, Inbound, ProtocolError};
 use quire_model::DocId;
 use yrs::sync::{Awareness, AwarenessUpdate, Message};
-use yrs::{ClientID, Doc, StateVector, Update};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update, WriteTxn};
 
 use super::context::DocContext;
 use super::peers::{Peer, Peers};
+use super::presence;
+use super::probe::{Probe, Probes};
 use super::storage::DocStorage;
 use super::ConnId;
 use crate::auth::Access;
@@ -25,9 +31,6 @@ use crate::error::{CloseReason, DocError};
 use crate::state::INLINE_BYTES;
 use crate::ws::outbox::{Frame, Outbox};
 
-/// A y-websocket client announces one presence (its own); a few leave room for tabs sharing a
-/// socket. More is someone filling the server's memory.
-const MAX_PRESENCES_PER_CONNECTION: usize = 8;
 
 /// Whether a document task keeps serving.
 #[derive(Debug, Clone)]
@@ -44,6 +47,7 @@ pub struct LiveDoc {
     peers: Peers,
     storage: DocStorage,
     lifecycle: Lifecycle,
+    probes: Probes,
 }
 
 impl LiveDoc {
@@ -55,6 +59,7 @@ impl LiveDoc {
             peers: Peers::default(),
             storage,
             lifecycle: Lifecycle::Live,
+            probes: Probes::default(),
         }
     }
 
@@ -101,36 +106,96 @@ impl LiveDoc {
         self.peers.insert(conn, outbox, access);
         // As y-websocket's server does: our state vector first, then who is here.
         self.send(conn, &protocol::sync_step1(self.doc()));
-        if let Some(update) = self.awareness_of_everyone() {
-            self.send(conn, &Message::Awareness(update));
-        }
+        self.send_presence(conn);
         Ok(())
     }
 
     /// The messages of one frame (`bytes` long) a connection sent.
     pub async fn inbound(&mut self, conn: ConnId, messages: Vec<Inbound>, bytes: usize) {
-        for message in messages {
-            if self.peers.get_mut(conn).is_none() {
+        // It is alive: whoever wrote under a client id it announced is not it.
+        for probe in self.probes.answered_by(conn) {
+            self.context.shared.metrics.client_id_conflicts.inc();
+            tracing::info!(doc = %self.id, writer = %probe.writer, owner = %probe.owner, "closing a connection that wrote under another's client id");
+            self.close(probe.writer, CloseReason::ClientIdInUse);
+        }
+        if let Some((messages, bytes)) = self.probes.hold(conn, messages, bytes) {
+            self.process(conn, messages, bytes).await;
+        }
+    }
+
+    /// Handles one batch in order; stops, holding the rest, at a write that needs a probe.
+    async fn process(&mut self, conn: ConnId, messages: Vec<Inbound>, bytes: usize) {
+        let mut messages = messages.into_iter();
+        while let Some(message) = messages.next() {
+            if !self.peers.contains(conn) {
                 break; // dropped while handling an earlier message of this batch
             }
             match message {
                 Inbound::StateVector(sv) => self.answer_step1(conn, sv).await,
-                Inbound::Update(update) => self.apply(conn, update, bytes).await,
-                Inbound::Awareness(update) => self.apply_awareness(conn, update),
-                Inbound::AwarenessQuery => {
-                    if let Some(update) = self.awareness_of_everyone() {
-                        self.send(conn, &Message::Awareness(update));
+                Inbound::Update(update) => match self.owner_elsewhere(conn, &update) {
+                    Some(owner) => {
+                        let held = once(Inbound::Update(update)).chain(messages).collect();
+                        let deadline = tokio::time::Instant::now() + self.context.shared.config.client_id_probe;
+                        self.probes.start(conn, owner, deadline, held, bytes);
+                        self.send(owner, &protocol::sync_step1(self.doc()));
+                        return;
                     }
-                }
+                    None => self.apply(conn, update, bytes).await,
+                },
+                Inbound::Awareness(update) => self.apply_awareness(conn, update),
+                Inbound::AwarenessQuery => self.send_presence(conn),
                 Inbound::Auth => {}
             }
         }
     }
 
-    /// A connection is gone: its presence goes with it.
-    pub fn leave(&mut self, conn: ConnId) {
+    /// Another live connection that announced a client id `update` brings new items under:
+    /// its owner, whose writes `conn` would take the place of.
+    fn owner_elsewhere(&self, conn: ConnId, update: &Update) -> Option<ConnId> {
+        let known = self.doc().transact().state_vector();
+        // `Update::state_vector` only counts clients whose blocks start at clock 0; the
+        // inserted ranges say where each client's items end.
+        update.insertions(true).iter().find_map(|(&client, ranges)| {
+            let end = ranges.iter().map(|range| range.end).max()?;
+            if end <= known.get(&client) {
+                return None; // nothing new under this id: an echo or a resend
+            }
+            self.peers.owner(client).filter(|&owner| owner != conn)
+        })
+    }
+
+    /// When the next client-id probe runs out, if one is under way.
+    pub fn probe_due(&self) -> Option<tokio::time::Instant> {
+        self.probes.next_deadline()
+    }
+
+    /// The owners that did not answer in time are dead sockets: they are replaced, and what
+    /// their successors wrote goes ahead.
+    pub async fn probes_expired(&mut self) {
+        for probe in self.probes.expired(tokio::time::Instant::now()) {
+            tracing::info!(doc = %self.id, owner = %probe.owner, writer = %probe.writer, "replacing a connection that stopped answering");
+            self.close(probe.owner, CloseReason::Replaced);
+            self.release(probe).await;
+        }
+    }
+
+    /// Handles what a probe held, in order (a later write may need a probe of its own).
+    async fn release(&mut self, mut probe: Probe) {
+        while let Some((messages, bytes)) = probe.held.pop_front() {
+            if let Some((messages, bytes)) = self.probes.hold(probe.writer, messages, bytes) {
+                self.process(probe.writer, messages, bytes).await;
+            }
+        }
+    }
+
+    /// A connection is gone: its presence goes with it, and so do the writes held for it.
+    pub async fn leave(&mut self, conn: ConnId) {
         if let Some(peer) = self.peers.remove(conn) {
             self.forget(peer);
+        }
+        let (_held_for_it, it_owned) = self.probes.gone(conn);
+        for probe in it_owned {
+            self.release(probe).await;
         }
     }
 
@@ -227,15 +292,18 @@ impl LiveDoc {
     }
 
     /// Applies a client's update (`bytes`: the size of the frame it came in, to decide where
-    /// the work runs).
+    /// the work runs and whether the document may grow by it).
     async fn apply(&mut self, conn: ConnId, update: Update, bytes: usize) {
         let metrics = self.context.shared.metrics.clone();
         metrics.updates_received.inc();
-        if self.peers.get_mut(conn).is_some_and(|p| p.access == Access::ReadOnly) {
+        if self.peers.get(conn).is_some_and(|p| p.access == Access::ReadOnly) {
             return;
         }
         if !self.saving() {
             return self.close(conn, CloseReason::NotSaving);
+        }
+        if self.storage.size_bytes() + bytes as u64 > self.context.shared.config.max_doc_bytes {
+            return self.close(conn, CloseReason::DocTooLarge);
         }
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();
@@ -247,6 +315,13 @@ impl LiveDoc {
         } else {
             protocol::apply_update(self.doc(), update)
         };
+        if self.drop_pending() {
+            // A y-websocket client only sends what follows what the server has (its step 2
+            // answers our state vector; its live updates come in order). The rest would wait
+            // in memory for dependencies that may never come: it resyncs instead.
+            metrics.messages_rejected.inc();
+            self.close(conn, CloseReason::Malformed("update depends on changes the server does not have".into()));
+        }
         match applied {
             Ok(None) => {}
             Ok(Some(delta)) => self.commit(&delta, Some(conn)).await,
@@ -263,12 +338,25 @@ impl LiveDoc {
         }
     }
 
+    /// Drops whatever waits for missing dependencies; true if there was any.
+    fn drop_pending(&self) -> bool {
+        if !self.doc().transact().has_missing_updates() {
+            return false;
+        }
+        self.doc().transact_mut().prune_pending();
+        true
+    }
+
     fn apply_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) {
         // yrs keeps an entry for every client id it ever saw: a "gone" state for an id nobody
         // knows would only grow that table, so it is dropped here.
         update
             .clients
             .retain(|&client, entry| &*entry.json != "null" || self.awareness.meta(client).is_some());
+        let Some(peer) = self.peers.get(conn) else { return };
+        if let Err(reason) = presence::check(&update, &peer.clients, self.context.shared.config.max_presence_bytes) {
+            return self.close(conn, reason);
+        }
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.awareness.apply_update_summary(update)
         }));
@@ -278,16 +366,8 @@ impl LiveDoc {
             Ok(Err(error)) => return self.close(conn, CloseReason::Malformed(error.to_string())),
             Err(_) => return self.close(conn, CloseReason::Internal),
         };
-        if let Some(peer) = self.peers.get_mut(conn) {
-            peer.clients.extend(summary.added.iter().chain(&summary.updated));
-            for removed in &summary.removed {
-                peer.clients.remove(removed);
-            }
-            if peer.clients.len() > MAX_PRESENCES_PER_CONNECTION {
-                let reason = CloseReason::Malformed("too many presence entries".into());
-                return self.close(conn, reason);
-            }
-        }
+        self.peers
+            .claim(conn, summary.added.iter().chain(&summary.updated).copied(), &summary.removed);
         if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
             // To everyone, the sender too, as y-websocket's server does: a lone client counts
             // its own echo as liveness and would otherwise reconnect every 30 s.
@@ -295,9 +375,12 @@ impl LiveDoc {
         }
     }
 
-    /// Every known presence state, or `None` if nobody has one.
-    fn awareness_of_everyone(&self) -> Option<AwarenessUpdate> {
-        self.awareness.update().ok().filter(|u| !u.clients.is_empty())
+    /// Sends everyone's presence to one connection, in frames of bounded size.
+    fn send_presence(&mut self, conn: ConnId) {
+        let Ok(everyone) = self.awareness.update() else { return };
+        for frame in presence::frames(everyone) {
+            self.send(conn, &Message::Awareness(frame));
+        }
     }
 
     /// Clears the presence of a connection that left or was dropped, and tells the others.

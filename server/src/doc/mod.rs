@@ -8,7 +8,9 @@
 //! - [`handle`]: the cheap handle to a task, its commands and their typed replies.
 //! - `actor`: a task's life: load, serve, unload.
 //! - `live`: a loaded document and its connections: the sync protocol's server side.
-//! - [`peers`]: the connections subscribed to one document, and fan-out to them.
+//! - [`peers`]: the connections subscribed to one document, fan-out to them, their client ids.
+//! - `presence`: bounds on what one connection may announce, and on what it is sent.
+//! - `probe`: deciding which of two connections writing under one client id is the impostor.
 //! - `api`: the task's answers to the HTTP API.
 //! - `storage`: one document's side of the store (load, append, compact, metadata).
 //! - `context`: what every task shares with the rest of the server.
@@ -19,6 +21,8 @@ pub mod context;
 pub mod handle;
 mod live;
 pub mod peers;
+mod presence;
+mod probe;
 pub mod registry;
 mod slot;
 mod storage;
@@ -26,6 +30,7 @@ mod storage;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use handle::DocHandle;
+pub use storage::MAX_TITLE_BYTES;
 pub use registry::Registry;
 
 /// Identifies one connection for the lifetime of the process.

@@ -1,4 +1,9 @@
-//! The connections subscribed to one document, and fan-out to them.
+//! The connections subscribed to one document, fan-out to them, and which of them claims which
+//! Yjs client id.
+//!
+//! A connection claims the client ids it announces in its presence (a y-websocket client
+//! announces its own on connecting, before it writes). The earliest live claimant of an id is
+//! its owner: a write under that id from anyone else is suspect (see `live.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,6 +26,8 @@ pub struct Peer {
 #[derive(Default)]
 pub struct Peers {
     map: HashMap<ConnId, Peer>,
+    /// Client id → the live connections that announced it, earliest first.
+    claims: HashMap<ClientID, Vec<ConnId>>,
 }
 
 impl Peers {
@@ -33,17 +40,59 @@ impl Peers {
         self.map.insert(conn, peer);
     }
 
-    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
-        self.map.get_mut(&conn)
+    pub fn get(&self, conn: ConnId) -> Option<&Peer> {
+        self.map.get(&conn)
+    }
+
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.map.contains_key(&conn)
     }
 
     pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
-        self.map.remove(&conn)
+        let peer = self.map.remove(&conn)?;
+        for client in &peer.clients {
+            self.unclaim(conn, *client);
+        }
+        Some(peer)
+    }
+
+    /// `conn` announced `added` and withdrew `removed`.
+    pub fn claim(&mut self, conn: ConnId, added: impl IntoIterator<Item = ClientID>, removed: &[ClientID]) {
+        let Some(peer) = self.map.get_mut(&conn) else { return };
+        let mut fresh = Vec::new();
+        for client in added {
+            if peer.clients.insert(client) {
+                fresh.push(client);
+            }
+        }
+        for client in removed {
+            peer.clients.remove(client);
+        }
+        for client in fresh {
+            self.claims.entry(client).or_default().push(conn);
+        }
+        for client in removed {
+            self.unclaim(conn, *client);
+        }
+    }
+
+    fn unclaim(&mut self, conn: ConnId, client: ClientID) {
+        if let Some(claimants) = self.claims.get_mut(&client) {
+            claimants.retain(|c| *c != conn);
+            if claimants.is_empty() {
+                self.claims.remove(&client);
+            }
+        }
     }
 
     /// Whether a live connection has announced `client`'s presence.
     pub fn claims(&self, client: ClientID) -> bool {
-        self.map.values().any(|peer| peer.clients.contains(&client))
+        self.claims.contains_key(&client)
+    }
+
+    /// The earliest live connection that announced `client`.
+    pub fn owner(&self, client: ClientID) -> Option<ConnId> {
+        self.claims.get(&client)?.first().copied()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,7 +127,7 @@ impl Peers {
     }
 
     fn drop_peer(&mut self, conn: ConnId, error: PushError, metrics: &Metrics) -> Peer {
-        let peer = self.map.remove(&conn).expect("caller checked the peer exists");
+        let peer = self.remove(conn).expect("caller checked the peer exists");
         match error {
             PushError::Full => {
                 tracing::info!(%conn, "dropping a client that cannot keep up");
@@ -93,6 +142,7 @@ impl Peers {
 
     /// Closes every connection with `reason` and forgets them.
     pub fn close_all(&mut self, reason: CloseReason) {
+        self.claims.clear();
         for (_, peer) in self.map.drain() {
             peer.outbox.close(reason.clone());
         }

@@ -192,7 +192,7 @@ impl Registry {
         let context = &self.context;
         let config = &context.shared.config;
         self.slots
-            .get_or_spawn(id, config.doc_channel_capacity, config.max_live_docs, |spawn| {
+            .get_or_spawn(id, (config.doc_channel_capacity, config.doc_queue_bytes), config.max_live_docs, |spawn| {
                 context.shared.tracker.spawn(actor::run(spawn, context.clone()));
             })
             .ok_or_else(|| {

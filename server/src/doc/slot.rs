@@ -40,11 +40,12 @@ impl Slots {
     }
 
     /// The live task for `id`; if there is none, `spawn` starts one (under the lock) with a
-    /// queue of `capacity` commands, unless `max_live` tasks are live already (`None`).
+    /// queue of `queue.0` commands and `queue.1` bytes, unless `max_live` tasks are live
+    /// already (`None`).
     pub fn get_or_spawn(
         self: &Arc<Self>,
         id: &DocId,
-        capacity: usize,
+        queue: (usize, usize),
         max_live: usize,
         spawn: impl FnOnce(Spawn),
     ) -> Option<DocHandle> {
@@ -57,8 +58,8 @@ impl Slots {
         if map.len() >= max_live {
             return None;
         }
-        let (tx, rx) = mpsc::channel(capacity);
-        let handle = DocHandle::new(tx);
+        let (tx, rx) = mpsc::channel(queue.0);
+        let handle = DocHandle::new(tx, queue.1);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
             slots: self.clone(),

@@ -20,6 +20,7 @@ use crate::auth::{Access, Credentials};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::DocMeta;
+use crate::doc::MAX_TITLE_BYTES;
 
 /// Page size when `?limit=` is not given.
 const DEFAULT_LIMIT: usize = 50;
@@ -233,6 +234,9 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = body.map_err(|e| ApiError::from_body_rejection(e, app.shared.config.max_message_bytes))?;
     let request = parse_create(&headers, &body)?;
+    if request.title.as_ref().is_some_and(|t| t.len() > MAX_TITLE_BYTES) {
+        return Err(ApiError::BadRequest(format!("the title is longer than {MAX_TITLE_BYTES} bytes")));
+    }
     let id = match &request.id {
         Some(id) => DocId::parse(id)?,
         None => random_id()?,

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use axum::extract::ws::{CloseFrame, Message as WsMessage};
 
 use super::outbox::{outbox, Outbox, OutboxReceiver};
+use super::rate::{RateLimit, Verdict};
 use crate::auth::Access;
 use crate::config::Config;
 use crate::doc::{ConnId, DocHandle};
@@ -69,6 +70,7 @@ where
     R: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
 {
     let (config, metrics) = (&shared.config, &shared.metrics);
+    let mut rate = RateLimit::new(config, Instant::now());
     loop {
         let next = tokio::select! {
             // The document or the writer decided to end this connection.
@@ -89,6 +91,18 @@ where
         };
         metrics.bytes_in.inc_by(frame.len() as u64);
         let len = frame.len();
+        match rate.admit(len, Instant::now()) {
+            Verdict::Now => {}
+            // Its bytes are paid for by waiting; meanwhile its socket is read no further.
+            Verdict::After(wait) => tokio::select! {
+                reason = outbox.closed() => return reason,
+                () = tokio::time::sleep(wait) => {}
+            },
+            Verdict::Flood => {
+                metrics.clients_dropped_fast.inc();
+                return CloseReason::TooFast;
+            }
+        }
         // Decoding costs in proportion to the frame: a big one is decoded off the runtime.
         let decoded = if len > INLINE_BYTES {
             shared

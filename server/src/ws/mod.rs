@@ -2,10 +2,11 @@
 //!
 //! Everything that can refuse a connection happens here, before the upgrade: the document id,
 //! the authorisation hook, the connection limit. After the upgrade, [`connection`] runs the
-//! socket and [`outbox`] bounds what may queue up for it.
+//! socket, [`outbox`] bounds what may queue up for it and [`rate`] what it may send.
 
 pub mod connection;
 pub mod outbox;
+pub mod rate;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};

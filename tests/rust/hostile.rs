@@ -1,0 +1,260 @@
+//! Clients that misbehave, one way each: every one is refused or closed alone, the document
+//! changes by nothing it should not, and the other clients carry on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use quire::store::memory::MemoryStore;
+use quire::Config;
+use quire_model::{protocol, schema};
+use quire_tests::http::{metric, Api};
+use quire_tests::{wait_for, Client, TestServer};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::sync::{Message, SyncMessage};
+use yrs::{Text, Transact};
+
+async fn server(config: Config) -> TestServer {
+    TestServer::with_store(Arc::new(MemoryStore::new()), config).await
+}
+
+#[tokio::test]
+async fn a_presence_state_over_the_limit_closes_only_its_connection() {
+    let server = server(Config::default()).await;
+    let url = server.ws_url("presence");
+    let other = Client::connect_synced(&url).await;
+    let big = Client::connect_synced(&url).await;
+    big.set_presence(&format!("{{\"name\":\"{}\"}}", "x".repeat(16 * 1024)));
+    let (code, reason) = big.wait_closed().await;
+    assert_eq!((code, reason.as_str()), (4400, "malformed message: presence state too large"));
+    // Nobody else ever saw it, and the document goes on.
+    assert!(other.presence().values().all(|state| state.len() < 1024));
+    let writer = Client::connect_synced(&url).await;
+    writer.push("still fine");
+    other.wait_text("still fine").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn everyones_presence_is_sent_in_frames_of_bounded_size() {
+    let server = server(Config::default()).await;
+    let url = server.ws_url("crowd");
+    let mut crowd = Vec::new();
+    for i in 0..40 {
+        let client = Client::connect_synced(&url).await;
+        client.set_presence(&format!("{{\"name\":\"{i:02}{}\"}}", "n".repeat(7000)));
+        crowd.push(client);
+    }
+    wait_for(Duration::from_secs(10), "the others' presence at the last", || crowd[39].presence().len() == 39).await;
+
+    // A one-byte question for everyone's presence.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(WsMessage::Binary(vec![3].into())).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut largest = 0;
+    while seen.len() < 40 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("frames").unwrap().unwrap();
+        let WsMessage::Binary(bytes) = frame else { continue };
+        for message in protocol::decode_frame(&bytes).unwrap() {
+            if let Message::Awareness(update) = message {
+                largest = largest.max(bytes.len());
+                seen.extend(update.clients.keys().copied());
+            }
+        }
+    }
+    assert!(largest <= 80 * 1024, "a presence frame of {largest} bytes");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_document_stops_growing_at_its_limit_and_says_so() {
+    let config = Config {
+        max_doc_bytes: 256 * 1024,
+        ..Config::default()
+    };
+    let server = server(config).await;
+    let url = server.ws_url("capped");
+    let watcher = Client::connect_synced(&url).await;
+    let writer = Client::connect_synced(&url).await;
+    let chunk = "z".repeat(60 * 1024);
+    for _ in 0..8 {
+        writer.push(&chunk);
+        if writer.closed().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(writer.wait_closed().await, (4413, "the document has reached its size limit".to_owned()));
+    assert!(watcher.closed().is_none(), "only the writer is closed");
+    assert!(watcher.len() <= 256 * 1024);
+    let api = Api(server.addr);
+    let too_big = api.put("capped", "text/plain", "y".repeat(300 * 1024).as_bytes()).await;
+    assert_eq!(too_big.error(413), "doc_too_large");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_whose_dependencies_the_server_lacks_is_not_kept() {
+    let server = server(Config::default()).await;
+    let url = server.ws_url("pending");
+    assert_eq!(Api(server.addr).create(json!({ "id": "pending" })).await.status, 201);
+    // Two edits; the second builds on the first, which the server never gets.
+    let doc = schema::new_doc();
+    let text = doc.get_or_insert_text(schema::CONTENT);
+    text.insert(&mut doc.transact_mut(), 0, "first ");
+    let before = yrs::ReadTxn::state_vector(&doc.transact());
+    text.insert(&mut doc.transact_mut(), 6, "second");
+    let second = yrs::ReadTxn::encode_state_as_update_v1(&doc.transact(), &before);
+    let client = Client::connect_synced(&url).await;
+    client.send(&Message::Sync(SyncMessage::Update(second)));
+    let (code, reason) = client.wait_closed().await;
+    assert_eq!(code, 4400, "{reason}");
+    assert!(reason.contains("depends on changes the server does not have"), "{reason}");
+    // Nothing of it stayed: the server's whole state is that of an empty document.
+    let state = Api(server.addr).get("/api/docs/pending/content?format=yjs").await;
+    let empty = protocol::full_state(&schema::new_doc());
+    assert_eq!(state.status, 200);
+    assert_eq!(state.body, empty, "the server held on to the update");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooder_is_closed_and_the_others_keep_up() {
+    let config = Config {
+        rate_bytes_per_sec: 256 * 1024,
+        rate_burst_bytes: 1024 * 1024,
+        ..Config::default()
+    };
+    let server = server(config).await;
+    let url = server.ws_url("flood");
+    let victims = [Client::connect_synced(&url).await, Client::connect_synced(&url).await];
+    let flooder = Client::connect_synced(&url).await;
+    // Big updates back to back: the first passes a full bucket, the next would owe too much.
+    let chunk = "f".repeat(3 * 1024 * 1024);
+    flooder.push(&chunk);
+    flooder.push(&chunk);
+    assert_eq!(flooder.wait_closed().await, (4429, "sending too fast".to_owned()));
+    for victim in &victims {
+        victim.wait_text(&chunk).await;
+        assert!(victim.closed().is_none());
+    }
+    // Small messages in a flood no person types: closed too.
+    let typist = Client::connect_synced(&url).await;
+    for i in 0..1500 {
+        typist.push(&i.to_string());
+    }
+    assert_eq!(typist.wait_closed().await.0, 4429);
+    assert!(metric(server.addr, "quire_clients_dropped_fast_total").await >= 2.0);
+    for victim in &victims {
+        assert!(victim.closed().is_none(), "a victim was dropped: {:?}", victim.closed());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn writing_under_another_live_connections_client_id_closes_the_writer() {
+    let server = server(Config::default()).await;
+    let url = server.ws_url("squat");
+    let victim = Client::connect_synced(&url).await;
+    victim.set_presence(r#"{"name":"Vic"}"#);
+    victim.push("mine ");
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("mine ").await;
+    // Someone copies Vic's client id from the presence list and writes under it.
+    let squatter = Client::connect_with(&url, schema::doc_with_client_id(victim.client_id())).await;
+    squatter.wait_synced().await;
+    squatter.push("stolen ");
+    let (code, reason) = squatter.wait_closed().await;
+    assert_eq!((code, reason.as_str()), (4409, "writes under a client id another connection uses"));
+    assert_eq!(metric(server.addr, "quire_client_id_conflicts_total").await, 1.0);
+    // Vic's next words are not taken for known ones: everyone gets them, and nothing stolen.
+    victim.push("and more");
+    watcher.wait_text("mine and more").await;
+    assert!(victim.closed().is_none());
+    Client::connect(&url).await.wait_text("mine and more").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_client_reconnecting_before_its_old_socket_timed_out_is_never_refused() {
+    let server = server(Config {
+        client_id_probe: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let url = server.ws_url("reconnect");
+    let relay = quire_tests::relay::Relay::start(server.addr).await;
+    let old = Client::connect_synced(&relay.ws_url("reconnect")).await;
+    old.set_presence(r#"{"name":"Ann"}"#);
+    old.push("before ");
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("before ").await;
+    // The network under the old socket dies: the server hears nothing, and nothing closes.
+    relay.freeze();
+    let replica = old.disconnect();
+    let new = Client::connect_with(&url, replica).await;
+    new.wait_synced().await;
+    new.set_presence(r#"{"name":"Ann"}"#);
+    new.push("after");
+    watcher.wait_text("before after").await;
+    assert!(new.closed().is_none(), "the reconnect was refused: {:?}", new.closed());
+    assert_eq!(metric(server.addr, "quire_client_id_conflicts_total").await, 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn asking_about_unknown_documents_loads_nothing() {
+    let server = server(Config::default()).await;
+    let api = Api(server.addr);
+    for i in 0..500 {
+        assert_eq!(api.get(&format!("/api/docs/nobody-{i}")).await.status, 404);
+        assert_eq!(api.get(&format!("/api/docs/nobody-{i}/content")).await.status, 404);
+    }
+    assert_eq!(metric(server.addr, "quire_documents_live").await, 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_live_document_limit_opening_another_is_refused_politely() {
+    let server = server(Config {
+        max_live_docs: 3,
+        ..Config::default()
+    })
+    .await;
+    let mut open = Vec::new();
+    for i in 0..3 {
+        open.push(Client::connect_synced(&server.ws_url(&format!("d{i}"))).await);
+    }
+    let refused = Api(server.addr).create(json!({ "id": "one-too-many" })).await;
+    assert_eq!(refused.error(503), "busy");
+    assert_eq!(refused.header("retry-after"), Some("2"));
+    let late = Client::connect(&server.ws_url("d9")).await;
+    assert_eq!(late.wait_closed().await.0, 4503);
+    drop(open);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn titles_are_capped_in_the_api_and_in_the_list() {
+    let server = server(Config::default()).await;
+    let api = Api(server.addr);
+    let long = "t".repeat(5000);
+    assert_eq!(api.create(json!({ "id": "long", "title": long })).await.error(400), "bad_request");
+    let client = Client::connect_synced(&server.ws_url("long-title")).await;
+    client.set_title(&"长".repeat(100_000));
+    let mut listed = String::new();
+    for _ in 0..100 {
+        let list = api.get("/api/docs").await.json();
+        if let Some(doc) = list["docs"].as_array().unwrap().iter().find(|d| d["id"] == "long-title") {
+            listed = doc["title"].as_str().unwrap().to_owned();
+            if !listed.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!listed.is_empty() && listed.len() <= 1024, "{} bytes", listed.len());
+    assert!(listed.chars().all(|c| c == '长'));
+    server.stop().await;
+}
