@@ -175,3 +175,28 @@ test('undo takes back only one\'s own typing, never the loaded document or a col
   const ops = await waitConverged([alice, bob])
   assert.equal(ops.map((op) => op.insert).join(''), 'Alice wrote this. More.\n')
 })
+
+test('the app runs under its content security policy without a single violation', async () => {
+  const context = await newUser(env.browser, 'Alice')
+  await context.addInitScript(() => {
+    window.cspViolations = []
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.cspViolations.push(`${event.violatedDirective}: ${event.blockedURI}`)
+    })
+  })
+  const list = await context.newPage()
+  const response = await list.goto(`${env.server.httpUrl}/`)
+  assert.match(response.headers()['content-security-policy'], /default-src 'self'/)
+  await list.click('[data-action="new"]')
+  await list.waitForURL(/\/d\/[a-z0-9]{16}$/)
+  await list.waitForFunction(() => window.quire?.session.synced)
+  await list.fill('.title', 'Policy')
+  await list.click('.ql-editor')
+  await list.keyboard.type('Typed under a strict policy. ')
+  await list.keyboard.press('Control+b')
+  await list.keyboard.type('Bold 加粗 😀')
+  await heading(list, 2)
+  await list.click('.menu summary')
+  await list.waitForFunction(() => window.quire.session.local.pending === false)
+  assert.deepEqual(await list.evaluate(() => window.cspViolations), [])
+})

@@ -554,3 +554,29 @@ async fn a_deleted_document_stays_deleted_when_a_client_with_a_copy_reconnects()
     server.stop().await;
     assert!(!open_store(dir.path()).deleted(&id).unwrap());
 }
+
+#[tokio::test]
+async fn app_pages_carry_a_strict_content_security_policy() {
+    let web = TempDir::new("web");
+    std::fs::create_dir_all(web.path().join("assets")).unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>quire</title>").unwrap();
+    std::fs::write(web.path().join("assets/app.js"), "console.log(1)").unwrap();
+    let config = Config {
+        web_dir: web.path().to_path_buf(),
+        ..Config::default()
+    };
+    let server = TestServer::with_store(Arc::new(MemoryStore::new()), config).await;
+    let api = Api(server.addr);
+    for path in ["/", "/d/some-doc", "/assets/app.js"] {
+        let reply = api.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let csp = reply.header("content-security-policy").unwrap_or_else(|| panic!("{path}: no policy"));
+        for directive in ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "frame-ancestors 'none'", "object-src 'none'"] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{path}");
+    }
+    server.stop().await;
+}

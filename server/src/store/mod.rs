@@ -43,8 +43,12 @@ pub struct DocMeta {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {reason}")]
-    Open { path: String, reason: String },
+    #[error("cannot open the store at {}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The backend failed; its own error is kept as the source.
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

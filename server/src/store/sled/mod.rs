@@ -12,40 +12,21 @@
 //! sled's own background flusher is off: an `insert` is not durable until a flush, and the
 //! [`Flusher`](super::flusher) owns that barrier.
 //!
-//! Opening after a crash runs sled's recovery, which rewrites files (it truncates torn
-//! writes) and can fail or panic half-way. So after an unclean shutdown (no clean-shutdown
-//! marker) the directory is copied aside first; if the open fails, the copy is put back and
-//! the directory is exactly as the crash left it, for an operator (or a fixed quire) to try
-//! again. After a clean shutdown there is nothing to recover and no copy is made. The copy
-//! needs as much free space as the store takes: without it, opening says so and changes
-//! nothing.
-//!
-//! sled 0.34 does not survive a failed write: after ENOSPC its flushes fail and its threads
-//! wedge for good, taking whichever thread called it along. So sled must never see a full
-//! disk: a [`DiskGuard`] refuses writes while the disk has less than a reserve free (the
-//! document then stops taking edits and retries), and they go through again once space
-//! returns.
+//! - [`open`]: one quire per directory, and crash recovery that changes nothing if it fails.
+//! - [`guard`]: sled must never meet a full disk; writes stop short of it.
+mod guard;
+mod open;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use quire_model::DocId;
 
 use super::{DocMeta, Seq, Store, StoreError, Stored};
-
-/// Written after the last flush of a clean shutdown; missing at start means a crash.
-const CLEAN_MARKER: &str = "quire-clean-shutdown";
-/// Locked by the process that has the store open.
-const LOCK_FILE: &str = "quire.lock";
+use guard::DiskGuard;
+pub use open::OpenError;
 
 const SNAPSHOT: u8 = 0;
 const LOG: u8 = 1;
-
-/// How long a reading of the disk's free space is trusted, between writes that stay well
-/// within it.
-const FREE_SPACE_TTL: Duration = Duration::from_millis(200);
 
 pub struct SledStore {
     db: sled::Db,
@@ -60,126 +41,33 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Refuses writes while the store's disk has less than `bytes` free (0: never).
-    pub fn with_reserve(mut self, bytes: u64) -> Self {
-        self.guard.reserve = bytes;
-        self
-    }
-
     /// Opens (or creates) the store in `dir`. Refuses a non-empty directory that is not a sled
     /// store, and turns sled's panics on a damaged store into an error, so a failed start
     /// leaves the directory exactly as it was.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
-            path: dir.display().to_string(),
-            reason,
-        };
-        if dir.exists() {
-            if !dir.is_dir() {
-                return Err(open_error("not a directory".into()));
-            }
-            let mut entries = std::fs::read_dir(dir).map_err(|e| open_error(e.to_string()))?;
-            let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == LOCK_FILE));
-            if !empty && !dir.join("conf").is_file() {
-                return Err(open_error(
-                    "directory is not empty and holds no quire store (no sled `conf` file)".into(),
-                ));
-            }
-        }
-        // One quire per store: lock before looking at the marker, let alone copying anything.
-        // A second instance must never mistake a running store for a crashed one.
-        let lock_path = dir.join(LOCK_FILE);
-        let lock_existed = lock_path.exists();
-        std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| open_error(format!("cannot create {}: {e}", lock_path.display())))?;
-        if lock.try_lock().is_err() {
-            return Err(open_error("another quire is using this store".into()));
-        }
-        let opened = Self::open_locked(dir, cache_capacity_bytes, lock);
-        if opened.is_err() && !lock_existed {
-            let _ = std::fs::remove_file(&lock_path);
-        }
-        opened.map_err(open_error)
-    }
-
-    /// The part of [`open`](Self::open) that runs holding the store's lock.
-    fn open_locked(dir: &Path, cache_capacity_bytes: u64, lock: std::fs::File) -> Result<Self, String> {
-        // Canonical, so that `--data .` cannot put the copy inside the store itself.
-        let dir = dir.canonicalize().map_err(|e| e.to_string())?;
-        let backup = recovery_backup_path(&dir);
-        if backup.exists() {
-            return Err(format!(
-                "{} holds a copy from an interrupted recovery: compare it with the store, keep \
-                 the right one, remove the other and start again",
-                backup.display()
-            ));
-        }
-        let only_lock = std::fs::read_dir(&dir)
-            .map_err(|e| e.to_string())?
-            .all(|e| e.is_ok_and(|e| e.file_name() == LOCK_FILE));
-        let crashed = !only_lock && !dir.join(CLEAN_MARKER).exists();
-        if crashed {
-            tracing::warn!(dir = %dir.display(), "the last shutdown was not clean: recovering");
-            let needed = dir_size(&dir).map_err(|e| e.to_string())?;
-            let free = fs2::available_space(&dir).map_err(|e| e.to_string())?;
-            if free < needed {
-                return Err(format!(
-                    "the last shutdown was not clean, and recovery first copies the store aside: \
-                     that needs {needed} bytes free on its disk, which has {free}. Free some \
-                     space (or move the store to a bigger disk) and start again; nothing was changed"
-                ));
-            }
-            if let Err(e) = copy_dir(&dir, &backup) {
-                let _ = std::fs::remove_dir_all(&backup);
-                return Err(format!("cannot copy the store aside before recovery: {e}"));
-            }
-        }
-        match Self::open_sled(&dir, cache_capacity_bytes, lock) {
-            Ok(store) => {
-                if crashed {
-                    let _ = std::fs::remove_dir_all(&backup);
-                }
-                // From now on a crash must be noticed at the next start.
-                let _ = std::fs::remove_file(dir.join(CLEAN_MARKER));
-                Ok(store)
-            }
-            Err(reason) if crashed => match restore(&dir, &backup) {
-                // The directory is back exactly as the crash left it.
-                Ok(()) => Err(reason),
-                Err(e) => Err(format!(
-                    "{reason}; the pre-recovery copy is at {} (restoring it failed: {e})",
-                    backup.display()
-                )),
-            },
-            Err(reason) => Err(reason),
-        }
-    }
-
-    fn open_sled(dir: &Path, cache_capacity_bytes: u64, lock: std::fs::File) -> Result<Self, String> {
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_capacity_bytes)
-            .flush_every_ms(None);
-        let db = catch_unwind(AssertUnwindSafe(|| config.open()))
-            .map_err(|_| "sled panicked while opening: the store may be damaged".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let docs = db.open_tree("docs").map_err(|e| e.to_string())?;
-        let metas = db.open_tree("meta").map_err(|e| e.to_string())?;
-        let deleted = db.open_tree("deleted").map_err(|e| e.to_string())?;
-        Ok(SledStore {
-            guard: DiskGuard::new(dir, 0),
-            db,
-            docs,
-            metas,
-            deleted,
-            dir: dir.to_path_buf(),
-            _lock: lock,
+        open::open(dir, |dir, lock| {
+            let db = open::sled_db(dir, cache_capacity_bytes)?;
+            let tree = |name: &str| db.open_tree(name).map_err(OpenError::Sled);
+            Ok(SledStore {
+                guard: DiskGuard::new(dir, 0),
+                docs: tree("docs")?,
+                metas: tree("meta")?,
+                deleted: tree("deleted")?,
+                db,
+                dir: dir.to_path_buf(),
+                _lock: lock,
+            })
         })
+        .map_err(|source| StoreError::Open {
+            path: dir.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Refuses writes while the store's disk has less than `bytes` free (0: never).
+    pub fn with_reserve(mut self, bytes: u64) -> Self {
+        self.guard.reserve = bytes;
+        self
     }
 }
 
@@ -187,113 +75,9 @@ impl Drop for SledStore {
     /// A clean close: flush, then leave the marker that says no recovery is needed.
     fn drop(&mut self) {
         if self.db.flush().is_ok() {
-            let _ = std::fs::write(self.dir.join(CLEAN_MARKER), b"");
+            open::mark_clean(&self.dir);
         }
     }
-}
-
-fn recovery_backup_path(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "store".into());
-    name.push(".recovery");
-    dir.with_file_name(name)
-}
-
-/// Puts the pre-recovery copy back: everything but the lock file is replaced by the copy.
-fn restore(dir: &Path, backup: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name() == LOCK_FILE {
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            std::fs::remove_dir_all(entry.path())?;
-        } else {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    for entry in std::fs::read_dir(backup)? {
-        let entry = entry?;
-        if entry.file_name() != LOCK_FILE {
-            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
-        }
-    }
-    std::fs::remove_dir_all(backup)
-}
-
-/// Bytes the files under `dir` take.
-fn dir_size(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        total += if entry.file_type()?.is_dir() {
-            dir_size(&entry.path())?
-        } else {
-            entry.metadata()?.len()
-        };
-    }
-    Ok(total)
-}
-
-/// Keeps writes away from a nearly full disk (see the module's doc). The free space is read
-/// at most every [`FREE_SPACE_TTL`], and sooner once the writes since the last reading could
-/// have eaten into the reserve.
-struct DiskGuard {
-    dir: PathBuf,
-    reserve: u64,
-    /// When the free space was last read, what it was, and the bytes written since.
-    reading: Mutex<Option<(Instant, u64, u64)>>,
-}
-
-impl DiskGuard {
-    fn new(dir: &Path, reserve: u64) -> Self {
-        DiskGuard {
-            dir: dir.to_path_buf(),
-            reserve,
-            reading: Mutex::new(None),
-        }
-    }
-
-    /// Admits a write of about `bytes`, or refuses it while the disk is short of the reserve.
-    fn admit(&self, bytes: u64) -> Result<(), StoreError> {
-        if self.reserve == 0 {
-            return Ok(());
-        }
-        let mut reading = self.reading.lock().unwrap_or_else(|p| p.into_inner());
-        let stale = match *reading {
-            None => true,
-            Some((at, free, written)) => {
-                at.elapsed() > FREE_SPACE_TTL || free.saturating_sub(written + bytes) < self.reserve * 2
-            }
-        };
-        if stale {
-            let free = fs2::available_space(&self.dir).map_err(StoreError::FreeSpace)?;
-            *reading = Some((Instant::now(), free, 0));
-        }
-        let (at, free, written) = reading.expect("just read");
-        let left = free.saturating_sub(written + bytes);
-        if left < self.reserve {
-            return Err(StoreError::DiskFull {
-                available: free.saturating_sub(written),
-                reserve: self.reserve,
-            });
-        }
-        *reading = Some((at, free, written + bytes));
-        Ok(())
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }
 
 fn decode_meta(doc: &str, json: &[u8]) -> Result<DocMeta, StoreError> {
@@ -512,7 +296,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
         let err = SledStore::open(&dir, 1 << 20).err().expect("must refuse");
-        assert!(err.to_string().contains("no quire store"), "{err}");
+        assert!(crate::error::chain(&err).contains("no quire store"), "{err}");
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["notes.txt"]);
         std::fs::remove_dir_all(dir).unwrap();
@@ -526,13 +310,13 @@ mod tests {
             store.append(&id("a"), b"one").unwrap();
         }
         // A crash (no clean marker) that also damaged sled's configuration.
-        std::fs::remove_file(dir.join(CLEAN_MARKER)).unwrap();
+        std::fs::remove_file(dir.join(open::CLEAN_MARKER)).unwrap();
         std::fs::write(dir.join("conf"), b"segment_size: banana\n").unwrap();
         let before = snapshot_files(&dir);
         let err = SledStore::open(&dir, 1 << 20).err().expect("a damaged store must not open");
         assert!(err.to_string().contains("cannot open the store"), "{err}");
         assert_eq!(snapshot_files(&dir), before, "the directory was changed");
-        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists());
+        assert!(!open::recovery_backup_path(&dir.canonicalize().unwrap()).exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -540,19 +324,19 @@ mod tests {
     fn a_clean_close_leaves_the_marker_and_a_crash_does_not() {
         let dir = tempdir();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
-        assert!(!dir.join(CLEAN_MARKER).exists(), "an open store is not clean");
+        assert!(!dir.join(open::CLEAN_MARKER).exists(), "an open store is not clean");
         drop(store);
-        assert!(dir.join(CLEAN_MARKER).exists());
+        assert!(dir.join(open::CLEAN_MARKER).exists());
         // Recovery after a crash (the kill -9 itself is in the black-box crash test) works,
         // keeps the data and removes its copy.
         {
             let store = SledStore::open(&dir, 1 << 20).unwrap();
             store.append(&id("a"), b"kept").unwrap();
         }
-        std::fs::remove_file(dir.join(CLEAN_MARKER)).unwrap();
+        std::fs::remove_file(dir.join(open::CLEAN_MARKER)).unwrap();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         assert_eq!(store.load(&id("a")).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
-        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists(), "the recovery copy must be removed");
+        assert!(!open::recovery_backup_path(&dir.canonicalize().unwrap()).exists(), "the recovery copy must be removed");
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -565,9 +349,9 @@ mod tests {
         first.flush().unwrap();
         let before = snapshot_files(&dir);
         let err = SledStore::open(&dir, 1 << 20).err().expect("the store is in use");
-        assert!(err.to_string().contains("another quire is using this store"), "{err}");
+        assert!(crate::error::chain(&err).contains("another quire is using this store"), "{err}");
         assert_eq!(snapshot_files(&dir), before);
-        assert!(!recovery_backup_path(&dir.canonicalize().unwrap()).exists());
+        assert!(!open::recovery_backup_path(&dir.canonicalize().unwrap()).exists());
         assert_eq!(first.load(&id("a")).unwrap().unwrap().updates, vec![b"live".to_vec()]);
         drop(first);
         std::fs::remove_dir_all(dir).unwrap();
