@@ -36,6 +36,10 @@ pub enum DocError {
     Deleted,
     #[error("a document with this id exists")]
     Exists,
+    /// The update holds changes of a deleted document that had the same id: a copy made before
+    /// the deletion, which must never merge into the document created since.
+    #[error("this update belongs to a deleted document of the same id, not to the one there now")]
+    StaleCopy,
     /// The request's content could not be read in the format it claims.
     #[error("the content is not valid {format}")]
     BadContent {
@@ -177,6 +181,7 @@ impl ApiError {
             }
             ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
+            ApiError::Doc(DocError::StaleCopy) => (StatusCode::CONFLICT, "stale_copy"),
             ApiError::Doc(DocError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "doc_too_large"),
             ApiError::Doc(DocError::BadContent { .. } | DocError::ImportPanicked(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_content")
@@ -239,6 +244,8 @@ pub enum CloseReason {
     ClientIdInUse,
     /// A newer connection of the same client took over (this one stopped answering).
     Replaced,
+    /// The client's copy belongs to a deleted document of the same id.
+    StaleCopy,
     /// The client closed, or its connection broke.
     Normal,
     /// Something went wrong on our side.
@@ -261,6 +268,7 @@ impl CloseReason {
             CloseReason::TooFast => 4429,
             CloseReason::ClientIdInUse => 4409,
             CloseReason::Replaced => 4001,
+            CloseReason::StaleCopy => 4412,
             CloseReason::Normal => 1000,
             CloseReason::Internal => 1011,
         }
@@ -281,6 +289,7 @@ impl CloseReason {
             CloseReason::TooFast => "sending too fast".into(),
             CloseReason::ClientIdInUse => "writes under a client id another connection uses".into(),
             CloseReason::Replaced => "replaced by a newer connection".into(),
+            CloseReason::StaleCopy => "this copy belongs to a deleted document of the same id".into(),
             CloseReason::Normal => "bye".into(),
             CloseReason::Internal => "internal error".into(),
         };

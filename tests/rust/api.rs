@@ -80,7 +80,7 @@ fn stored_doc(store: &SledStore, id: &str) -> Option<Doc> {
 }
 
 fn stored_ids(store: &SledStore) -> BTreeSet<String> {
-    store.list().unwrap().into_iter().map(|(id, _)| id.to_string()).collect()
+    store.list(0, usize::MAX).unwrap().docs.into_iter().map(|(id, _)| id.to_string()).collect()
 }
 
 fn ids(names: &[&str]) -> BTreeSet<String> {
@@ -309,7 +309,7 @@ async fn failed_requests_change_nothing_on_disk() {
     server.stop().await;
     let id = DocId::parse("keep").unwrap();
     let on_disk = |store: &SledStore| {
-        (store.load(&id).unwrap().unwrap(), store.meta(&id).unwrap().unwrap(), store.list().unwrap())
+        (store.load(&id).unwrap().unwrap(), store.meta(&id).unwrap().unwrap(), store.list(0, usize::MAX).unwrap())
     };
     let before = on_disk(&open_store(dir.path()));
 
@@ -551,8 +551,25 @@ async fn a_deleted_document_stays_deleted_when_a_client_with_a_copy_reconnects()
     fresh.push("new life");
     Client::connect_synced(&server.ws_url("gone")).await.wait_text("new life").await;
     assert_eq!(api.get("/api/docs/gone/content?format=text").await.text(), "new life");
+
+    // A device that never saw the deletion comes back with its copy of the old one: it is told
+    // its copy belongs to a deleted document and gets nothing of the new one; nothing merges.
+    let copy = again.disconnect();
+    let stale = Client::connect_with(&server.ws_url("gone"), copy.clone()).await;
+    assert_eq!(stale.wait_closed().await, (4412, "this copy belongs to a deleted document of the same id".to_owned()));
+    assert_eq!(stale.text(), "a copy on the client", "it was sent nothing of the new document");
+    let old_state = quire_model::protocol::full_state(&copy);
+    let pushed = api.post_update("gone", Some("application/octet-stream"), &old_state).await;
+    assert_eq!(pushed.error(409), "stale_copy");
     server.stop().await;
     assert!(!open_store(dir.path()).deleted(&id).unwrap());
+
+    // The new document stays apart from old copies after a restart too.
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let stale = Client::connect_with(&server.ws_url("gone"), copy).await;
+    assert_eq!(stale.wait_closed().await.0, 4412);
+    assert_eq!(Api(server.addr).get("/api/docs/gone/content?format=text").await.text(), "new life");
+    server.stop().await;
 }
 
 #[tokio::test]

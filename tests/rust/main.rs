@@ -10,5 +10,6 @@ mod durability;
 mod faults;
 mod hostile;
 mod lifecycle;
+mod migration;
 mod persistence;
 mod startup;

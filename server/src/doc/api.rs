@@ -159,6 +159,9 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
 async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocError> {
     let live = writable(live, update.len())?;
     let update = protocol::decode_update(update).map_err(DocError::BadUpdate)?;
+    if live.storage().is_stale_update(&update) {
+        return Err(DocError::StaleCopy);
+    }
     let doc = live.doc().clone();
     let applied = live
         .context()

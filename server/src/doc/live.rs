@@ -240,7 +240,7 @@ impl LiveDoc {
 
     /// Removes the document from the store; the task then ends, closing everyone with 4410.
     pub fn delete(&mut self) -> Result<(), DocError> {
-        self.storage.delete(&self.context)?;
+        self.storage.delete(&self.context, self.awareness.doc())?;
         self.end(CloseReason::Deleted);
         Ok(())
     }
@@ -267,6 +267,11 @@ impl LiveDoc {
     /// edit applied so far is on disk: a client takes it as proof that the server has its
     /// changes ("All changes synced").
     async fn answer_step1(&mut self, conn: ConnId, sv: StateVector) {
+        if self.storage.is_stale_state(&sv) {
+            // A copy of a deleted document of the same id: it must never merge into this one,
+            // so it gets nothing of it either (its owner can still save it as it is).
+            return self.close(conn, CloseReason::StaleCopy);
+        }
         let reply = if self.storage.size_bytes() as usize > INLINE_BYTES {
             let doc = self.doc().clone();
             self.context.shared.off_runtime(move || step2(&doc, &sv)).await.ok().flatten()
@@ -304,6 +309,9 @@ impl LiveDoc {
         }
         if self.storage.size_bytes() + bytes as u64 > self.context.shared.config.max_doc_bytes {
             return self.close(conn, CloseReason::DocTooLarge);
+        }
+        if self.storage.is_stale_update(&update) {
+            return self.close(conn, CloseReason::StaleCopy);
         }
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();

@@ -15,7 +15,7 @@ use super::{actor, ConnId};
 use crate::auth::Access;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
-use crate::store::DocMeta;
+use crate::store::{DocMeta, Page};
 use crate::ws::outbox::Outbox;
 
 /// Whether a request is about an existing document or creates one.
@@ -145,13 +145,10 @@ impl Registry {
         self.context.flusher.durable(ticket).await.map_err(|_| DocError::NotSaved)
     }
 
-    /// Every document's metadata, in id order.
-    pub async fn list(&self) -> Result<Vec<(DocId, DocMeta)>, DocError> {
+    /// One page of the documents, newest change first: `limit` after skipping `offset`.
+    pub async fn list(&self, offset: usize, limit: usize) -> Result<Page, DocError> {
         let store = self.context.store.clone();
-        let docs = tokio::task::spawn_blocking(move || store.list())
-            .await
-            .map_err(DocError::Task)??;
-        Ok(docs)
+        Ok(tokio::task::spawn_blocking(move || store.list(offset, limit)).await??)
     }
 
     /// Whether the store is taking writes (false after a failed flush, until one succeeds).

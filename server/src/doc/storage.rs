@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quire_model::{protocol, schema, DocId};
 use tokio::time::Instant;
-use yrs::{Doc, Map, Transact};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, Map, ReadTxn, StateVector, Transact, Update};
 
 use super::context::DocContext;
 use crate::error::{DocError, LoadError};
@@ -68,6 +70,9 @@ pub struct DocStorage {
     meta_written: Option<Instant>,
     /// Deleted through the API and not created again since.
     deleted: bool,
+    /// What the deleted documents that had this id before held: a copy holding any of it is a
+    /// copy of one of them, not of this one.
+    stale: StateVector,
 }
 
 impl DocStorage {
@@ -87,10 +92,12 @@ impl DocStorage {
                 });
                 let stored = store.load(&key)?.unwrap_or_default();
                 let deleted = store.deleted(&key)?;
+                let stale = store.stale(&key)?;
                 let doc = rebuild(&stored)?;
-                Ok::<_, LoadError>((doc, stored, meta, deleted))
+                Ok::<_, LoadError>((doc, stored, meta, (deleted, stale)))
             })
             .await??;
+        let (deleted, stale) = deleted;
         let storage = DocStorage {
             id: id.clone(),
             log: LogState::from(&stored),
@@ -99,6 +106,7 @@ impl DocStorage {
             meta_dirty: false,
             meta_written: None,
             deleted,
+            stale: read_state(stale.as_deref()),
         };
         Ok((doc, storage))
     }
@@ -134,14 +142,29 @@ impl DocStorage {
         self.log.snapshot_bytes + self.log.bytes
     }
 
-    /// The id is being created again: it is no longer a deleted document.
+    /// The id is being created again: it is no longer a deleted document, and what the
+    /// deleted one held is stale from now on.
     pub fn undelete(&mut self, context: &DocContext) -> Result<(), StoreError> {
         if self.deleted {
             context.store.undelete(&self.id)?;
             self.written = context.flusher.mark_dirty();
             self.deleted = false;
+            self.stale = read_state(context.store.stale(&self.id)?.as_deref());
         }
         Ok(())
+    }
+
+    /// Whether a peer at state `sv` holds anything of a deleted document that had this id.
+    pub fn is_stale_state(&self, sv: &StateVector) -> bool {
+        sv.iter().any(|(client, &clock)| clock > 0 && self.stale.get(client) > 0)
+    }
+
+    /// Whether `update` brings items of a deleted document that had this id.
+    pub fn is_stale_update(&self, update: &Update) -> bool {
+        update
+            .insertions(true)
+            .iter()
+            .any(|(client, ranges)| ranges.iter().any(|range| range.start < self.stale.get(client)))
     }
 
     pub fn meta(&self) -> Option<&DocMeta> {
@@ -226,8 +249,12 @@ impl DocStorage {
     }
 
     /// Removes the document from the store; afterwards it does not exist.
-    pub fn delete(&mut self, context: &DocContext) -> Result<(), StoreError> {
-        context.store.delete(&self.id)?;
+    /// Removes the document (`doc`, whose state is kept so that copies of it stay recognised
+    /// as copies of a deleted document) from the store; afterwards it does not exist.
+    pub fn delete(&mut self, context: &DocContext, doc: &Doc) -> Result<(), StoreError> {
+        let mut state = doc.transact().state_vector();
+        state.merge(self.stale.clone());
+        context.store.delete(&self.id, &state.encode_v1())?;
         self.written = context.flusher.mark_dirty();
         self.log = LogState::default();
         self.meta = None;
@@ -326,6 +353,11 @@ struct Fold {
     appended: Option<Seq>,
     compacted: Result<(), StoreError>,
     snapshot_bytes: u64,
+}
+
+/// A state vector as stored; nothing if there is none.
+fn read_state(bytes: Option<&[u8]>) -> StateVector {
+    bytes.and_then(|b| StateVector::decode_v1(b).ok()).unwrap_or_default()
 }
 
 /// A fresh `Doc` with every stored update applied, in order.

@@ -186,23 +186,23 @@ pub async fn list(
         )));
     }
     let offset = query.offset.unwrap_or(0);
-    let mut docs = app.docs.list().await?;
-    // Whoever may not open a document does not learn that it exists either.
-    docs.retain(|(id, _)| authorize(&app, id, &headers, raw_query.as_deref(), false).is_ok());
-    // Ties by id (the store's order, kept by a stable sort), so that pages do not overlap.
-    docs.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.updated_ms));
-    let total = docs.len();
-    let page: Vec<DocInfo> = docs
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(id, meta)| DocInfo::new(&id, meta))
-        .collect();
-    let end = offset.saturating_add(page.len());
+    // The store reads this page only (newest first, ties by id, so pages do not overlap).
+    let page = app.docs.list(offset, limit).await?;
+    let may_open = |id: &DocId| authorize(&app, id, &headers, raw_query.as_deref(), false).is_ok();
+    let (docs, total) = if page.docs.iter().all(|(id, _)| may_open(id)) {
+        (page.docs, page.total)
+    } else {
+        // Whoever may not open a document does not learn that it exists either, not even
+        // through the count: the caller's own list is read whole.
+        let visible: Vec<_> = app.docs.list(0, usize::MAX).await?.docs.into_iter().filter(|(id, _)| may_open(id)).collect();
+        let total = visible.len() as u64;
+        (visible.into_iter().skip(offset).take(limit).collect(), total)
+    };
+    let end = offset.saturating_add(docs.len());
     Ok(Json(DocList {
-        docs: page,
-        total: total as u64,
-        next_offset: (end < total).then_some(end as u64),
+        docs: docs.into_iter().map(|(id, meta)| DocInfo::new(&id, meta)).collect(),
+        total,
+        next_offset: ((end as u64) < total).then_some(end as u64),
     }))
 }
 

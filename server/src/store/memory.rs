@@ -1,19 +1,21 @@
 //! An in-memory store for tests, with injectable faults.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use quire_model::DocId;
 
-use super::{DocMeta, Seq, Store, StoreError, Stored};
+use super::{DocMeta, Page, Seq, Store, StoreError, Stored};
 
 #[derive(Default)]
 pub struct MemoryStore {
     // std Mutex: held only for map operations, never across an await.
     docs: Mutex<BTreeMap<DocId, Stored>>,
     metas: Mutex<BTreeMap<DocId, DocMeta>>,
-    deleted: Mutex<BTreeSet<DocId>>,
+    /// Deleted ids → the state deleted; live ids → the state of their deleted predecessors.
+    deleted: Mutex<BTreeMap<DocId, Vec<u8>>>,
+    stale: Mutex<BTreeMap<DocId, Vec<u8>>>,
     next_seq: AtomicU64,
     /// While set, every `load` fails, as a damaged disk would.
     pub fail_loads: AtomicBool,
@@ -43,8 +45,12 @@ impl MemoryStore {
         self.metas.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeSet<DocId>> {
+    fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Vec<u8>>> {
         self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stales(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Vec<u8>>> {
+        self.stale.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -86,11 +92,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
+    fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.docs().remove(doc);
         self.metas().remove(doc);
-        self.deleted().insert(doc.clone());
+        let earlier = self.stales().remove(doc).unwrap_or_default();
+        self.deleted().insert(doc.clone(), super::merge_states(&earlier, state));
         Ok(())
     }
 
@@ -99,13 +106,19 @@ impl Store for MemoryStore {
     }
 
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
-        Ok(self.deleted().contains(doc))
+        Ok(self.deleted().contains_key(doc))
     }
 
     fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.deleted().remove(doc);
+        if let Some(state) = self.deleted().remove(doc) {
+            self.stales().insert(doc.clone(), state);
+        }
         Ok(())
+    }
+
+    fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.stales().get(doc).cloned())
     }
 
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
@@ -118,8 +131,14 @@ impl Store for MemoryStore {
         Ok(self.metas().get(doc).cloned())
     }
 
-    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
-        Ok(self.metas().iter().map(|(id, m)| (id.clone(), m.clone())).collect())
+    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        let metas = self.metas();
+        let mut docs: Vec<(DocId, DocMeta)> = metas.iter().map(|(id, m)| (id.clone(), m.clone())).collect();
+        // Newest first; ties by id (the map's order, kept by a stable sort).
+        docs.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.updated_ms));
+        let total = docs.len() as u64;
+        let docs = docs.into_iter().skip(offset).take(limit).collect();
+        Ok(Page { docs, total })
     }
 
     fn flush(&self) -> Result<(), StoreError> {

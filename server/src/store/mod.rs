@@ -41,6 +41,13 @@ pub struct DocMeta {
     pub size_bytes: u64,
 }
 
+/// One page of the documents list, newest change first (ties by id), and how many there are.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub docs: Vec<(DocId, DocMeta)>,
+    pub total: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {}", path.display())]
@@ -63,6 +70,17 @@ pub enum StoreError {
     Injected(&'static str),
 }
 
+/// The union of two state vectors (v1): what a stale copy may hold from either. An empty or
+/// unreadable side counts as nothing (an older store kept no state with its deletions).
+pub fn merge_states(a: &[u8], b: &[u8]) -> Vec<u8> {
+    use yrs::updates::decoder::Decode;
+    use yrs::updates::encoder::Encode;
+    let read = |bytes: &[u8]| yrs::StateVector::decode_v1(bytes).unwrap_or_default();
+    let mut merged = read(a);
+    merged.merge(read(b));
+    merged.encode_v1()
+}
+
 /// Durable per-document storage. Synchronous because sled is; callers on the async runtime
 /// keep each call short (appends are in-memory until `flush`) or use `spawn_blocking`.
 pub trait Store: Send + Sync + 'static {
@@ -75,20 +93,26 @@ pub trait Store: Send + Sync + 'static {
     /// either the old log or the new snapshot, never neither.
     fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
     /// Removes the document entirely, content and metadata, and records that it was deleted,
-    /// atomically.
-    fn delete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// atomically. `state` is the state vector (v1) of what was deleted: kept, so that copies
+    /// of it can be told apart from a document created later under the same id.
+    fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError>;
     /// Whether anything is stored for `doc` (content or metadata).
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Whether `doc` was deleted (and not created again since).
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
-    /// Forgets that `doc` was deleted: it is being created again.
+    /// Forgets that `doc` was deleted: it is being created again. What the deleted documents of
+    /// this id held becomes its [`stale`](Self::stale) state.
     fn undelete(&self, doc: &DocId) -> Result<(), StoreError>;
+    /// The state vector (v1) of every earlier document under this id, deleted since: what a
+    /// stale copy holds and the live document must never take.
+    fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records the document's metadata (durable with the next `flush`).
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError>;
     /// The document's metadata, if it has any.
     fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError>;
-    /// Every document that has metadata, in id order.
-    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError>;
+    /// One page of the documents that have metadata, newest change first: `limit` of them
+    /// after skipping `offset`. Reads only that page, not the whole list.
+    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError>;
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     fn flush(&self) -> Result<(), StoreError>;

@@ -6,7 +6,9 @@
 //!   (monotonic across restarts, also after a crash).
 //!
 //! and a second tree, `meta`: `{doc}` → [`DocMeta`] as JSON, one small entry per document so
-//! the documents list never scans content.
+//! the documents list never scans content; `by_updated` orders them for the list. Deletions and
+//! the states of deleted predecessors are kept in `deleted` and `stale`. [`layout`] says which
+//! version of this a store holds and migrates older ones.
 //!
 //! Doc ids never contain NUL, so `{doc}\0` is a prefix of no other document's keys.
 //! sled's own background flusher is off: an `insert` is not durable until a flush, and the
@@ -14,15 +16,21 @@
 //!
 //! - [`open`]: one quire per directory, and crash recovery that changes nothing if it fails.
 //! - [`guard`]: sled must never meet a full disk; writes stop short of it.
+//! - [`layout`]: the layout's version and the migrations from older ones.
 mod guard;
+mod layout;
 mod open;
 
 use std::path::{Path, PathBuf};
 
 use quire_model::DocId;
 
-use super::{DocMeta, Seq, Store, StoreError, Stored};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{merge_states, DocMeta, Page, Seq, Store, StoreError, Stored};
 use guard::DiskGuard;
+use layout::{order_key, COUNT_KEY};
 pub use open::OpenError;
 
 const SNAPSHOT: u8 = 0;
@@ -33,8 +41,13 @@ pub struct SledStore {
     guard: DiskGuard,
     docs: sled::Tree,
     metas: sled::Tree,
-    /// Deleted ids → when (ms since the epoch, big-endian): see `DocError::Deleted`.
+    /// The documents list's order: [`order_key`] → nothing.
+    by_updated: sled::Tree,
+    /// Deleted ids → when (ms since the epoch, big-endian), then the state vector deleted: see
+    /// `DocError::Deleted`.
     deleted: sled::Tree,
+    /// Ids created again → the state vector of their deleted predecessors.
+    stale: sled::Tree,
     dir: PathBuf,
     /// Held (locked) for as long as the store is open.
     _lock: std::fs::File,
@@ -47,12 +60,15 @@ impl SledStore {
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, StoreError> {
         open::open(dir, |dir, lock| {
             let db = open::sled_db(dir, cache_capacity_bytes)?;
-            let tree = |name: &str| db.open_tree(name).map_err(OpenError::Sled);
+            let trees = layout::Trees::open(&db)?;
+            layout::migrate(&db, &trees)?;
             Ok(SledStore {
                 guard: DiskGuard::new(dir, 0),
-                docs: tree("docs")?,
-                metas: tree("meta")?,
-                deleted: tree("deleted")?,
+                docs: trees.docs,
+                metas: trees.metas,
+                by_updated: trees.by_updated,
+                deleted: trees.deleted,
+                stale: trees.stale,
                 db,
                 dir: dir.to_path_buf(),
                 _lock: lock,
@@ -86,6 +102,26 @@ fn decode_meta(doc: &str, json: &[u8]) -> Result<DocMeta, StoreError> {
 
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
+}
+
+fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => backend(e),
+        TransactionError::Abort(e) => e,
+    }
+}
+
+/// Adds `delta` to the documents' count, inside a transaction.
+fn add_to_count(
+    counts: &sled::transaction::TransactionalTree,
+    delta: i64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let count = match counts.get(COUNT_KEY)? {
+        Some(bytes) => be_u64(&bytes).map_err(ConflictableTransactionError::Abort)?,
+        None => 0,
+    };
+    counts.insert(COUNT_KEY, &count.saturating_add_signed(delta).to_be_bytes())?;
+    Ok(())
 }
 
 fn prefix(doc: &DocId) -> Vec<u8> {
@@ -161,9 +197,8 @@ impl Store for SledStore {
         self.docs.apply_batch(batch).map_err(backend)
     }
 
-    fn delete(&self, doc: &DocId) -> Result<(), StoreError> {
-        use sled::Transactional;
-        self.guard.admit(64)?;
+    fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
+        self.guard.admit(64 + state.len() as u64)?;
         let keys = self
             .docs
             .scan_prefix(prefix(doc))
@@ -173,23 +208,26 @@ impl Store for SledStore {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        // One transaction over the three trees: a crash leaves the document whole, or gone
-        // and marked deleted.
-        (&self.docs, &self.metas, &self.deleted)
-            .transaction(|(docs, metas, deleted)| {
+        let id = doc.as_str().as_bytes();
+        // One transaction over every tree: a crash leaves the document whole, or gone and
+        // marked deleted.
+        (&self.docs, &self.metas, &self.by_updated, &self.deleted, &self.stale, &*self.db)
+            .transaction(|(docs, metas, order, deleted, stale, counts)| {
                 for key in &keys {
                     docs.remove(key)?;
                 }
-                metas.remove(doc.as_str().as_bytes())?;
-                deleted.insert(doc.as_str().as_bytes(), &now.to_be_bytes())?;
+                if let Some(old) = metas.remove(id)? {
+                    let old = decode_meta(doc.as_str(), &old).map_err(ConflictableTransactionError::Abort)?;
+                    order.remove(order_key(old.updated_ms, doc.as_str()))?;
+                    add_to_count(counts, -1)?;
+                }
+                let earlier = stale.remove(id)?.map(|v| v.to_vec()).unwrap_or_default();
+                let mut tombstone = now.to_be_bytes().to_vec();
+                tombstone.extend_from_slice(&merge_states(&earlier, state));
+                deleted.insert(id, tombstone)?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => backend(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Corrupt("delete aborted".into())
-                }
-            })
+            .map_err(transaction_error)
     }
 
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
@@ -205,15 +243,41 @@ impl Store for SledStore {
 
     fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.guard.admit(64)?;
-        self.deleted.remove(doc.as_str().as_bytes()).map_err(backend)?;
-        Ok(())
+        let id = doc.as_str().as_bytes();
+        (&self.deleted, &self.stale)
+            .transaction(|(deleted, stale)| {
+                if let Some(tombstone) = deleted.remove(id)? {
+                    // Layout 1 kept only the time (8 bytes): nothing to remember then.
+                    if tombstone.len() > 8 {
+                        stale.insert(id, &tombstone[8..])?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(transaction_error)
+    }
+
+    fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.stale.get(doc.as_str().as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
         let json = serde_json::to_vec(meta).map_err(|e| StoreError::Backend(Box::new(e)))?;
-        self.guard.admit(json.len() as u64)?;
-        self.metas.insert(doc.as_str().as_bytes(), json).map_err(backend)?;
-        Ok(())
+        self.guard.admit(json.len() as u64 + 64)?;
+        let id = doc.as_str().as_bytes();
+        (&self.metas, &self.by_updated, &*self.db)
+            .transaction(|(metas, order, counts)| {
+                match metas.insert(id, json.as_slice())? {
+                    Some(old) => {
+                        let old = decode_meta(doc.as_str(), &old).map_err(ConflictableTransactionError::Abort)?;
+                        order.remove(order_key(old.updated_ms, doc.as_str()))?;
+                    }
+                    None => add_to_count(counts, 1)?,
+                }
+                order.insert(order_key(meta.updated_ms, doc.as_str()), &[])?;
+                Ok(())
+            })
+            .map_err(transaction_error)
     }
 
     fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
@@ -224,19 +288,26 @@ impl Store for SledStore {
             .transpose()
     }
 
-    fn list(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
-        self.metas
-            .iter()
-            .map(|entry| {
-                let (key, json) = entry.map_err(backend)?;
-                let id = std::str::from_utf8(&key)
-                    .ok()
-                    .and_then(|s| DocId::parse(s).ok())
-                    .ok_or_else(|| StoreError::Corrupt("a metadata key is not a document id".into()))?;
-                let meta = decode_meta(id.as_str(), &json)?;
-                Ok((id, meta))
-            })
-            .collect()
+    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        let total = match self.db.get(COUNT_KEY).map_err(backend)? {
+            Some(bytes) => be_u64(&bytes)?,
+            None => 0,
+        };
+        let mut docs = Vec::with_capacity(limit.min(1000));
+        for key in self.by_updated.iter().keys().skip(offset).take(limit) {
+            let key = key.map_err(backend)?;
+            let id = key
+                .get(8..)
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .and_then(|s| DocId::parse(s).ok())
+                .ok_or_else(|| StoreError::Corrupt("a list entry is not a document id".into()))?;
+            // Written in the same transaction as the entry: missing would be damage.
+            let meta = self
+                .meta(&id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("no metadata for listed document {id}")))?;
+            docs.push((id, meta));
+        }
+        Ok(Page { docs, total })
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -275,11 +346,11 @@ mod tests {
         store.put_meta(&a, &meta).unwrap();
         store.put_meta(&ab, &meta).unwrap();
         assert_eq!(store.meta(&a).unwrap(), Some(meta.clone()));
-        assert_eq!(store.list().unwrap().len(), 2);
-        store.delete(&a).unwrap();
+        assert_eq!(store.list(0, 10).unwrap().total, 2);
+        store.delete(&a, &[]).unwrap();
         assert_eq!(store.load(&a).unwrap(), None);
         assert_eq!(store.meta(&a).unwrap(), None);
-        assert_eq!(store.list().unwrap(), vec![(ab.clone(), meta)]);
+        assert_eq!(store.list(0, 10).unwrap(), Page { docs: vec![(ab.clone(), meta)], total: 1 });
         assert_eq!(store.load(&ab).unwrap().unwrap().updates, vec![b"other".to_vec()]);
         store.flush().unwrap();
         drop(store);
@@ -287,6 +358,56 @@ mod tests {
         // Reopened, sequence numbers keep increasing.
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         assert!(store.append(&ab, b"x").unwrap() > s3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_list_is_paged_newest_first_and_follows_every_change() {
+        let dir = tempdir();
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        let meta = |updated_ms| DocMeta { title: String::new(), created_ms: 1, updated_ms, size_bytes: 0 };
+        for (doc, updated) in [("a", 30), ("b", 10), ("c", 20), ("d", 20)] {
+            store.put_meta(&id(doc), &meta(updated)).unwrap();
+        }
+        let ids = |page: Page| page.docs.into_iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(store.list(0, 10).unwrap()), ["a", "c", "d", "b"], "newest first, ties by id");
+        assert_eq!(ids(store.list(1, 2).unwrap()), ["c", "d"]);
+        // A change moves the document; a deletion takes it out; the count follows.
+        store.put_meta(&id("b"), &meta(40)).unwrap();
+        store.delete(&id("c"), &[]).unwrap();
+        let page = store.list(0, 10).unwrap();
+        assert_eq!(page.total, 3);
+        assert_eq!(ids(page), ["b", "a", "d"]);
+        drop(store);
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        assert_eq!(ids(store.list(0, 10).unwrap()), ["b", "a", "d"], "after reopening");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_deleted_documents_state_stays_stale_for_the_next_one_with_its_id() {
+        use yrs::updates::encoder::Encode;
+        let dir = tempdir();
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        let doc = id("again");
+        let mut first = yrs::StateVector::default();
+        first.set_max(yrs::ClientID::new(7), 12);
+        store.append(&doc, b"x").unwrap();
+        store.delete(&doc, &first.encode_v1()).unwrap();
+        assert!(store.deleted(&doc).unwrap());
+        assert_eq!(store.stale(&doc).unwrap(), None, "nothing is stale while it is deleted");
+        store.undelete(&doc).unwrap();
+        assert_eq!(store.stale(&doc).unwrap(), Some(first.encode_v1()));
+        // Deleted again: the tombstone keeps both incarnations' states.
+        let mut second = yrs::StateVector::default();
+        second.set_max(yrs::ClientID::new(8), 3);
+        store.delete(&doc, &second.encode_v1()).unwrap();
+        store.undelete(&doc).unwrap();
+        let mut both = first.clone();
+        both.merge(second);
+        assert_eq!(store.stale(&doc).unwrap(), Some(both.encode_v1()));
+        drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

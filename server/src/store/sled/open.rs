@@ -48,6 +48,10 @@ pub enum OpenError {
     NoRoomForRecovery { needed: u64, free: u64 },
     #[error("sled cannot open the store")]
     Sled(#[source] sled::Error),
+    #[error("the store was written by a later quire (layout {found}; this one reads up to {supported})")]
+    NewerLayout { found: u64, supported: u64 },
+    #[error("the store's layout records are damaged")]
+    BadLayout,
     #[error("sled panicked while opening: the store may be damaged")]
     SledPanicked,
     #[error("recovery failed, and putting the pre-recovery copy back failed too ({restore}); the copy is at {backup}")]
