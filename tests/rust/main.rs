@@ -8,6 +8,7 @@ mod crash;
 mod disk_full;
 mod durability;
 mod faults;
+mod heavy;
 mod hostile;
 mod lifecycle;
 mod migration;

@@ -1,0 +1,59 @@
+//! Work that grows with its input runs off the async runtime: while imports as big as the
+//! body limit allows are parsed and applied, other documents' typing and `/healthz` are served
+//! as usual. (How fast is a benchmark's question; here, only that they do not wait.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quire::store::memory::MemoryStore;
+use quire::Config;
+use quire_tests::http::{get, Api};
+use quire_tests::{Client, TestServer};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_health_are_served_while_heavy_imports_run() {
+    let server = TestServer::with_store(Arc::new(MemoryStore::new()), Config::default()).await;
+    let api = Api(server.addr);
+    // Many short paragraphs with marks: seconds of parsing and applying each, in a debug build.
+    let markdown: String = (0..100_000).map(|i| format!("Line **{i}** of a *big* import, [a link](https://example.com/{i}).\n\n")).collect();
+    let url = server.ws_url("typing");
+    let typist = Client::connect_synced(&url).await;
+    let watcher = Client::connect_synced(&url).await;
+
+    // As many imports as the runtime has threads: run there, they would take every one.
+    let mut imports = Vec::new();
+    for i in 0..2 {
+        let id = format!("big-{i}");
+        assert_eq!(api.create(json!({ "id": id })).await.status, 201);
+        let body = markdown.clone();
+        imports.push(tokio::spawn(async move {
+            let reply = api.put(&id, "text/markdown", body.as_bytes()).await;
+            assert_eq!(reply.status, 204, "{}", reply.text());
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(imports.iter().all(|i| !i.is_finished()), "the imports are not heavy enough to show anything");
+
+    let mut typed = String::new();
+    for i in 0..20 {
+        let key = format!("{i} ");
+        typist.push(&key);
+        typed.push_str(&key);
+        watcher.wait_text(&typed).await;
+        let (status, _) = get(server.addr, "/healthz").await;
+        assert_eq!(status, 200);
+    }
+    // Had the imports held the runtime's threads, no keystroke could have arrived before
+    // one of them was done.
+    assert!(
+        imports.iter().all(|i| !i.is_finished()),
+        "typing had to wait for an import to finish"
+    );
+    let started = std::time::Instant::now();
+    for import in imports {
+        import.await.unwrap();
+    }
+    eprintln!("the imports ran on for {:?} after the typing", started.elapsed());
+    server.stop().await;
+}
