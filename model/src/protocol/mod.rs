@@ -1,30 +1,48 @@
 //! The y-websocket sync protocol, as quire applies it on both ends.
 //!
 //! Message encoding is yrs's own (`yrs::sync`); this module adds what a server facing the
-//! network needs on top: every decode and apply is isolated with `catch_unwind`, because yrs can
-//! still panic on hostile input, and a failed message never half-applies. Both the server and the
-//! browser replica go through these functions so the two ends treat bytes the same way.
+//! network needs on top: bytes are walked by [`wire`] before yrs decodes them, so that no count
+//! in them makes yrs reserve more than the bytes can hold and no value nests deep enough to
+//! overflow the stack; every decode and apply is isolated with `catch_unwind`, because yrs can
+//! still panic on hostile input; and a failed message never half-applies. Both the server and
+//! the browser replica go through these functions so the two ends treat bytes the same way.
+
+mod wire;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use yrs::encoding::read::Cursor;
+use yrs::encoding::read::{Cursor, Error as ReadError};
+use yrs::error::UpdateError;
 use yrs::sync::protocol::MessageReader;
 use yrs::sync::{AwarenessUpdate, Message, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
+pub use wire::MAX_DEPTH;
+
 /// Why a frame or update was refused. Nothing was applied when one of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     #[error("malformed message: {0}")]
-    Malformed(String),
+    Malformed(#[source] ReadError),
     #[error("frame holds no message")]
     Empty,
     #[error("update does not decode: {0}")]
-    BadUpdate(String),
+    BadUpdate(#[source] ReadError),
     #[error("update does not apply: {0}")]
-    Rejected(String),
+    Rejected(#[source] UpdateError),
+    /// A count that the bytes after it cannot hold: each element takes at least one byte, so
+    /// only hostile input says this, to make the decoder reserve memory the input never paid for.
+    #[error("{what} declares {count} entries, more than the {room} bytes after it can hold")]
+    Oversized {
+        what: &'static str,
+        count: u64,
+        room: usize,
+    },
+    /// Values nested deeper than [`MAX_DEPTH`]: decoding recurses once per level.
+    #[error("value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
     #[error("unsupported message type {0}")]
     Unsupported(u8),
     /// yrs panicked. The caller must assume the `Doc` it passed may be inconsistent.
@@ -35,12 +53,13 @@ pub enum ProtocolError {
 /// Decodes every message in one WebSocket frame. All or nothing: if any message is malformed
 /// the whole frame is refused, so a half-read frame never changes anything.
 pub fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, ProtocolError> {
+    wire::frame(frame).map_err(|refusal| refusal.into_error(ProtocolError::Malformed))?;
     let messages = catch_unwind(|| {
         let mut decoder = DecoderV1::new(Cursor::new(frame));
         MessageReader::new(&mut decoder).collect::<Result<Vec<_>, _>>()
     })
     .map_err(|_| ProtocolError::Panicked("message decoding"))?
-    .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    .map_err(ProtocolError::Malformed)?;
     if messages.is_empty() {
         return Err(ProtocolError::Empty);
     }
@@ -90,9 +109,10 @@ pub fn encode(message: &Message) -> Vec<u8> {
 
 /// Decodes a v1 update without touching any document.
 pub fn decode_update(update: &[u8]) -> Result<Update, ProtocolError> {
+    wire::update(update).map_err(|refusal| refusal.into_error(ProtocolError::BadUpdate))?;
     catch_unwind(|| Update::decode_v1(update))
         .map_err(|_| ProtocolError::Panicked("update decoding"))?
-        .map_err(|e| ProtocolError::BadUpdate(e.to_string()))
+        .map_err(ProtocolError::BadUpdate)
 }
 
 /// Applies a decoded update and returns what it changed, as a v1 update (empty if the update
@@ -102,10 +122,10 @@ pub fn apply_update(doc: &Doc, update: Update) -> Result<Option<Vec<u8>>, Protoc
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut txn = doc.transact_mut();
         txn.apply_update(update)?;
-        Ok::<_, yrs::error::UpdateError>(txn.encode_update_v1())
+        Ok::<_, UpdateError>(txn.encode_update_v1())
     }))
     .map_err(|_| ProtocolError::Panicked("update"))?
-    .map_err(|e| ProtocolError::Rejected(e.to_string()))?;
+    .map_err(ProtocolError::Rejected)?;
     Ok(if is_empty_update(&outcome) {
         None
     } else {
@@ -191,6 +211,18 @@ mod tests {
         frame.extend_from_slice(&[0, 7]); // a sync message with an unknown sub-type
         assert!(decode_frame(&frame).is_err());
         assert!(matches!(decode_frame(&[]), Err(ProtocolError::Empty)));
+    }
+
+    #[test]
+    fn a_truncated_last_message_refuses_the_frame() {
+        // yrs's reader stops quietly at a message cut short; quire refuses the frame instead.
+        let (doc, update) = typed(1, "x");
+        let mut frame = encode(&sync_step1(&doc));
+        let whole = encode(&update_message(update));
+        frame.extend_from_slice(&whole[..whole.len() - 1]);
+        assert!(matches!(decode_frame(&frame), Err(ProtocolError::Malformed(_))));
+        // And an awareness message whose entries end early.
+        assert!(matches!(decode_frame(&[1, 4, 1, 5, 0, 9]), Err(ProtocolError::Malformed(_))));
     }
 
     #[test]
