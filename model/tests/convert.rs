@@ -347,3 +347,44 @@ fn text_export_is_the_plain_text() {
         r#"{"ops":[]}"#
     );
 }
+
+#[test]
+fn a_code_language_cannot_break_out_of_its_fence() {
+    // Any client can write any language name (Quill's syntax module writes it as the value of
+    // `code-block`), so export must not trust it.
+    for language in [
+        "x```\n<img src=x onerror=alert(1)>\n```",
+        "js\n<script>alert(1)</script>",
+        "a`b",
+        "c\r<b>x</b>",
+        "rust &#96;&#96;&#96;",
+    ] {
+        let doc = doc_with_client_id(1);
+        let content = doc.get_or_insert_text(CONTENT);
+        {
+            let mut txn = doc.transact_mut();
+            content.insert(&mut txn, 0, "let x = 1;");
+            let block = Attrs::from([("code-block".into(), Any::from(language))]);
+            content.insert_with_attributes(&mut txn, 10, "\n", block);
+        }
+        let markdown = export(&doc, Format::Markdown);
+        let fence_line = markdown.lines().next().unwrap_or_default();
+        assert!(
+            fence_line.starts_with("```") && !fence_line[3..].contains(['`', '<', '&']),
+            "{language:?} gave {markdown:?}"
+        );
+        // Read back, it is one code line holding the code and nothing else.
+        let back = doc_from(Format::Markdown, &markdown);
+        assert_eq!(
+            delta(&back),
+            r#"{"ops":[{"insert":"let x = 1;"},{"insert":"\n","attributes":{"code-block":true}}]}"#,
+            "{language:?} gave {markdown:?}"
+        );
+    }
+    // A plain language name is kept.
+    let doc = doc_from(
+        Format::Delta,
+        r#"[{"insert":"x"},{"insert":"\n","attributes":{"code-block":"c++"}}]"#,
+    );
+    assert_eq!(export(&doc, Format::Markdown), "```c++\nx\n```\n");
+}

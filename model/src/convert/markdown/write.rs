@@ -39,8 +39,8 @@ pub(crate) fn render(lines: &[Line]) -> String {
                 let code = group.iter().map(Line::text).collect::<Vec<_>>().join("\n");
                 // The fence must be longer than any run of backticks inside, or it would close early.
                 let fence = "`".repeat(longest_run(&code, '`').max(2) + 1);
-                let info = language.as_deref().unwrap_or_default();
-                format!("{fence}{info}\n{code}\n{fence}")
+                let info = language.as_deref().filter(|name| is_plain_language(name));
+                format!("{fence}{}\n{code}\n{fence}", info.unwrap_or_default())
             }
         };
         if !block.is_empty() {
@@ -51,6 +51,17 @@ pub(crate) fn render(lines: &[Line]) -> String {
         return String::new();
     }
     blocks.join("\n\n") + "\n"
+}
+
+/// Whether a code block's language can be written as the fence's info string as it is. Any
+/// client can set any string there, and a backtick or a line break in it would end the fence
+/// line early, letting what follows through as Markdown (and raw HTML); backslash escapes and
+/// entities in it would be decoded. Language names (highlight.js's and Prism's: `rust`, `c++`,
+/// `c#`, `objective-c`, `x86asm`) are letters, digits and `+#-._`; anything else is left out,
+/// the code kept.
+fn is_plain_language(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '-' | '.' | '_'))
 }
 
 /// A line's text with its marks, escaped, and made safe at its edges: Markdown strips leading
