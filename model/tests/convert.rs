@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use quire_model::convert::{export, import, ConvertError, Format};
+use quire_model::convert::{self, import, ConvertError, Format};
 use quire_model::schema::{doc_with_client_id, CONTENT};
 use yrs::types::Attrs;
 use yrs::{Any, Doc, GetString, Text, Transact};
@@ -13,6 +13,10 @@ fn doc_from(format: Format, input: &str) -> Doc {
     let doc = doc_with_client_id(1);
     import(&doc, format, input).unwrap_or_else(|e| panic!("import {format} failed: {e}\n{input}"));
     doc
+}
+
+fn export(doc: &Doc, format: Format) -> String {
+    convert::export(doc, format).unwrap_or_else(|e| panic!("export {format} failed: {e}"))
 }
 
 fn delta(doc: &Doc) -> String {

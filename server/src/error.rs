@@ -52,6 +52,13 @@ pub enum DocError {
     ImportPanicked(Format),
     #[error("the document could not be exported as {0}")]
     ExportFailed(Format),
+    /// The export would cost more than its budget (a document planted to blow up exports).
+    #[error("the document cannot be exported as {format}")]
+    ExportRefused {
+        format: Format,
+        #[source]
+        source: ConvertError,
+    },
     #[error("the document could not be exported as a Yjs update")]
     ExportYjsFailed,
     /// A Yjs update that does not decode or apply.
@@ -187,6 +194,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "bad_content")
             }
             ApiError::Doc(DocError::BadUpdate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_update"),
+            ApiError::Doc(DocError::ExportRefused { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "export_refused"),
         }
     }
 }

@@ -165,7 +165,7 @@ async fn documents_are_created_listed_read_and_deleted() {
     assert!(store.load(&DocId::parse("p1").unwrap()).unwrap().is_none());
     assert_eq!(store.meta(&DocId::parse("alpha").unwrap()).unwrap().unwrap().title, "Alpha");
     let alpha = stored_doc(&store, "alpha").unwrap();
-    assert_eq!(convert::export(&alpha, Format::Markdown), "# Hello\n\n**bold**\n");
+    assert_eq!(convert::export(&alpha, Format::Markdown).unwrap(), "# Hello\n\n**bold**\n");
 }
 
 #[tokio::test]
@@ -194,7 +194,7 @@ async fn content_exports_in_every_format() {
     let v1 = api.get("/api/docs/ex/content?format=yjs").await;
     assert_eq!(v1.header("content-type"), Some("application/octet-stream"));
     let replica = doc_from_update(&v1.body, false);
-    assert_eq!(convert::export(&replica, Format::Markdown), markdown);
+    assert_eq!(convert::export(&replica, Format::Markdown).unwrap(), markdown);
     let v2 = api.get("/api/docs/ex/content?format=yjs&encoding=v2").await;
     assert_eq!(text_of(&doc_from_update(&v2.body, true)), text_of(&replica));
     assert_ne!(v1.body, v2.body);

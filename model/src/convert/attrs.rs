@@ -4,6 +4,13 @@
 //! A run's attributes split in two: inline [`Marks`] on text, and one [`Block`] format on the
 //! `"\n"` that ends a line. Quill (and so y-quill) never puts one kind where the other belongs, and
 //! the importers normalise to that shape.
+//!
+//! String values (a link's URL, a code block's language) are [`Shared`], never copied: a link
+//! covers every line and span it is on, and a copy for each would cost lines × URL length.
+//! Cloning a `Marks` or a `Block` is therefore cheap, and comparing two that share a value is a
+//! pointer comparison.
+
+use std::sync::Arc;
 
 use yrs::types::Attrs;
 use yrs::Any;
@@ -27,13 +34,44 @@ pub(crate) struct Marks {
     pub underline: bool,
     pub strike: bool,
     pub code: bool,
-    pub link: Option<String>,
+    pub link: Option<Link>,
+}
+
+/// A string attribute value, shared by every span and line that holds it. Equality compares the
+/// pointer first: `Arc<str>`'s own `==` reads both strings whole, and marks and blocks are
+/// compared for every word and line (spans merge when their marks are equal), which would cost
+/// words × URL length.
+#[derive(Clone, Debug, Eq)]
+pub(crate) struct Shared(pub Arc<str>);
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// A link URL that [`is_safe_url`] accepts: the only way to make one is [`Link::new`], so no
+/// span, run or export can hold any other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Link(Shared);
+
+impl Link {
+    /// `None` for a URL that must not be a link. Reads the URL up to its first `/`, `?` or `#`:
+    /// callers check each URL once, where it enters (an anchor, a Delta op, a run of the
+    /// document), not on every span it covers.
+    pub fn new(url: Arc<str>) -> Option<Link> {
+        is_safe_url(&url).then_some(Link(Shared(url)))
+    }
+
+    pub fn url(&self) -> &Arc<str> {
+        &self.0 .0
+    }
 }
 
 /// One inline mark, for writers that open and close them ([`super::lines::walk_inline`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Mark {
-    Link(String),
+    Link(Link),
     Bold,
     Italic,
     Strike,
@@ -51,7 +89,7 @@ pub(crate) enum Block {
     List(ListKind),
     Blockquote,
     /// `Some(language)` when Quill's syntax module wrote a language name instead of `true`.
-    Code(Option<String>),
+    Code(Option<Shared>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +104,8 @@ impl Marks {
     /// nothing inside a code span.
     pub fn ordered(&self) -> Vec<Mark> {
         let mut marks = Vec::new();
-        if let Some(url) = &self.link {
-            marks.push(Mark::Link(url.clone()));
+        if let Some(link) = &self.link {
+            marks.push(Mark::Link(link.clone()));
         }
         for (on, mark) in [
             (self.bold, Mark::Bold),
@@ -95,10 +133,22 @@ impl Marks {
                 attrs.insert(name.into(), Any::Bool(true));
             }
         }
-        if let Some(url) = &self.link {
-            attrs.insert(LINK.into(), Any::from(url.as_str()));
+        if let Some(link) = &self.link {
+            attrs.insert(LINK.into(), Any::String(link.url().clone()));
         }
     }
+}
+
+/// `Attrs` equality, comparing string values as [`Shared`] does (yrs's `Any` compares them with
+/// `Arc<str>`'s `==`, reading both whole).
+pub(crate) fn same_attrs(a: &Attrs, b: &Attrs) -> bool {
+    let same = |a: &Any, b: &Any| match (a, b) {
+        (Any::String(a), Any::String(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => a == b,
+    };
+    a.len() == b.len()
+        && a.iter()
+            .all(|(name, value)| b.get(name).is_some_and(|other| same(value, other)))
 }
 
 impl Block {
@@ -111,7 +161,7 @@ impl Block {
             Block::List(ListKind::Ordered) => (LIST, Any::from("ordered")),
             Block::Blockquote => (BLOCKQUOTE, Any::Bool(true)),
             Block::Code(None) => (CODE_BLOCK, Any::Bool(true)),
-            Block::Code(Some(language)) => (CODE_BLOCK, Any::from(language.as_str())),
+            Block::Code(Some(language)) => (CODE_BLOCK, Any::String(language.0.clone())),
         };
         attrs.insert(name.into(), value);
     }
@@ -126,19 +176,41 @@ pub(crate) enum Strictness {
     Skip,
 }
 
+/// Remembers the last link URL [`parse`] checked. Consecutive chunks of a document share one
+/// format's URL (one `Arc`) when other formats cut them, so checking it again for each would
+/// cost chunks × URL length; a pointer comparison answers instead.
+#[derive(Debug, Default)]
+pub(crate) struct LinkCheck {
+    last: Option<(Arc<str>, Option<Link>)>,
+}
+
+impl LinkCheck {
+    fn check(&mut self, url: &Arc<str>) -> Option<Link> {
+        match &self.last {
+            Some((seen, link)) if Arc::ptr_eq(seen, url) => link.clone(),
+            _ => {
+                let link = Link::new(url.clone());
+                self.last = Some((url.clone(), link.clone()));
+                link
+            }
+        }
+    }
+}
+
 /// Splits a run's attributes into its inline marks and its block format.
 ///
-/// With [`Strictness::Refuse`], an unknown name, a value of the wrong kind or two block formats
-/// on one line is an error describing the problem. `null` and `false` mean "not set", as in a
-/// Quill Delta.
+/// With [`Strictness::Refuse`], an unknown name, a value of the wrong kind, a link that is not
+/// [`is_safe_url`] or two block formats on one line is an error describing the problem. `null`
+/// and `false` mean "not set", as in a Quill Delta.
 pub(crate) fn parse<'a>(
     attrs: impl IntoIterator<Item = (&'a str, &'a Any)>,
     strictness: Strictness,
+    links: &mut LinkCheck,
 ) -> Result<(Marks, Block), String> {
     let mut marks = Marks::default();
     let mut block = Block::Paragraph;
     for (name, value) in attrs {
-        let parsed = parse_one(name, value, &mut marks);
+        let parsed = parse_one(name, value, &mut marks, links);
         let found = match (parsed, strictness) {
             (Ok(found), _) => found,
             (Err(problem), Strictness::Refuse) => return Err(problem),
@@ -162,7 +234,12 @@ pub(crate) fn parse<'a>(
 }
 
 /// Sets an inline mark in `marks`, or returns the block format `name` stands for.
-fn parse_one(name: &str, value: &Any, marks: &mut Marks) -> Result<Option<Block>, String> {
+fn parse_one(
+    name: &str,
+    value: &Any,
+    marks: &mut Marks,
+    links: &mut LinkCheck,
+) -> Result<Option<Block>, String> {
     let unset = matches!(value, Any::Null | Any::Undefined | Any::Bool(false));
     let wrong = |expected: &str| format!("`{name}` must be {expected}, not {}", show(value));
     let flag = match name {
@@ -173,7 +250,10 @@ fn parse_one(name: &str, value: &Any, marks: &mut Marks) -> Result<Option<Block>
         CODE => &mut marks.code,
         LINK => {
             match value {
-                Any::String(url) if !url.is_empty() => marks.link = Some(url.to_string()),
+                Any::String(url) if !url.is_empty() => match links.check(url) {
+                    Some(link) => marks.link = Some(link),
+                    None => return Err(UNSAFE_LINK.into()),
+                },
                 _ if unset => {}
                 _ => return Err(wrong("a URL string")),
             }
@@ -201,7 +281,7 @@ fn parse_block(name: &str, value: &Any, unset: bool) -> Result<Option<Block>, ()
         (BLOCKQUOTE, Any::Bool(true)) => Block::Blockquote,
         (CODE_BLOCK, Any::Bool(true)) => Block::Code(None),
         (CODE_BLOCK, Any::String(language)) if !language.is_empty() => {
-            Block::Code(Some(language.to_string()))
+            Block::Code(Some(Shared(language.clone())))
         }
         _ => return Err(()),
     };
@@ -254,13 +334,15 @@ fn rank(block: &Block) -> u8 {
     }
 }
 
+const UNSAFE_LINK: &str = "`link` must be an http, https, mailto, tel or sms URL";
+
 /// Whether a link URL may be written into exported HTML or Markdown, or imported.
 ///
 /// Quill's own whitelist (its `Link.PROTOCOL_WHITELIST`): http, https, mailto, tel, sms, plus
 /// URLs without a scheme (relative ones). Everything else — `javascript:`, `data:`, `vbscript:` —
 /// is refused. Browsers ignore ASCII tabs, newlines and leading control characters and spaces
 /// when they read a scheme (`java\tscript:` runs), so those are dropped before looking.
-pub(crate) fn is_safe_url(url: &str) -> bool {
+fn is_safe_url(url: &str) -> bool {
     let seen: String = url
         .chars()
         .filter(|c| !c.is_ascii_control() && *c != ' ')
@@ -279,7 +361,8 @@ mod tests {
     use super::*;
 
     fn parse_refusing(attrs: &[(&str, Any)]) -> Result<(Marks, Block), String> {
-        parse(attrs.iter().map(|(k, v)| (*k, v)), Strictness::Refuse)
+        let pairs = attrs.iter().map(|(k, v)| (*k, v));
+        parse(pairs, Strictness::Refuse, &mut LinkCheck::default())
     }
 
     #[test]
@@ -292,7 +375,10 @@ mod tests {
         ])
         .unwrap();
         assert!(marks.bold && !marks.italic);
-        assert_eq!(marks.link.as_deref(), Some("https://example.com"));
+        assert_eq!(
+            marks.link.as_ref().map(|link| &**link.url()),
+            Some("https://example.com")
+        );
         assert_eq!(block, Block::Header(2));
     }
 
@@ -330,7 +416,8 @@ mod tests {
             ("blockquote", Any::Bool(true)),
             ("bold", Any::Bool(true)),
         ];
-        let (marks, block) = parse(attrs.iter().map(|(k, v)| (*k, v)), Strictness::Skip).unwrap();
+        let pairs = attrs.iter().map(|(k, v)| (*k, v));
+        let (marks, block) = parse(pairs, Strictness::Skip, &mut LinkCheck::default()).unwrap();
         assert!(marks.bold);
         assert_eq!(block, Block::Header(1));
     }

@@ -7,17 +7,22 @@ use serde_json::Value;
 use yrs::types::text::{Diff, YChange};
 use yrs::{Any, Out};
 
-use super::attrs::{self, is_safe_url, Strictness};
+use super::attrs::{self, LinkCheck, Strictness};
+use super::budget::Budget;
 use super::lines::{Line, LineBuilder};
 use super::ConvertError;
 
 /// The YText's content as a canonical Delta: inserts only, adjacent runs with equal attributes
 /// merged (the diff already is), attribute names sorted so that equal documents give equal bytes.
 /// Embeds that are plain values are written as they are; nested shared types are left out.
-pub(crate) fn render(diff: &[Diff<YChange>]) -> String {
+///
+/// Each op repeats its attributes in full, so a link cut by other formats into many chunks is
+/// written once per chunk: what is written is spent from `budget`, op by op.
+pub(crate) fn render(diff: &[Diff<YChange>], budget: &Budget) -> Result<String, ConvertError> {
     let mut out = String::from("{\"ops\":[");
     let mut first = true;
     for chunk in diff {
+        let before = out.len();
         let Out::Any(insert) = &chunk.insert else {
             continue;
         };
@@ -37,9 +42,10 @@ pub(crate) fn render(diff: &[Diff<YChange>]) -> String {
             out.push_str(&json(serde_json::to_string(&sorted)));
         }
         out.push('}');
+        budget.spend(out.len() - before)?;
     }
     out.push_str("]}");
-    out
+    Ok(out)
 }
 
 /// JSON text of a value. The op objects are written by hand rather than through `json!`:
@@ -55,7 +61,7 @@ fn json(serialized: serde_json::Result<String>) -> String {
 /// Only inserts of text are accepted (retain and delete describe a change, not a document;
 /// embeds are out of scope), with attributes from quire's schema. As in Quill, block formats
 /// count only on `"\n"` and inline marks only on text; a missing final `"\n"` is added.
-pub(crate) fn parse(input: &str) -> Result<Vec<Line>, ConvertError> {
+pub(crate) fn parse(input: &str, budget: &Budget) -> Result<Vec<Line>, ConvertError> {
     let value: Value = serde_json::from_str(input)?;
     let ops = match &value {
         Value::Array(ops) => ops,
@@ -65,26 +71,25 @@ pub(crate) fn parse(input: &str) -> Result<Vec<Line>, ConvertError> {
         },
         _ => return Err(ConvertError::NotDelta),
     };
-    let mut out = LineBuilder::default();
+    let mut out = LineBuilder::new(budget);
+    let mut links = LinkCheck::default();
     for (index, op) in ops.iter().enumerate() {
         let problem = |problem: String| ConvertError::DeltaOp { index, problem };
-        let (text, marks, block) = parse_op(op).map_err(problem)?;
-        if marks.link.as_deref().is_some_and(|url| !is_safe_url(url)) {
-            return Err(problem(
-                "`link` must be an http, https, mailto, tel or sms URL".into(),
-            ));
-        }
+        let (text, marks, block) = parse_op(op, &mut links).map_err(problem)?;
         for (i, part) in text.split('\n').enumerate() {
             if i > 0 {
                 out.end_line(block.clone());
             }
-            out.push(part, &marks);
+            out.push(part, &marks)?;
         }
     }
     Ok(out.finish())
 }
 
-fn parse_op(op: &Value) -> Result<(&str, attrs::Marks, attrs::Block), String> {
+fn parse_op<'a>(
+    op: &'a Value,
+    links: &mut LinkCheck,
+) -> Result<(&'a str, attrs::Marks, attrs::Block), String> {
     let Value::Object(op) = op else {
         return Err(format!(
             "expected an object like {{\"insert\": \"text\"}}, not {op}"
@@ -121,7 +126,8 @@ fn parse_op(op: &Value) -> Result<(&str, attrs::Marks, attrs::Block), String> {
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(format!("`attributes` must be an object, not {other}")),
     };
-    let (marks, block) = attrs::parse(attrs.iter().map(|(k, v)| (*k, v)), Strictness::Refuse)?;
+    let pairs = attrs.iter().map(|(k, v)| (*k, v));
+    let (marks, block) = attrs::parse(pairs, Strictness::Refuse, links)?;
     Ok((text, marks, block))
 }
 
@@ -143,8 +149,12 @@ fn to_any(value: &Value) -> Option<Any> {
 mod tests {
     use super::*;
 
+    fn lines(input: &str) -> Result<Vec<Line>, ConvertError> {
+        parse(input, &Budget::for_input(input.len()))
+    }
+
     fn error(input: &str) -> String {
-        parse(input).unwrap_err().to_string()
+        lines(input).unwrap_err().to_string()
     }
 
     #[test]
@@ -183,7 +193,7 @@ mod tests {
     #[test]
     fn block_formats_count_only_on_newlines() {
         let lines =
-            parse(r#"[{"insert": "a\nb", "attributes": {"header": 1, "bold": true}}]"#).unwrap();
+            lines(r#"[{"insert": "a\nb", "attributes": {"header": 1, "bold": true}}]"#).unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].block, attrs::Block::Header(1));
         assert!(lines[0].spans[0].marks.bold);

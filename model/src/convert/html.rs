@@ -9,21 +9,32 @@
 //! marks), so the importer keeps a small [`Context`] of open containers and mark counts instead
 //! of a DOM, and closes `<p>` and `<li>` implicitly the way a browser would.
 //!
-//! Export escapes every text and attribute value, and writes no link whose URL is not
-//! [`is_safe_url`] (the text stays, without the link).
+//! Export escapes every text and attribute value. A link whose URL is not safe never reaches it
+//! (see `attrs::Link`): the text stays, without the link.
 //!
 //! Not mapped on import: images and other embeds, tables (each row becomes a line, cells are
 //! separated by a space), `<hr>`, nested list levels (flattened), inline styles and classes, and
 //! anything inside `<script>`, `<style>`, `<template>`, `<title>` and similar elements (skipped).
 
+use std::sync::Arc;
+
 use html5gum::{DefaultEmitter, StartTag, Token, Tokenizer};
 
-use super::attrs::{is_safe_url, Block, ListKind, Mark, Marks};
+use super::attrs::{Block, ListKind, Mark, Marks};
+use super::budget::Budget;
 use super::lines::{groups, walk_inline, Context, Counted, InlineSink, Line, LineBuilder};
+use super::ConvertError;
 
-/// The HTML fragment for `lines`, one block element per line of output.
-pub(crate) fn render(lines: &[Line]) -> String {
+/// The HTML fragment for `lines`, one block element per line of output. What is written is
+/// spent from `budget` line by line: a link over many lines is written on each of them.
+pub(crate) fn render(lines: &[Line], budget: &Budget) -> Result<String, ConvertError> {
     let mut out = String::new();
+    let mut spent = 0;
+    let mut spend = |out: &String| {
+        let written = out.len() - spent;
+        spent = out.len();
+        budget.spend(written)
+    };
     for group in groups(lines) {
         match &group[0].block {
             Block::Paragraph => element(&mut out, "p", &group[0]),
@@ -37,6 +48,7 @@ pub(crate) fn render(lines: &[Line]) -> String {
                 out.push_str(&format!("<{list}>\n"));
                 for line in group {
                     element(&mut out, "li", line);
+                    spend(&out)?;
                 }
                 out.push_str(&format!("</{list}>\n"));
             }
@@ -44,6 +56,7 @@ pub(crate) fn render(lines: &[Line]) -> String {
                 out.push_str("<blockquote>\n");
                 for line in group {
                     element(&mut out, "p", line);
+                    spend(&out)?;
                 }
                 out.push_str("</blockquote>\n");
             }
@@ -51,19 +64,25 @@ pub(crate) fn render(lines: &[Line]) -> String {
                 out.push_str("<pre><code");
                 if let Some(language) = language {
                     // The class highlight.js and Prism look for.
-                    out.push_str(&format!(" class=\"language-{}\"", escape(language)));
+                    out.push_str(" class=\"language-");
+                    escape_into(&mut out, &language.0);
+                    out.push('"');
                 }
                 out.push('>');
                 // Every line ends in "\n", so an empty last line survives the trip back.
                 for line in group {
-                    out.push_str(&escape(&line.text()));
+                    for span in &line.spans {
+                        escape_into(&mut out, &span.text);
+                    }
                     out.push('\n');
+                    spend(&out)?;
                 }
                 out.push_str("</code></pre>\n");
             }
         }
+        spend(&out)?;
     }
-    out
+    Ok(out)
 }
 
 /// `<tag>text</tag>`; an empty line is `<tag><br></tag>`, as Quill renders it (an empty element
@@ -83,24 +102,21 @@ struct HtmlSink<'a>(&'a mut String);
 impl InlineSink for HtmlSink<'_> {
     fn open(&mut self, mark: &Mark) {
         match mark {
-            Mark::Link(url) if is_safe_url(url) => {
-                self.0.push_str(&format!("<a href=\"{}\">", escape(url)));
+            Mark::Link(link) => {
+                self.0.push_str("<a href=\"");
+                escape_into(self.0, link.url());
+                self.0.push_str("\">");
             }
-            Mark::Link(_) => {}
             other => self.0.push_str(&format!("<{}>", tag(other))),
         }
     }
 
     fn close(&mut self, mark: &Mark) {
-        match mark {
-            Mark::Link(url) if is_safe_url(url) => self.0.push_str("</a>"),
-            Mark::Link(_) => {}
-            other => self.0.push_str(&format!("</{}>", tag(other))),
-        }
+        self.0.push_str(&format!("</{}>", tag(mark)));
     }
 
     fn text(&mut self, text: &str, _: &Marks) {
-        self.0.push_str(&escape(text));
+        escape_into(self.0, text);
     }
 }
 
@@ -115,9 +131,10 @@ fn tag(mark: &Mark) -> &'static str {
     }
 }
 
-/// Escapes the five characters with a meaning in HTML text or a quoted attribute value.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// Escapes the five characters with a meaning in HTML text or a quoted attribute value. Written
+/// straight into the output: a link's URL goes out once per line it covers, and a copy of it
+/// each time would double what an export allocates.
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -128,27 +145,31 @@ fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Reads HTML (a fragment or a whole page) into lines.
-pub(crate) fn parse(input: &str) -> Vec<Line> {
+pub(crate) fn parse(input: &str, budget: &Budget) -> Result<Vec<Line>, ConvertError> {
     let mut emitter = DefaultEmitter::default();
     // Switch to raw-text states after <script>, <style>, <textarea> …, as a tree builder would,
     // so that their content is one text token and never read as markup.
     emitter.naively_switch_states(true);
-    let mut reader = Reader::default();
+    let mut reader = Reader {
+        out: LineBuilder::new(budget),
+        at: Context::new(budget),
+        hidden: 0,
+        space: None,
+        pre_start: false,
+    };
     for token in Tokenizer::new_with_emitter(input, emitter) {
         let Ok(token) = token;
-        reader.token(token);
+        reader.token(token)?;
     }
-    reader.out.finish()
+    Ok(reader.out.finish())
 }
 
-#[derive(Default)]
-struct Reader {
-    out: LineBuilder,
-    at: Context,
+struct Reader<'b> {
+    out: LineBuilder<'b>,
+    at: Context<'b>,
     /// Depth inside elements whose content is not document text.
     hidden: u32,
     /// Whitespace was seen, and becomes one space (with the marks it had) if more text follows
@@ -172,8 +193,8 @@ const BREAKING: &[&str] = &[
     "fieldset", "legend", "center", "body", "html", "hr",
 ];
 
-impl Reader {
-    fn token(&mut self, token: Token) {
+impl Reader<'_> {
+    fn token(&mut self, token: Token) -> Result<(), ConvertError> {
         let pre_start = std::mem::take(&mut self.pre_start);
         match token {
             Token::StartTag(tag) => self.start(&tag),
@@ -186,17 +207,17 @@ impl Reader {
                     } else {
                         &text
                     };
-                    self.preformatted(text);
+                    self.preformatted(text)
                 } else {
-                    self.collapsing(&text);
+                    self.collapsing(&text)
                 }
             }
             // Comments, doctypes, hidden text; parse errors are recovered from by the tokenizer.
-            _ => {}
+            _ => Ok(()),
         }
     }
 
-    fn start(&mut self, tag: &StartTag<()>) {
+    fn start(&mut self, tag: &StartTag<()>) -> Result<(), ConvertError> {
         let name = String::from_utf8_lossy(&tag.name);
         let name = name.as_ref();
         if HIDDEN.contains(&name) {
@@ -205,11 +226,11 @@ impl Reader {
             if !(tag.self_closing && matches!(name, "svg" | "math")) {
                 self.hidden += 1;
             }
-            return;
+            return Ok(());
         }
         let attribute = |key: &str| {
             let value = tag.attributes.get(key.as_bytes())?;
-            Some(String::from_utf8_lossy(&value.value).into_owned())
+            Some(String::from_utf8_lossy(&value.value))
         };
         match name {
             "b" | "strong" => self.at.open(Counted::Bold),
@@ -217,9 +238,11 @@ impl Reader {
             "u" | "ins" => self.at.open(Counted::Underline),
             "s" | "strike" | "del" => self.at.open(Counted::Strike),
             "code" | "kbd" | "samp" | "tt" => self.at.open(Counted::Code),
-            "a" => self
-                .at
-                .open_link(attribute("href").filter(|url| !url.is_empty())),
+            "a" => self.at.open_link(
+                attribute("href")
+                    .filter(|url| !url.is_empty())
+                    .map(|url| Arc::from(url.as_ref())),
+            ),
             "br" => self.end_line(),
             "td" | "th" => {
                 self.space.get_or_insert_with(|| self.at.marks());
@@ -248,12 +271,13 @@ impl Reader {
             _ if BREAKING.contains(&name) => self.break_line(),
             _ => {}
         }
+        Ok(())
     }
 
-    fn end(&mut self, name: &str) {
+    fn end(&mut self, name: &str) -> Result<(), ConvertError> {
         if HIDDEN.contains(&name) {
             self.hidden = self.hidden.saturating_sub(1);
-            return;
+            return Ok(());
         }
         match name {
             "b" | "strong" => self.at.close(Counted::Bold),
@@ -267,9 +291,9 @@ impl Reader {
             "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "ul" | "ol" | "li" | "blockquote" | "pre" => {
                 self.break_line();
                 match name {
-                    "ul" | "ol" => self.at.close_list(),
+                    "ul" | "ol" => self.at.close_list()?,
                     "li" => self.at.item = None,
-                    "blockquote" => self.at.close_quote(),
+                    "blockquote" => self.at.close_quote()?,
                     "pre" => self.at.code_block = self.at.code_block.saturating_sub(1),
                     _ => self.at.header = None,
                 }
@@ -277,10 +301,11 @@ impl Reader {
             _ if BREAKING.contains(&name) => self.break_line(),
             _ => {}
         }
+        Ok(())
     }
 
     /// Text outside `<pre>`: runs of whitespace collapse to one space, dropped at line edges.
-    fn collapsing(&mut self, text: &str) {
+    fn collapsing(&mut self, text: &str) -> Result<(), ConvertError> {
         let marks = self.at.marks();
         for (i, word) in text.split(|c: char| c.is_ascii_whitespace()).enumerate() {
             // Every piece after the first had whitespace before it.
@@ -292,21 +317,23 @@ impl Reader {
             }
             if let Some(space_marks) = self.space.take() {
                 if self.out.has_text() && !self.out.ends_with_space() {
-                    self.out.push(" ", &space_marks);
+                    self.out.push(" ", &space_marks)?;
                 }
             }
-            self.out.push(word, &marks);
+            self.out.push(word, &marks)?;
         }
+        Ok(())
     }
 
     /// Text inside `<pre>`: kept as it is, each newline ending a code line.
-    fn preformatted(&mut self, text: &str) {
+    fn preformatted(&mut self, text: &str) -> Result<(), ConvertError> {
         for (i, part) in text.split('\n').enumerate() {
             if i > 0 {
                 self.end_line();
             }
-            self.out.push(part, &Marks::default());
+            self.out.push(part, &Marks::default())?;
         }
+        Ok(())
     }
 
     /// Before or after a block: ends the line in progress, if it has text.
@@ -327,8 +354,12 @@ impl Reader {
 mod tests {
     use super::*;
 
+    fn parsed(html: &str) -> Vec<Line> {
+        parse(html, &Budget::for_input(html.len())).unwrap()
+    }
+
     fn lines(html: &str) -> Vec<(String, Block)> {
-        let lines = parse(html);
+        let lines = parsed(html);
         lines
             .iter()
             .map(|line| (line.text(), line.block.clone()))
@@ -348,7 +379,7 @@ mod tests {
 
     #[test]
     fn whitespace_collapses_as_in_a_browser() {
-        let parsed = parse("<p>\n  a \n b  <b> c </b> d </p>");
+        let parsed = parsed("<p>\n  a \n b  <b> c </b> d </p>");
         assert_eq!(parsed.len(), 1);
         let spans: Vec<_> = parsed[0]
             .spans
@@ -360,11 +391,11 @@ mod tests {
 
     #[test]
     fn links_are_decoded_before_the_safety_check() {
-        let parsed = parse("<a href=\"javascript&colon;alert(1)\">x</a> <a href=\"/ok\">y</a>");
+        let parsed = parsed("<a href=\"javascript&colon;alert(1)\">x</a> <a href=\"/ok\">y</a>");
         let links: Vec<_> = parsed[0]
             .spans
             .iter()
-            .map(|s| s.marks.link.as_deref())
+            .map(|s| s.marks.link.as_ref().map(|link| &**link.url()))
             .collect();
         assert_eq!(links, [None, Some("/ok")]);
     }

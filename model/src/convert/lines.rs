@@ -6,12 +6,19 @@
 //!   [`from_diff`] reads them back from `TextRef::diff`.
 //! - Exporters walk [`groups`] of lines (a list, a quote, a code block) and open and close inline
 //!   marks with [`walk_inline`].
+//!
+//! Each spends from the conversion's [`Budget`] what it copies (see `budget`), so that a link
+//! repeated on every line of a long document ends the conversion instead of the server.
+
+use std::sync::Arc;
 
 use yrs::types::text::{Diff, YChange};
 use yrs::types::Attrs;
 use yrs::{Any, Out};
 
-use super::attrs::{self, is_safe_url, Block, ListKind, Mark, Marks, Strictness};
+use super::attrs::{self, same_attrs, Block, Link, LinkCheck, ListKind, Mark, Marks, Strictness};
+use super::budget::Budget;
+use super::ConvertError;
 
 /// Text with one set of inline marks. Never contains `"\n"`: that ends a [`Line`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,50 +42,81 @@ impl Line {
     pub fn text(&self) -> String {
         self.spans.iter().map(|span| span.text.as_str()).collect()
     }
+
+    /// What writing this line out reads: its text, and the URL of each link it opens (a link
+    /// over several lines is written again on each).
+    pub fn written_size(&self) -> usize {
+        let mut size = 0;
+        let mut link = None;
+        for span in &self.spans {
+            size += span.text.len();
+            if span.marks.link.is_some() && span.marks.link.as_ref() != link {
+                size += span.marks.link.as_ref().map_or(0, |link| link.url().len());
+            }
+            link = span.marks.link.as_ref();
+        }
+        size
+    }
 }
 
 /// Collects spans into lines, normalised the way Quill keeps them: adjacent spans with equal
-/// marks merged, no empty spans, no inline marks in code blocks (Quill allows none there), no
-/// link whose URL [`is_safe_url`] refuses.
-#[derive(Debug, Default)]
-pub(crate) struct LineBuilder {
+/// marks merged, no empty spans, no inline marks in code blocks (Quill allows none there). (No
+/// unsafe link either, but a [`Link`] cannot hold one.)
+#[derive(Debug)]
+pub(crate) struct LineBuilder<'b> {
     lines: Vec<Line>,
     spans: Vec<Span>,
+    budget: &'b Budget,
 }
 
-impl LineBuilder {
-    /// Appends text to the current line. `text` must not contain `"\n"`.
-    pub fn push(&mut self, text: &str, marks: &Marks) {
+impl<'b> LineBuilder<'b> {
+    pub fn new(budget: &'b Budget) -> Self {
+        LineBuilder {
+            lines: Vec::new(),
+            spans: Vec::new(),
+            budget,
+        }
+    }
+
+    /// Appends text to the current line, spending its length. `text` must not contain `"\n"`.
+    pub fn push(&mut self, text: &str, marks: &Marks) -> Result<(), ConvertError> {
         debug_assert!(!text.contains('\n'), "a newline ends a line: use end_line");
         if text.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut marks = marks.clone();
-        if marks.link.as_deref().is_some_and(|url| !is_safe_url(url)) {
-            marks.link = None;
-        }
+        self.budget.spend(text.len())?;
         match self.spans.last_mut() {
-            Some(last) if last.marks == marks => last.text.push_str(text),
-            _ => self.spans.push(Span {
-                text: text.to_owned(),
-                marks,
-            }),
+            Some(last) if last.marks == *marks => {
+                last.text.push_str(text);
+                // Equal marks may hold equal URLs in two `Arc`s (two anchors with one href):
+                // keep the newer, which the next pushes bring, so that comparing stays a
+                // pointer comparison instead of reading the URL again for every word.
+                last.marks.clone_from(marks);
+            }
+            _ => {
+                // Most lines hold one span: start with room for one, not a default of four.
+                self.spans.reserve_exact(1);
+                self.spans.push(Span {
+                    text: text.to_owned(),
+                    marks: marks.clone(),
+                });
+            }
         }
+        Ok(())
     }
 
     /// Ends the current line (even an empty one) with `block`.
     pub fn end_line(&mut self, block: Block) {
         let mut spans = std::mem::take(&mut self.spans);
         if matches!(block, Block::Code(_)) {
-            let text: String = spans.iter().map(|span| span.text.as_str()).collect();
-            spans = if text.is_empty() {
-                Vec::new()
-            } else {
-                vec![Span {
-                    text,
-                    marks: Marks::default(),
-                }]
-            };
+            if spans.len() > 1 {
+                let text: String = spans.iter().map(|span| span.text.as_str()).collect();
+                spans.truncate(1);
+                spans[0].text = text;
+            }
+            if let Some(only) = spans.first_mut() {
+                only.marks = Marks::default();
+            }
         }
         self.lines.push(Line { spans, block });
     }
@@ -106,8 +144,8 @@ impl LineBuilder {
 
 /// Where an importer is in its source's nesting, from which each line's block format and each
 /// span's marks follow. Markdown and HTML nest the same way, so both importers use this.
-#[derive(Debug, Default)]
-pub(crate) struct Context {
+#[derive(Debug)]
+pub(crate) struct Context<'b> {
     containers: Vec<Container>,
     /// A list item's own kind, overriding its list's (Quill's HTML: `<li data-list="bullet">`).
     pub item: Option<ListKind>,
@@ -115,7 +153,12 @@ pub(crate) struct Context {
     /// Inside a code block (`<pre>` nests, hence a depth).
     pub code_block: u32,
     counts: [u32; 5],
-    links: Vec<Option<String>>,
+    links: Vec<Option<Link>>,
+    /// How many lists and quotes `containers` holds: a closing tag with nothing to close (tag
+    /// soup has any number of them) is then ignored without searching the stack.
+    open_lists: usize,
+    open_quotes: usize,
+    budget: &'b Budget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +177,21 @@ pub(crate) enum Counted {
     Code,
 }
 
-impl Context {
+impl<'b> Context<'b> {
+    pub fn new(budget: &'b Budget) -> Self {
+        Context {
+            containers: Vec::new(),
+            item: None,
+            header: None,
+            code_block: 0,
+            counts: [0; 5],
+            links: Vec::new(),
+            open_lists: 0,
+            open_quotes: 0,
+            budget,
+        }
+    }
+
     /// The block format of the line being built. Quill has one per line, so the innermost
     /// wins: a code block or header over a list item, a list item over the quote around it.
     pub fn block(&self) -> Block {
@@ -173,9 +230,10 @@ impl Context {
         *count = count.saturating_sub(1);
     }
 
-    /// `None` for an anchor without a usable `href`: it still has to be closed.
-    pub fn open_link(&mut self, url: Option<String>) {
-        self.links.push(url);
+    /// An anchor's URL, checked here once for all the text it covers. `None` for an anchor
+    /// without a usable `href`: it still has to be closed.
+    pub fn open_link(&mut self, url: Option<Arc<str>>) {
+        self.links.push(url.and_then(Link::new));
     }
 
     pub fn close_link(&mut self) {
@@ -184,58 +242,106 @@ impl Context {
 
     pub fn open_list(&mut self, kind: ListKind) {
         self.containers.push(Container::List(kind));
+        self.open_lists += 1;
     }
 
     pub fn open_quote(&mut self) {
         self.containers.push(Container::Quote);
+        self.open_quotes += 1;
     }
 
     /// Closes the innermost list and whatever was left open inside it (`</li>` is optional).
-    pub fn close_list(&mut self) {
-        self.close_container(|c| matches!(c, Container::List(_)));
-        self.item = None;
-    }
-
-    pub fn close_quote(&mut self) {
-        self.close_container(|c| c == Container::Quote);
-    }
-
-    fn close_container(&mut self, is_it: impl Fn(Container) -> bool) {
-        if let Some(at) = self.containers.iter().rposition(|c| is_it(*c)) {
-            self.containers.truncate(at);
+    pub fn close_list(&mut self) -> Result<(), ConvertError> {
+        if self.open_lists > 0 {
+            self.close_container(|c| matches!(c, Container::List(_)))?;
         }
+        self.item = None;
+        Ok(())
+    }
+
+    pub fn close_quote(&mut self) -> Result<(), ConvertError> {
+        if self.open_quotes > 0 {
+            self.close_container(|c| c == Container::Quote)?;
+        }
+        Ok(())
+    }
+
+    /// Pops containers down to the innermost one `is_it` picks; callers make sure one is open.
+    /// Each container searched is also removed, so all searches together cost one step per
+    /// container ever opened; the budget counts the steps, so that a search that removes nothing
+    /// (as once for every stray closing tag) runs out of it instead of taking quadratic time.
+    fn close_container(&mut self, is_it: impl Fn(Container) -> bool) -> Result<(), ConvertError> {
+        let Some(at) = self.containers.iter().rposition(|c| is_it(*c)) else {
+            return Ok(());
+        };
+        self.budget.spend(self.containers.len() - at)?;
+        for closed in self.containers.drain(at..) {
+            match closed {
+                Container::List(_) => self.open_lists -= 1,
+                Container::Quote => self.open_quotes -= 1,
+            }
+        }
+        Ok(())
     }
 }
 
 /// The runs to write into the YText: each line's spans, then its `"\n"` carrying the block
 /// format. Adjacent runs with equal attributes are merged, as in a canonical Delta.
-pub(crate) fn to_runs(lines: &[Line]) -> Vec<(String, Attrs)> {
+///
+/// A run's attribute values are shared with the lines', but the document stores (and sends to
+/// every client) each run's formats with their own copy: each new run spends its string values.
+/// This is where a link around many short lines runs out of budget.
+pub(crate) fn to_runs(
+    lines: &[Line],
+    budget: &Budget,
+) -> Result<Vec<(String, Attrs)>, ConvertError> {
     let mut runs: Vec<(String, Attrs)> = Vec::new();
-    let mut push = |text: &str, attrs: Attrs| match runs.last_mut() {
-        Some((last, last_attrs)) if *last_attrs == attrs => last.push_str(text),
-        _ => runs.push((text.to_owned(), attrs)),
+    let mut push = |text: &str, attrs: Attrs| {
+        match runs.last_mut() {
+            Some((last, last_attrs)) if same_attrs(last_attrs, &attrs) => {
+                last.push_str(text);
+                // As in `LineBuilder::push`: the newer `Arc`s keep later comparisons cheap.
+                *last_attrs = attrs;
+            }
+            _ => {
+                budget.spend(attrs.values().map(string_len).sum())?;
+                runs.push((text.to_owned(), attrs));
+            }
+        }
+        Ok::<_, ConvertError>(())
     };
     for line in lines {
         for span in &line.spans {
             let mut attrs = Attrs::new();
             span.marks.add_to(&mut attrs);
-            push(&span.text, attrs);
+            push(&span.text, attrs)?;
         }
         let mut attrs = Attrs::new();
         line.block.add_to(&mut attrs);
-        push("\n", attrs);
+        push("\n", attrs)?;
     }
-    runs
+    Ok(runs)
+}
+
+fn string_len(value: &Any) -> usize {
+    match value {
+        Any::String(s) => s.len(),
+        _ => 0,
+    }
 }
 
 /// Reads lines back from `TextRef::diff`. Attributes quire does not know are skipped and embeds
 /// are left out (out of scope for the text formats); text after the last `"\n"` (which a client
 /// other than Quill could leave) becomes a last paragraph. An empty YText has no lines.
-pub(crate) fn from_diff(diff: &[Diff<YChange>]) -> Vec<Line> {
+pub(crate) fn from_diff(
+    diff: &[Diff<YChange>],
+    budget: &Budget,
+) -> Result<Vec<Line>, ConvertError> {
     if diff.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let mut out = LineBuilder::default();
+    let mut out = LineBuilder::new(budget);
+    let mut links = LinkCheck::default();
     for chunk in diff {
         let Out::Any(Any::String(text)) = &chunk.insert else {
             continue;
@@ -243,15 +349,15 @@ pub(crate) fn from_diff(diff: &[Diff<YChange>]) -> Vec<Line> {
         let attrs = chunk.attributes.as_deref();
         let pairs = attrs.into_iter().flatten().map(|(k, v)| (k.as_ref(), v));
         // Skip never fails; the default is only there to avoid an unwrap.
-        let (marks, block) = attrs::parse(pairs, Strictness::Skip).unwrap_or_default();
+        let (marks, block) = attrs::parse(pairs, Strictness::Skip, &mut links).unwrap_or_default();
         for (i, part) in text.split('\n').enumerate() {
             if i > 0 {
                 out.end_line(block.clone());
             }
-            out.push(part, &marks);
+            out.push(part, &marks)?;
         }
     }
-    out.finish()
+    Ok(out.finish())
 }
 
 /// Consecutive lines an exporter writes as one element: the items of one list, the lines of one

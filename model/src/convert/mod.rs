@@ -10,12 +10,18 @@
 //! port of the `applyDelta` that y-quill calls — in one transaction, so an import is an ordinary
 //! edit that reaches connected clients and the YText looks like what a Quill client writes.
 //!
+//! Every conversion, import or export, spends from a budget in proportion to its input (the
+//! document, for an export) and stops with [`ConvertError::TooLarge`] rather than growing without
+//! bound: see `budget`.
+//!
 //! # Layout
 //! - `attrs`: Quill's attribute names, the values quire accepts, the link-URL policy.
 //! - `lines`: the line/span shape, the builder importers fill, the nesting walk exporters use.
+//! - `budget`: what a conversion may spend, and the size of a document as an export's input.
 //! - `delta`, `markdown`, `html`, `text`: one format each.
 
 mod attrs;
+mod budget;
 mod delta;
 mod html;
 mod lines;
@@ -30,6 +36,9 @@ use yrs::types::Delta;
 use yrs::{Any, Doc, In, Text, TextRef, Transact, TransactionMut};
 
 use crate::schema::CONTENT;
+use budget::{document_size, Budget};
+
+pub use budget::{FLOOR, PER_INPUT_BYTE};
 
 /// A format the document body can be exported to and imported from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,8 +112,9 @@ impl fmt::Display for Format {
     }
 }
 
-/// Why an import (or a format name) was refused. Every variant describes a problem with the
-/// caller's input, so its message is fit to send back to the client.
+/// Why an import, an export or a format name was refused. Every variant describes a problem with
+/// the caller's input (or, for an export, with the document), so its message is fit to send back
+/// to the client.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConvertError {
@@ -117,40 +127,58 @@ pub enum ConvertError {
     /// `index` counts from 0, as in the `ops` array.
     #[error("delta op {index}: {problem}")]
     DeltaOp { index: usize, problem: String },
+    /// The conversion would take more than [`PER_INPUT_BYTE`] times its input in memory and
+    /// work (plus [`FLOOR`]): typically a long link or format repeated on many lines, which the
+    /// output must spell out again on each. `input` is the input's size in bytes (for an export,
+    /// the document's).
+    #[error(
+        "too large: converting {input} bytes would take more than {PER_INPUT_BYTE} times as much \
+         (is a long link or format repeated on many lines?)"
+    )]
+    TooLarge { input: usize },
 }
 
 /// The document body in `format`.
 ///
 /// Must not be called while a transaction on `doc` is open (it opens a read transaction).
 /// Only what quire's schema knows is exported as Markdown or HTML; the Delta is the YText's
-/// exact content, every attribute included.
-pub fn export(doc: &Doc, format: Format) -> String {
+/// exact content, every attribute included. Fails with [`ConvertError::TooLarge`] for a
+/// document whose export would be out of proportion to it (a long link over many lines).
+pub fn export(doc: &Doc, format: Format) -> Result<String, ConvertError> {
     let content = doc.get_or_insert_text(CONTENT);
     let txn = doc.transact();
+    if format == Format::Text {
+        // The text as stored: it repeats nothing, so it needs no budget.
+        return Ok(text::render(&content, &txn));
+    }
+    let diff = content.diff(&txn, YChange::identity);
+    let budget = Budget::for_input(document_size(&diff));
     match format {
-        Format::Text => text::render(&content, &txn),
-        Format::Delta => delta::render(&content.diff(&txn, YChange::identity)),
-        Format::Markdown => {
-            markdown::render(&lines::from_diff(&content.diff(&txn, YChange::identity)))
-        }
-        Format::Html => html::render(&lines::from_diff(&content.diff(&txn, YChange::identity))),
+        Format::Delta => delta::render(&diff, &budget),
+        Format::Markdown => markdown::render(&lines::from_diff(&diff, &budget)?, &budget),
+        Format::Html => html::render(&lines::from_diff(&diff, &budget)?, &budget),
+        Format::Text => unreachable!("returned above"),
     }
 }
 
 /// Replaces the document body with `input` read as `format`, in one transaction.
 ///
 /// The input is parsed completely before the document is touched, so on error nothing changes.
-/// Must not be called while a transaction on `doc` is open.
+/// Fails with [`ConvertError::TooLarge`] for an input whose document would be out of proportion
+/// to it. Must not be called while a transaction on `doc` is open.
 pub fn import(doc: &Doc, format: Format, input: &str) -> Result<(), ConvertError> {
+    let budget = Budget::for_input(input.len());
     let lines = match format {
-        Format::Markdown => markdown::parse(input),
-        Format::Html => html::parse(input),
-        Format::Text => text::parse(input),
-        Format::Delta => delta::parse(input)?,
+        Format::Markdown => markdown::parse(input, &budget)?,
+        Format::Html => html::parse(input, &budget)?,
+        Format::Text => text::parse(input, &budget)?,
+        Format::Delta => delta::parse(input, &budget)?,
     };
+    let runs = lines::to_runs(&lines, &budget)?;
+    drop(lines);
     let content = doc.get_or_insert_text(CONTENT);
     let mut txn = doc.transact_mut();
-    replace(&content, &mut txn, lines::to_runs(&lines));
+    replace(&content, &mut txn, runs);
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 use yrs::{GetString, ReadTxn, TextRef};
 
 use super::attrs::{Block, Marks};
+use super::budget::Budget;
 use super::lines::{Line, LineBuilder};
+use super::ConvertError;
 
 /// The text exactly as stored (its final `"\n"` included), embeds left out.
 pub(crate) fn render(content: &TextRef, txn: &impl ReadTxn) -> String {
@@ -13,15 +15,15 @@ pub(crate) fn render(content: &TextRef, txn: &impl ReadTxn) -> String {
 /// One unformatted line per `"\n"`. Windows line ends (`"\r\n"`) count as `"\n"`, so a `"\r"`
 /// does not linger at the end of every line; a final `"\n"` is added when missing, as Quill
 /// requires.
-pub(crate) fn parse(input: &str) -> Vec<Line> {
+pub(crate) fn parse(input: &str, budget: &Budget) -> Result<Vec<Line>, ConvertError> {
     let input = input.replace("\r\n", "\n");
     let body = input.strip_suffix('\n').unwrap_or(&input);
-    let mut out = LineBuilder::default();
+    let mut out = LineBuilder::new(budget);
     for line in body.split('\n') {
-        out.push(line, &Marks::default());
+        out.push(line, &Marks::default())?;
         out.end_line(Block::Paragraph);
     }
-    out.finish()
+    Ok(out.finish())
 }
 
 #[cfg(test)]
@@ -29,7 +31,12 @@ mod tests {
     use super::*;
 
     fn texts(input: &str) -> Vec<String> {
-        parse(input).iter().map(Line::text).collect()
+        let budget = Budget::for_input(input.len());
+        parse(input, &budget)
+            .unwrap()
+            .iter()
+            .map(Line::text)
+            .collect()
     }
 
     #[test]

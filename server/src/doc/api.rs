@@ -111,7 +111,11 @@ async fn create(
 async fn export(live: &mut LiveDoc, format: Format) -> Result<String, DocError> {
     let live = existing(live)?;
     let doc = live.doc().clone();
-    let work = move || catch_unwind(AssertUnwindSafe(|| convert::export(&doc, format))).map_err(|_| DocError::ExportFailed(format));
+    let work = move || {
+        catch_unwind(AssertUnwindSafe(|| convert::export(&doc, format)))
+            .map_err(|_| DocError::ExportFailed(format))?
+            .map_err(|source| DocError::ExportRefused { format, source })
+    };
     if live.storage().size_bytes() as usize > INLINE_BYTES {
         live.context().shared.off_runtime(work).await?
     } else {

@@ -1,51 +1,62 @@
 //! Reading Markdown into lines, with pulldown-cmark.
 
+use std::sync::Arc;
+
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use crate::convert::attrs::{Block, ListKind, Marks};
+use crate::convert::budget::Budget;
 use crate::convert::lines::{Context, Counted, Line, LineBuilder};
+use crate::convert::ConvertError;
 
-pub(crate) fn parse(input: &str) -> Vec<Line> {
-    let mut reader = Reader::default();
+/// Reads Markdown into lines. pulldown-cmark bounds what link reference definitions expand to
+/// (`[a][ref]` used many times) by the input's length, so a URL is only repeated as often as the
+/// input pays for it.
+pub(crate) fn parse(input: &str, budget: &Budget) -> Result<Vec<Line>, ConvertError> {
+    let mut reader = Reader {
+        out: LineBuilder::new(budget),
+        at: Context::new(budget),
+        open_line: false,
+        code: None,
+    };
     for event in Parser::new_ext(input, Options::ENABLE_STRIKETHROUGH) {
-        reader.event(event);
+        reader.event(event)?;
     }
-    reader.out.finish()
+    Ok(reader.out.finish())
 }
 
-#[derive(Default)]
-struct Reader {
-    out: LineBuilder,
-    at: Context,
+struct Reader<'b> {
+    out: LineBuilder<'b>,
+    at: Context<'b>,
     /// A heading or list item has begun and not yet ended a line: it makes one even if empty.
     open_line: bool,
     /// The text of the fenced or indented code block being read.
     code: Option<String>,
 }
 
-impl Reader {
-    fn event(&mut self, event: Event<'_>) {
+impl Reader<'_> {
+    fn event(&mut self, event: Event<'_>) -> Result<(), ConvertError> {
         match event {
             Event::Start(tag) => self.start(tag),
-            Event::End(tag) => self.end(tag),
+            Event::End(tag) => return self.end(tag),
             Event::Text(text) => match &mut self.code {
                 Some(code) => code.push_str(&text),
                 // Only HTML blocks' text can hold newlines, and those are Html events.
-                None => self.out.push(&text.replace('\n', " "), &self.at.marks()),
+                None => self.out.push(&text.replace('\n', " "), &self.at.marks())?,
             },
             Event::Code(text) => {
                 let mut marks = self.at.marks();
                 marks.code = true;
-                self.out.push(&text, &marks);
+                self.out.push(&text, &marks)?;
             }
             // A soft break is a space in rendered Markdown; a Quill line is a whole paragraph.
-            Event::SoftBreak => self.out.push(" ", &self.at.marks()),
+            Event::SoftBreak => self.out.push(" ", &self.at.marks())?,
             Event::HardBreak => self.end_line(),
             Event::InlineHtml(html) => self.inline_html(&html),
             // Kept as literal text, so that nothing written in an HTML block is lost.
             Event::Html(html) => {
                 for line in html.lines() {
-                    self.out.push(line, &Marks::default());
+                    self.out.push(line, &Marks::default())?;
                     self.out.end_line(Block::Paragraph);
                 }
                 self.open_line = false;
@@ -53,6 +64,7 @@ impl Reader {
             Event::Rule => self.break_line(),
             _ => {}
         }
+        Ok(())
     }
 
     fn start(&mut self, tag: Tag<'_>) {
@@ -86,12 +98,12 @@ impl Reader {
             Tag::Emphasis => self.at.open(Counted::Italic),
             Tag::Strong => self.at.open(Counted::Bold),
             Tag::Strikethrough => self.at.open(Counted::Strike),
-            Tag::Link { dest_url, .. } => self.at.open_link(Some(dest_url.into_string())),
+            Tag::Link { dest_url, .. } => self.at.open_link(Some(Arc::from(&*dest_url))),
             _ => {}
         }
     }
 
-    fn end(&mut self, tag: TagEnd) {
+    fn end(&mut self, tag: TagEnd) -> Result<(), ConvertError> {
         match tag {
             TagEnd::Paragraph | TagEnd::HtmlBlock => self.flush(),
             TagEnd::Heading(_) => {
@@ -100,20 +112,20 @@ impl Reader {
             }
             TagEnd::BlockQuote(_) => {
                 self.flush();
-                self.at.close_quote();
+                self.at.close_quote()?;
             }
             TagEnd::CodeBlock => {
                 let code = self.code.take().unwrap_or_default();
                 let code = code.strip_suffix('\n').unwrap_or(&code);
                 for line in code.split('\n') {
-                    self.out.push(line, &Marks::default());
+                    self.out.push(line, &Marks::default())?;
                     self.out.end_line(Block::Code(None));
                 }
                 self.open_line = false;
             }
             TagEnd::List(_) => {
                 self.flush();
-                self.at.close_list();
+                self.at.close_list()?;
             }
             TagEnd::Item => self.flush(),
             TagEnd::Emphasis => self.at.close(Counted::Italic),
@@ -122,6 +134,7 @@ impl Reader {
             TagEnd::Link => self.at.close_link(),
             _ => {}
         }
+        Ok(())
     }
 
     /// Inline tags export writes where Markdown has no syntax (`<u>`) or where its delimiters

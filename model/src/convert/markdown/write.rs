@@ -1,18 +1,28 @@
 //! Writing lines as Markdown, in the canonical form that reading gives back.
 
 use crate::convert::attrs::{Block, ListKind, Mark, Marks};
+use crate::convert::budget::Budget;
 use crate::convert::lines::{groups, walk_inline, InlineSink, Line, LineBuilder, Span};
+use crate::convert::ConvertError;
 
-/// The Markdown for `lines`, in the canonical form described in the module docs.
-pub(crate) fn render(lines: &[Line]) -> String {
+/// The Markdown for `lines`, in the canonical form described in the module docs. What is
+/// written is spent from `budget`, block by block: a link over many lines is written on each.
+pub(crate) fn render(lines: &[Line], budget: &Budget) -> Result<String, ConvertError> {
+    // Each line is spent before it is written (one group, a list or a quote, can hold a whole
+    // document's lines): [`WRITING_PASSES`] times what it reads, then what it wrote.
+    let inline = |line: &Line, header: bool| {
+        budget.spend(WRITING_PASSES * line.written_size())?;
+        let markdown = inline(line, header);
+        budget.spend(markdown.len()).map(|()| markdown)
+    };
     let mut blocks: Vec<String> = Vec::new();
     for group in groups(lines) {
         let block = match &group[0].block {
             Block::Paragraph if group[0].is_empty() => continue,
-            Block::Paragraph => inline(&group[0], false),
+            Block::Paragraph => inline(&group[0], false)?,
             Block::Header(level) => {
                 let marker = "#".repeat(usize::from(*level));
-                match inline(&group[0], true) {
+                match inline(&group[0], true)? {
                     text if text.is_empty() => marker,
                     text => format!("{marker} {text}"),
                 }
@@ -23,23 +33,28 @@ pub(crate) fn render(lines: &[Line]) -> String {
                         ListKind::Bullet => "-".to_owned(),
                         ListKind::Ordered => format!("{}.", i + 1),
                     };
-                    match inline(line, false) {
+                    Ok(match inline(line, false)? {
                         text if text.is_empty() => marker,
                         text => format!("{marker} {text}"),
-                    }
+                    })
                 });
-                items.collect::<Vec<_>>().join("\n")
+                items.collect::<Result<Vec<_>, ConvertError>>()?.join("\n")
             }
             Block::Blockquote => {
                 let paragraphs = group.iter().filter(|line| !line.is_empty());
-                let quoted = paragraphs.map(|line| format!("> {}", inline(line, false)));
-                quoted.collect::<Vec<_>>().join("\n>\n")
+                let quoted = paragraphs.map(|line| Ok(format!("> {}", inline(line, false)?)));
+                quoted
+                    .collect::<Result<Vec<_>, ConvertError>>()?
+                    .join("\n>\n")
             }
             Block::Code(language) => {
                 let code = group.iter().map(Line::text).collect::<Vec<_>>().join("\n");
                 // The fence must be longer than any run of backticks inside, or it would close early.
                 let fence = "`".repeat(longest_run(&code, '`').max(2) + 1);
-                let info = language.as_deref().filter(|name| is_plain_language(name));
+                let info = language
+                    .as_ref()
+                    .map(|name| &*name.0)
+                    .filter(|name| is_plain_language(name));
                 format!("{fence}{}\n{code}\n{fence}", info.unwrap_or_default())
             }
         };
@@ -48,10 +63,15 @@ pub(crate) fn render(lines: &[Line]) -> String {
         }
     }
     if blocks.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
-    blocks.join("\n\n") + "\n"
+    Ok(blocks.join("\n\n") + "\n")
 }
+
+/// About how many times writing a line copies it: `inline_with` writes it (then trims and
+/// formats it: three copies), `reads_back` parses it and compares both sides (three more), and a
+/// line whose delimiters would not read back is written again with tags.
+const WRITING_PASSES: usize = 8;
 
 /// Whether a code block's language can be written as the fence's info string as it is. Any
 /// client can set any string there, and a backtick or a line break in it would end the fence
@@ -77,15 +97,26 @@ fn inline(line: &Line, header: bool) -> String {
 
 /// Whether `markdown` reads back as `line`'s text and marks. Emphasis on whitespace at its edges
 /// does not count: writing moves it outside the delimiters, which must touch text.
+///
+/// The reading has a budget of its own, for `markdown`: this line's Markdown is spent from the
+/// export's budget when it is written.
 fn reads_back(markdown: &str, line: &Line) -> bool {
-    match super::parse(markdown).as_slice() {
-        [read] => comparable(&read.spans) == comparable(&line.spans),
+    let budget = Budget::for_input(markdown.len());
+    let read = super::parse(markdown, &budget);
+    let Ok([read]) = read.as_deref() else {
+        return false;
+    };
+    match (
+        comparable(&read.spans, &budget),
+        comparable(&line.spans, &budget),
+    ) {
+        (Some(read), Some(written)) => read == written,
         _ => false,
     }
 }
 
-fn comparable(spans: &[Span]) -> Vec<Span> {
-    let mut out = LineBuilder::default();
+fn comparable(spans: &[Span], budget: &Budget) -> Option<Vec<Span>> {
+    let mut out = LineBuilder::new(budget);
     for span in spans {
         let mut rest = span.text.as_str();
         while let Some(c) = rest.chars().next() {
@@ -97,11 +128,11 @@ fn comparable(spans: &[Span]) -> Vec<Span> {
             if space {
                 (marks.bold, marks.italic, marks.strike) = (false, false, false);
             }
-            out.push(&rest[..len], &marks);
+            out.push(&rest[..len], &marks).ok()?;
             rest = &rest[len..];
         }
     }
-    out.finish().swap_remove(0).spans
+    Some(out.finish().swap_remove(0).spans)
 }
 
 fn inline_with(line: &Line, header: bool, emphasis: Emphasis) -> String {
@@ -237,9 +268,9 @@ impl InlineSink for MarkdownSink {
         }
         match mark {
             Mark::Code => {}
-            Mark::Link(url) => {
+            Mark::Link(link) => {
                 self.out.push_str("](");
-                self.out.push_str(&destination(url));
+                self.out.push_str(&destination(link.url()));
                 self.out.push(')');
             }
             other => self.out.push_str(&format!("</{}>", tag(other))),
