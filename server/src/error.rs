@@ -309,6 +309,8 @@ impl From<ProtocolError> for CloseReason {
     fn from(e: ProtocolError) -> Self {
         match e {
             ProtocolError::Panicked(_) => CloseReason::Internal,
+            // Its own text already says "malformed message".
+            ProtocolError::Malformed(source) => CloseReason::Malformed(source.to_string()),
             other => CloseReason::Malformed(other.to_string()),
         }
     }
