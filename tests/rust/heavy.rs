@@ -16,7 +16,7 @@ async fn typing_and_health_are_served_while_heavy_imports_run() {
     let server = TestServer::with_store(Arc::new(MemoryStore::new()), Config::default()).await;
     let api = Api(server.addr);
     // Many short paragraphs with marks: seconds of parsing and applying each, in a debug build.
-    let markdown: String = (0..100_000).map(|i| format!("Line **{i}** of a *big* import, [a link](https://example.com/{i}).\n\n")).collect();
+    let markdown: String = (0..180_000).map(|i| format!("Line **{i}** of a *big* import, [a link](https://example.com/{i}).\n\n")).collect();
     let url = server.ws_url("typing");
     let typist = Client::connect_synced(&url).await;
     let watcher = Client::connect_synced(&url).await;
