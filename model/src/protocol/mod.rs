@@ -43,6 +43,8 @@ pub enum ProtocolError {
     /// Values nested deeper than [`MAX_DEPTH`]: decoding recurses once per level.
     #[error("value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("subdocuments are not part of quire's documents")]
+    Subdocument,
     #[error("unsupported message type {0}")]
     Unsupported(u8),
     /// yrs panicked. The caller must assume the `Doc` it passed may be inconsistent.

@@ -54,6 +54,9 @@ pub(super) enum Refusal {
         room: usize,
     },
     TooDeep,
+    /// A subdocument: quire's documents have none, and a few bytes of one decode into a whole
+    /// `Doc` (about a hundred times their size).
+    Subdocument,
 }
 
 impl Refusal {
@@ -65,6 +68,7 @@ impl Refusal {
                 ProtocolError::Oversized { what, count, room }
             }
             Refusal::TooDeep => ProtocolError::TooDeep,
+            Refusal::Subdocument => ProtocolError::Subdocument,
         }
     }
 }
@@ -275,11 +279,7 @@ impl<'a> Walk<'a> {
                     self.any(1)?;
                 }
             }
-            BLOCK_ITEM_DOC_REF_NUMBER => {
-                // A subdocument's options: its guid, then a map of settings.
-                self.buf()?;
-                self.any(1)?;
-            }
+            BLOCK_ITEM_DOC_REF_NUMBER => return Err(Refusal::Subdocument),
             _ => return Err(ReadError::UnexpectedValue.into()),
         }
         Ok(())
