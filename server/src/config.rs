@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::listen::Cidr;
+
 /// Server configuration. `Config::default()` is what `quire serve` runs with unless told otherwise.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -41,7 +43,26 @@ pub struct Config {
     /// How long a close frame may take to go out before the socket is simply dropped.
     pub close_timeout: Duration,
     /// Most WebSocket connections at once; past it the upgrade is answered 503 + Retry-After.
+    /// A part of `max_sockets` (each WebSocket is a socket too): keep it below, so that the
+    /// rest stays free for the API, `/healthz`, `/metrics`, and for the 503 itself.
     pub max_connections: usize,
+    /// Most open sockets at once, of every kind: HTTP requests, idle keep-alive connections,
+    /// WebSockets, and sockets still sending their request head. Past it a new socket is
+    /// answered 503 + Retry-After and closed (see `listen`).
+    pub max_sockets: usize,
+    /// Most sockets one client address may hold open; past it a new one is answered 429 +
+    /// Retry-After and closed. Through a trusted proxy, it counts the requests and WebSockets
+    /// of each forwarded client address instead (the proxy's own sockets are not capped). An
+    /// IPv6 client counts by its /64. 0 = no cap.
+    pub max_per_address: usize,
+    /// How long a client may take to send a request's head (request line and headers), counted
+    /// from when the server starts waiting for it; also how long an idle keep-alive connection
+    /// is kept. Past it the socket is closed: a client that sends its headers a byte a minute
+    /// would otherwise hold its socket forever.
+    pub header_read_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR blocks of the reverse
+    /// proxies in front of quire). Empty: the header is ignored, the peer is the client.
+    pub trusted_proxies: Vec<Cidr>,
     /// How long in-flight HTTP requests get to finish once shutdown begins.
     pub shutdown_grace: Duration,
 
@@ -110,6 +131,22 @@ impl Default for Config {
             close_timeout: Duration::from_secs(1),
             // The soft file limit here is 20,000; leave room for the store and HTTP clients.
             max_connections: 16_000,
+            // The WebSockets plus 2,000 for API requests, keep-alive connections and sockets
+            // still sending their head, still under the 20,000 file limit: the last 2,000
+            // descriptors are sled's files, the refusals themselves (a refused socket is open
+            // for the moment it takes to answer it) and the runtime's own.
+            max_sockets: 18_000,
+            // A company behind one NAT: 1,000 people with four documents open each stay under
+            // it; one address alone still cannot take more than 4,000 of the 18,000 sockets.
+            // Larger crowds behind one address (carrier-grade NAT, a campus) need a higher cap
+            // or a trusted proxy that forwards their addresses.
+            max_per_address: 4_000,
+            // A request head is under a kilobyte: on a slow mobile link it arrives within a
+            // few round trips; 10 s leaves room for retransmissions (RTO 1 s, 2 s, 4 s) and
+            // keeps a silent socket for a tenth of what nginx would (client_header_timeout
+            // 60 s). Idle keep-alive connections close after it too (Apache: 5 s).
+            header_read_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             max_live_docs: 50_000,
             heavy_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),

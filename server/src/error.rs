@@ -115,6 +115,9 @@ pub enum ApiError {
     Forbidden,
     #[error("server is at its connection limit, retry shortly")]
     Busy,
+    /// The client's address holds `max_per_address` sockets (or forwarded requests) already.
+    #[error("too many connections from your address, retry shortly")]
+    TooManyFromAddress,
     #[error("expected a WebSocket upgrade request: {0}")]
     NotWebSocket(String),
     /// A request the API cannot read: a malformed body, query or path.
@@ -170,6 +173,7 @@ impl ApiError {
             ApiError::BadDocId(_) => (StatusCode::BAD_REQUEST, "bad_doc_id"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::TooManyFromAddress => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -215,7 +219,7 @@ impl IntoResponse for ApiError {
         };
         let mut response =
             (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             // Spread the retries of a crowd: clients that honour it come back after a pause.
             response
                 .headers_mut()

@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`config`]: every limit and interval.
+//! - [`listen`]: the listening socket: admission of every socket, HTTP/1 with a header-read
+//!   timeout, trusted proxies.
 //! - [`error`]: the error taxonomy, mapped once to HTTP statuses and WebSocket close codes.
 //! - [`auth`]: the one admission hook (document + credentials → read-write / read-only / deny).
 //! - [`state`]: what request handlers share.
@@ -20,16 +22,16 @@ pub mod config;
 pub mod doc;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod ws;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -90,8 +92,14 @@ pub async fn serve_with_auth(
     auth: Arc<dyn auth::Authorizer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if config.max_connections >= config.max_sockets {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            max_sockets = config.max_sockets,
+            "WebSockets may take every socket: the API, /healthz and /metrics can be starved"
+        );
+    }
     let config = Arc::new(config);
-    let grace = config.shutdown_grace;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let shared = Shared {
@@ -116,42 +124,24 @@ pub async fn serve_with_auth(
     });
     let state = AppState {
         admission: Arc::new(Semaphore::new(config.max_connections)),
-        shared,
+        shared: shared.clone(),
         docs,
         auth,
     };
     let app = http::router(state);
 
-    // 1. Stop accepting; 2. at the same moment, cancel connections and document tasks
-    // (upgraded sockets are not HTTP requests that graceful shutdown would wait for).
-    let cancel_on_signal = cancel.clone();
-    // Edits are small frames that must go out at once: Nagle's algorithm would hold them back
-    // waiting for an ACK (tens of ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    // 1. Stop accepting; 2. at the same moment, cancel WebSockets and document tasks (upgraded
+    // sockets are not HTTP requests that a graceful shutdown would wait for), and give HTTP
+    // requests in flight up to `shutdown_grace` to finish: listen::serve returns after that.
+    let signal = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            cancel_on_signal.cancel();
+            cancel.cancel();
         })
-        .into_future();
-    // Graceful shutdown waits for in-flight HTTP requests; a client stuck half-way through its
-    // headers must not keep the server (and its final flush) from stopping.
-    let stopped = cancel.clone();
-    let served = tokio::select! {
-        served = serving => served,
-        () = async {
-            stopped.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("some HTTP connections did not finish within {grace:?}; closing them");
-            Ok(())
-        }
     };
-    cancel.cancel();
+    listen::serve(listener, app, &shared).await;
+    signal.abort();
     // 3. Every connection closed and every document persisted.
     tracker.close();
     tracker.wait().await;
@@ -160,5 +150,5 @@ pub async fn serve_with_auth(
     let _ = flusher_task.await;
     store.flush()?;
     tracing::info!("stopped; everything is on disk");
-    served.map_err(ServeError::Io)
+    Ok(())
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use quire::listen::Cidr;
 use quire::Config;
 
 #[derive(Parser)]
@@ -65,6 +66,23 @@ struct ServeArgs {
     /// Messages per second one connection may send, sustained (4429 beyond a burst of 10 s' worth).
     #[arg(long, env = "QUIRE_RATE_MESSAGES_PER_SEC", default_value_t = 100)]
     rate_messages_per_sec: u64,
+    /// Most open sockets of any kind (HTTP, WebSocket, still sending headers); more are
+    /// answered 503 + Retry-After and closed. Keep it above --max-connections.
+    #[arg(long, env = "QUIRE_MAX_SOCKETS", default_value_t = 18_000)]
+    max_sockets: usize,
+    /// Most open sockets from one client address (an IPv6 client counts by its /64); more are
+    /// answered 429 + Retry-After and closed. Through a trusted proxy: most requests and
+    /// WebSockets of one forwarded client address. 0 = no cap.
+    #[arg(long, env = "QUIRE_MAX_PER_ADDRESS", default_value_t = 4_000)]
+    max_per_address: usize,
+    /// Seconds a client may take to send a request's headers (and an idle keep-alive
+    /// connection is kept); then its socket is closed.
+    #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma
+    /// separated (e.g. `10.0.0.0/8,::1`). Without it the header is ignored.
+    #[arg(long, env = "QUIRE_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxy: Vec<Cidr>,
     /// Compact a document's log after this many updates.
     #[arg(long, env = "QUIRE_COMPACT_AFTER_UPDATES", default_value_t = 1000)]
     compact_after_updates: u64,
@@ -100,6 +118,10 @@ impl ServeArgs {
             max_message_bytes: self.max_message_bytes,
             outbox_bytes: self.outbox_bytes,
             max_connections: self.max_connections,
+            max_sockets: self.max_sockets,
+            max_per_address: self.max_per_address,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            trusted_proxies: self.trusted_proxy,
             idle_unload: Duration::from_secs(self.idle_unload_secs),
             compact_after_updates: self.compact_after_updates,
             flush_delay: Duration::from_millis(self.flush_delay_ms),
@@ -126,12 +148,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // Every WebSocket is a file descriptor; the usual soft limit of 1024 would cap us there.
-    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
-        tracing::warn!(%error, "could not raise the open file limit");
-    }
     let addr = args.addr;
     let config = args.into_config();
+    // Every socket is a file descriptor; the usual soft limit of 1024 would cap us there.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        // Past the file limit, accept fails and clients wait in the backlog unanswered: the
+        // budget must run out first for them to be refused politely.
+        Ok(limit) if limit <= config.max_sockets as u64 => tracing::warn!(
+            limit,
+            max_sockets = config.max_sockets,
+            "the open file limit is not above max_sockets: lower --max-sockets or raise the limit"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     // Open the store before listening: if it cannot be opened, say so and exit, having
     // touched nothing (SledStore::open refuses rather than "repairs").

@@ -10,6 +10,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 pub struct Metrics {
+    pub sockets_open: Gauge,
+    pub sockets_refused: Counter,
+    pub address_refused: Counter,
+    pub header_timeouts: Counter,
     pub connections_open: Gauge,
     pub connections_rejected: Counter,
     pub documents_live: Gauge,
@@ -34,6 +38,10 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let m = Metrics {
+            sockets_open: Gauge::default(),
+            sockets_refused: Counter::default(),
+            address_refused: Counter::default(),
+            header_timeouts: Counter::default(),
             connections_open: Gauge::default(),
             connections_rejected: Counter::default(),
             documents_live: Gauge::default(),
@@ -61,6 +69,26 @@ impl Metrics {
 
     fn register(mut self) -> Self {
         let r = &mut self.registry;
+        r.register(
+            "quire_sockets_open",
+            "Open sockets of every kind: HTTP, WebSocket, and those still sending their request head",
+            self.sockets_open.clone(),
+        );
+        r.register(
+            "quire_sockets_refused",
+            "Sockets answered 503 and closed because max_sockets were open",
+            self.sockets_refused.clone(),
+        );
+        r.register(
+            "quire_address_refused",
+            "Sockets, or requests through a trusted proxy, refused (429) at max_per_address",
+            self.address_refused.clone(),
+        );
+        r.register(
+            "quire_header_timeouts",
+            "Sockets closed because no request head arrived within header_read_timeout",
+            self.header_timeouts.clone(),
+        );
         r.register("quire_connections_open", "Open WebSocket connections", self.connections_open.clone());
         r.register(
             "quire_connections_rejected",

@@ -1,6 +1,8 @@
 //! The shutdown order, written down once:
 //! 1. stop accepting connections;
-//! 2. cancel: every connection closes (1001) and every document task persists and exits;
+//! 2. cancel: every WebSocket closes (1001) and every document task persists and exits; HTTP
+//!    connections finish the request in flight (idle ones close at once), for at most
+//!    `shutdown_grace`, and are closed then ([`listen`](crate::listen));
 //! 3. wait for all of them;
 //! 4. stop the flusher, which flushes one last time, so everything is on disk.
 

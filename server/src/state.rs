@@ -48,6 +48,7 @@ pub struct AppState {
     /// The documents: every request about one goes through here.
     pub docs: Registry,
     pub auth: Arc<dyn Authorizer>,
-    /// One permit per open WebSocket (`max_connections`).
+    /// One permit per open WebSocket (`max_connections`). Every socket, WebSocket or not, also
+    /// holds one of `max_sockets` ([`listen`](crate::listen)).
     pub admission: Arc<Semaphore>,
 }

@@ -13,4 +13,5 @@ mod hostile;
 mod lifecycle;
 mod migration;
 mod persistence;
+mod sockets;
 mod startup;

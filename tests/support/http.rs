@@ -1,11 +1,11 @@
 //! Raw HTTP/1.1 over a TcpStream (the server speaks HTTP/1; no client crate here): quire's
 //! API, `/metrics` and `/healthz`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Returns the status code and body of `GET path`.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -72,30 +72,21 @@ pub struct Api(pub SocketAddr);
 
 impl Api {
     pub async fn send(self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut stream = tokio::net::TcpStream::connect(self.0).await.expect("connect");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.0);
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes()).await.expect("send the head");
-        // A server refusing the body (413) may stop reading it: its answer is what counts.
-        let _ = stream.write_all(body).await;
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw).await;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().and_then(|l| l.split(' ').nth(1)?.parse().ok()).expect("a status");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let mut reply = Reply { status, headers, body: raw[split + 4..].to_vec() };
-        if reply.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            reply.body = dechunk(&reply.body);
-        }
-        reply
+        let stream = tokio::net::TcpStream::connect(self.0).await.expect("connect");
+        exchange(stream, self.0, method, path, headers, body).await
+    }
+
+    /// [`send`](Self::send) from another loopback address (Linux answers on all of
+    /// 127.0.0.0/8): a second client, as far as the server can tell.
+    pub async fn send_from(
+        self,
+        source: IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        exchange(connect_from(source, self.0).await, self.0, method, path, headers, body).await
     }
 
     pub async fn get(self, path: &str) -> Reply {
@@ -121,6 +112,51 @@ impl Api {
         let headers: Vec<_> = content_type.map(|t| ("Content-Type", t)).into_iter().collect();
         self.send("POST", &path, &headers, body).await
     }
+}
+
+/// Sends one request on `stream` and reads the whole response.
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    // A server refusing the body (413) may stop reading it: its answer is what counts.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)?.parse().ok()).expect("a status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut reply = Reply { status, headers, body: raw[split + 4..].to_vec() };
+    if reply.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        reply.body = dechunk(&reply.body);
+    }
+    reply
+}
+
+/// A socket to `addr` from the loopback address `source` (any free port).
+pub async fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4(),
+        IpAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .expect("a socket");
+    socket.bind(SocketAddr::new(source, 0)).unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr} from {source}: {e}"))
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {

@@ -1,8 +1,9 @@
 //! `GET /ws/{doc}`: the y-websocket endpoint.
 //!
 //! Everything that can refuse a connection happens here, before the upgrade: the document id,
-//! the authorisation hook, the connection limit. After the upgrade, [`connection`] runs the
-//! socket, [`outbox`] bounds what may queue up for it and [`rate`] what it may send.
+//! the authorisation hook, the connection limit. (The socket budget and the per-address cap
+//! come before any of it, in [`listen`](crate::listen).) After the upgrade, [`connection`] runs
+//! the socket, [`outbox`] bounds what may queue up for it and [`rate`] what it may send.
 
 pub mod connection;
 pub mod outbox;
@@ -12,10 +13,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use quire_model::DocId;
 
 use crate::auth::{Access, Credentials};
 use crate::error::ApiError;
+use crate::listen::ClientSlot;
 use crate::state::AppState;
 
 pub async fn upgrade(
@@ -23,6 +26,7 @@ pub async fn upgrade(
     Path(doc): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    forwarded: Option<Extension<ClientSlot>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id = DocId::parse(&doc)?;
@@ -52,6 +56,9 @@ pub async fn upgrade(
     let tracked = app.shared.tracker.token();
     Ok(ws.on_upgrade(move |socket| async move {
         connection::serve(socket, id, access, app, permit).await;
+        // A client behind a trusted proxy counts against its address's cap for as long as its
+        // WebSocket is open, not only while the upgrade request ran.
+        drop(forwarded);
         drop(tracked);
     }))
 }
