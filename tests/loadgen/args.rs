@@ -59,6 +59,11 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_CONNECT_TIMEOUT", default_value_t = 30.0)]
     pub connect_timeout: f64,
 
+    /// Sockets that send part of a request head and never finish it (a slowloris), opened
+    /// before the clients join and reopened whenever the server closes one, until the end.
+    #[arg(long, env = "LOADGEN_HALF_OPEN", default_value_t = 0)]
+    pub half_open: usize,
+
     /// The quire server binary.
     #[arg(long, env = "QUIRE_BIN", default_value_os_t = workspace().join("target/release/quire"))]
     pub quire_bin: PathBuf,
@@ -125,6 +130,7 @@ pub struct Load {
     pub seed: u64,
     pub connect_concurrency: usize,
     pub connect_timeout: Duration,
+    pub half_open: usize,
 }
 
 impl Load {
@@ -152,6 +158,7 @@ impl Load {
             seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
             connect_concurrency: args.connect_concurrency,
             connect_timeout: secs("--connect-timeout", args.connect_timeout)?,
+            half_open: args.half_open,
         })
     }
 

@@ -15,6 +15,7 @@
 //! - `usage`: CPU seconds and peak RSS from /proc.
 //! - `run`: one run against one server, phase by phase.
 //! - `client`: one simulated client: connect, handshake, type or watch, count deliveries.
+//! - `halfopen`: `--half-open`, sockets that never finish their request head.
 //! - `socket`: the client side of WebSocket, parsed in place (no per-frame allocation).
 //! - `wire`: the y-sync framing, read by hand; the handshake frames, encoded once.
 //! - `stamp`: the timestamp a keystroke inserts, and the scanner that finds it in update bytes.
@@ -24,6 +25,7 @@
 
 mod args;
 mod client;
+mod halfopen;
 mod report;
 mod run;
 mod server;
@@ -57,9 +59,13 @@ async fn main() -> Result<()> {
     let load = Load::from_args(&args)?;
 
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
-    let needed = load.connections() as u64 + SPARE_FDS;
+    let needed = (load.connections() + load.half_open) as u64 + SPARE_FDS;
     if nofile < needed {
-        bail!("{} connections need {needed} file descriptors; the limit is {nofile}", load.connections());
+        bail!(
+            "{} connections and {} half-open sockets need {needed} file descriptors; the limit is {nofile}",
+            load.connections(),
+            load.half_open
+        );
     }
 
     let work_dir = match &args.work_dir {
@@ -80,6 +86,9 @@ async fn main() -> Result<()> {
         load.grace,
         load.seed
     );
+    if load.half_open > 0 {
+        eprintln!("loadgen: and {} half-open sockets (request heads never finished)", load.half_open);
+    }
     if !args.quire_args.is_empty() {
         eprintln!("loadgen: quire serve gets {:?}", args.quire_args);
     }
@@ -105,6 +114,9 @@ async fn main() -> Result<()> {
     };
 
     print!("seed {}: {} connections, {} docs", load.seed, load.connections(), load.docs);
+    if load.half_open > 0 {
+        print!(", {} half-open sockets", load.half_open);
+    }
     if args.quire_args.is_empty() {
         println!();
     } else {

@@ -70,6 +70,13 @@ pub fn print_table(outcomes: &[Outcome]) {
                     f.loadgen_cpu.map_or("?".into(), |s| format!("{s:.1} s")),
                     f.loadgen_peak_rss_bytes.map_or("?".into(), |b| format!("{:.0}", mb(b))),
                 );
+                if let Some(h) = &f.half_open {
+                    println!(
+                        "{}:   {} half-open sockets held: {} unfinished heads sent, {} closed by the server, \
+                         {} connects failed",
+                        f.server, h.held, h.opened, h.closed_by_server, h.connect_errors
+                    );
+                }
                 for (reason, n) in &f.connect_errors {
                     println!("{}:   connection error x{n}: {reason}", f.server);
                 }
@@ -121,6 +128,12 @@ pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[O
                 "loadgen_cpu_secs": f.loadgen_cpu,
                 "loadgen_cpu_typing_secs": f.loadgen_cpu_typing,
                 "loadgen_peak_rss_bytes": f.loadgen_peak_rss_bytes,
+                "half_open": f.half_open.as_ref().map(|h| json!({
+                    "held": h.held,
+                    "opened": h.opened,
+                    "closed_by_server": h.closed_by_server,
+                    "connect_errors": h.connect_errors,
+                })),
             }),
         })
         .collect();

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::args::Load;
 use crate::client::{self, Phase, Plan, Shared};
+use crate::halfopen::{self, HalfOpenStats};
 use crate::server::ServerProcess;
 use crate::stats::{Percentiles, Stats};
 use crate::usage::Usage;
@@ -59,6 +60,19 @@ pub struct Figures {
     pub loadgen_cpu_typing: Option<f64>,
     /// loadgen's peak RSS so far (it only grows from run to run).
     pub loadgen_peak_rss_bytes: Option<u64>,
+    /// With `--half-open`: what those sockets saw.
+    pub half_open: Option<HalfOpenFigures>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HalfOpenFigures {
+    /// How many were kept open (or trying to be).
+    pub held: usize,
+    /// Unfinished heads sent, reopenings included.
+    pub opened: u64,
+    /// Closed by the server (header-read timeout or a refusal).
+    pub closed_by_server: u64,
+    pub connect_errors: u64,
 }
 
 pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) -> Figures {
@@ -80,6 +94,26 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         writers: load.writers,
         handshake: Handshake::new(),
     });
+
+    // The slowloris first, so the clients join under it too. Their own connect permits: their
+    // reconnects must not queue the real clients' joins behind them.
+    let half_open = (load.half_open > 0).then(|| {
+        halfopen::start(
+            load.half_open,
+            shared.addr,
+            &shared.host,
+            &server.path("load-0"),
+            Arc::new(Semaphore::new(load.connect_concurrency)),
+            phase_tx.subscribe(),
+        )
+    });
+    if let Some((_, opened)) = &half_open {
+        let deadline = Instant::now() + load.connect_timeout;
+        while (opened.opened.load(Relaxed) as usize) < load.half_open && Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+        eprintln!("  {name}: {} half-open sockets sent their unfinished heads", opened.opened.load(Relaxed));
+    }
 
     // Client i belongs to document i / per_doc; the first `writers` of each document type.
     let mut clients = JoinSet::new();
@@ -158,13 +192,26 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         loadgen_cpu: loadgen_usage.zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
         loadgen_cpu_typing: loadgen_usage.zip(loadgen_at_start).map(|(a, s)| a.cpu_secs - s),
         loadgen_peak_rss_bytes: loadgen_usage.map(|u| u.peak_rss_bytes),
+        half_open: half_open.as_ref().map(|(_, s)| half_open_figures(load.half_open, s)),
     };
 
     let _ = phase_tx.send(Phase::Stop);
+    if let Some((mut tasks, _)) = half_open {
+        while tasks.join_next().await.is_some() {}
+    }
     let teardown = async { while clients.join_next().await.is_some() {} };
     if tokio::time::timeout(TEARDOWN, teardown).await.is_err() {
         eprintln!("  {name}: clients still open after {TEARDOWN:?}; aborting them");
         clients.shutdown().await;
     }
     figures
+}
+
+fn half_open_figures(held: usize, stats: &HalfOpenStats) -> HalfOpenFigures {
+    HalfOpenFigures {
+        held,
+        opened: stats.opened.load(Relaxed),
+        closed_by_server: stats.closed_by_server.load(Relaxed),
+        connect_errors: stats.connect_errors.load(Relaxed),
+    }
 }

@@ -47,6 +47,10 @@ impl ServerProcess {
                 }
                 let mut c = guarded(&args.quire_bin);
                 c.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--data").arg(&data);
+                // loadgen's thousands of clients stand for thousands of people, but they all
+                // come from 127.0.0.1: no cap per address (an environment variable, so that a
+                // `--quire-arg=--max-per-address=N` still sets one).
+                c.env("QUIRE_MAX_PER_ADDRESS", "0");
                 c.args(&args.quire_args);
                 (c, Some(data))
             }
