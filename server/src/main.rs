@@ -66,6 +66,10 @@ struct ServeArgs {
     /// Messages per second one connection may send, sustained (4429 beyond a burst of 10 s' worth).
     #[arg(long, env = "QUIRE_RATE_MESSAGES_PER_SEC", default_value_t = 100)]
     rate_messages_per_sec: u64,
+    /// Connections the kernel queues for accepting (capped by net.core.somaxconn); past it,
+    /// new clients' SYNs are dropped and they retry after a second or more.
+    #[arg(long, env = "QUIRE_LISTEN_BACKLOG", default_value_t = 4096)]
+    listen_backlog: u32,
     /// Most open sockets of any kind (HTTP, WebSocket, still sending headers); more are
     /// answered 503 + Retry-After and closed. Keep it above --max-connections.
     #[arg(long, env = "QUIRE_MAX_SOCKETS", default_value_t = 18_000)]
@@ -118,6 +122,7 @@ impl ServeArgs {
             max_message_bytes: self.max_message_bytes,
             outbox_bytes: self.outbox_bytes,
             max_connections: self.max_connections,
+            listen_backlog: self.listen_backlog,
             max_sockets: self.max_sockets,
             max_per_address: self.max_per_address,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
@@ -168,9 +173,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = quire::open_store(&config)
         .with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener =
+            quire::listen::bind(addr, config.listen_backlog).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         // Tests and scripts wait for this exact line.
         println!("quire listening on http://{local}");

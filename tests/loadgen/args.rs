@@ -51,7 +51,7 @@ pub struct Args {
     pub seed: Option<u64>,
 
     /// Connections being opened at once. 200 stays well under the servers' listen backlogs
-    /// (tokio's `TcpListener::bind` asks for 1024, node for 511), so no SYN is dropped.
+    /// (quire asks for 4096, node for 511), so no SYN is dropped.
     #[arg(long, env = "LOADGEN_CONNECT_CONCURRENCY", default_value_t = 200)]
     pub connect_concurrency: usize,
 

@@ -78,6 +78,35 @@ pub struct HalfOpenFigures {
 pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) -> Figures {
     let stats = Arc::new(Stats::new());
     let (phase_tx, phase_rx) = watch::channel(Phase::Joining);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port()));
+    let host = format!("127.0.0.1:{}", server.port());
+
+    // The slowloris first, so the clients join under it too, and before the clock of "synced
+    // in" starts. Their own connect permits: their reopenings must not queue the real clients'
+    // joins behind them.
+    let half_open = (load.half_open > 0).then(|| {
+        halfopen::start(
+            load.half_open,
+            addr,
+            &host,
+            &server.path("load-0"),
+            Arc::new(Semaphore::new(load.connect_concurrency)),
+            phase_rx.clone(),
+        )
+    });
+    if let Some((_, opened)) = &half_open {
+        let began = Instant::now();
+        let deadline = began + load.connect_timeout;
+        while (opened.opened.load(Relaxed) as usize) < load.half_open && Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+        eprintln!(
+            "  {name}: {} half-open sockets sent their unfinished heads in {:.2} s",
+            opened.opened.load(Relaxed),
+            began.elapsed().as_secs_f64()
+        );
+    }
+
     let loadgen_before = Usage::of_self();
     let connections = load.connections();
     let connect_started = std::time::Instant::now();
@@ -86,34 +115,14 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         phase: phase_rx,
         connect_permits: Arc::new(Semaphore::new(load.connect_concurrency)),
         connect_started,
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, server.port())),
-        host: format!("127.0.0.1:{}", server.port()),
+        addr,
+        host,
         period: load.period,
         connect_timeout: load.connect_timeout,
         seed: load.seed,
         writers: load.writers,
         handshake: Handshake::new(),
     });
-
-    // The slowloris first, so the clients join under it too. Their own connect permits: their
-    // reconnects must not queue the real clients' joins behind them.
-    let half_open = (load.half_open > 0).then(|| {
-        halfopen::start(
-            load.half_open,
-            shared.addr,
-            &shared.host,
-            &server.path("load-0"),
-            Arc::new(Semaphore::new(load.connect_concurrency)),
-            phase_tx.subscribe(),
-        )
-    });
-    if let Some((_, opened)) = &half_open {
-        let deadline = Instant::now() + load.connect_timeout;
-        while (opened.opened.load(Relaxed) as usize) < load.half_open && Instant::now() < deadline {
-            tokio::time::sleep(POLL).await;
-        }
-        eprintln!("  {name}: {} half-open sockets sent their unfinished heads", opened.opened.load(Relaxed));
-    }
 
     // Client i belongs to document i / per_doc; the first `writers` of each document type.
     let mut clients = JoinSet::new();

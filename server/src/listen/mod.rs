@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -48,6 +48,19 @@ use crate::metrics::Metrics;
 use crate::state::Shared;
 use admission::{AddressSlot, Admission, Admitted, PerAddress, Refused};
 pub use client::{AddressKey, Cidr, CidrError, TrustedProxies};
+
+/// Binds a listener on `addr` whose kernel queue of connections not yet accepted holds
+/// `backlog` (the kernel caps it at `net.core.somaxconn`). tokio's `TcpListener::bind` asks for
+/// 128, as std does; past that the kernel drops SYNs, and each client waits a retransmission
+/// (1 s, then 3 s, 7 s...) instead of a few microseconds for `accept`.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As std and tokio do: a restarted server binds at once, past its predecessor's TIME_WAITs.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// A forwarded client's place in its address's cap, in the extensions of a request that came
 /// through a trusted proxy. Whoever needs the request's client counted for longer than the
@@ -248,3 +261,30 @@ async fn accept_failed(error: std::io::Error) {
 
 /// hyper 0.14's and axum's pause after an accept error that is not the client's.
 const ACCEPT_RETRY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connects larger than tokio's default backlog (128) completes even while
+    /// nobody accepts: the kernel queues them instead of dropping their SYNs, which would cost
+    /// each client a retransmission (1 s, then 3 s, 7 s...).
+    #[tokio::test]
+    async fn a_burst_of_connects_waits_in_the_backlog() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = 1000.min(somaxconn as usize - 1);
+        let listener = bind("127.0.0.1:0".parse().unwrap(), 4096).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut sockets = Vec::new();
+        for i in 0..burst {
+            // Never accepted: only the backlog holds them. A dropped SYN would be retried for
+            // two minutes, so this waits for a retransmission or two at most.
+            let connect = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
+            sockets.push(connect.unwrap_or_else(|_| panic!("connect {i} of {burst} was dropped")).unwrap());
+        }
+        drop(listener);
+    }
+}
