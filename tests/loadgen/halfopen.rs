@@ -2,6 +2,9 @@
 //! a request head (a WebSocket upgrade to a document of the run) and never finish it. When the
 //! server closes one (its header-read timeout, or a refusal), it is opened again at once, so N
 //! stay open, or trying to be, for the whole run: an attacker does the same.
+//!
+//! The attacker runs on a thread of its own: on the clients' thread, its waves of reopenings
+//! (all N time out together) made the clients read late, and loadgen measured itself.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -31,16 +34,19 @@ pub struct HalfOpenStats {
     pub connect_errors: AtomicU64,
 }
 
-/// Keeps `count` sockets half-open against `addr` until the phase is `Stop`.
+/// Keeps `count` sockets half-open against `addr`, from a thread of their own, until the phase
+/// is `Stop`; the thread ends then.
 pub fn start(
     count: usize,
     addr: SocketAddr,
     host: &str,
     path: &str,
-    connect_permits: Arc<Semaphore>,
+    connect_concurrency: usize,
     phase: watch::Receiver<Phase>,
-) -> (JoinSet<()>, Arc<HalfOpenStats>) {
+) -> std::io::Result<(std::thread::JoinHandle<()>, Arc<HalfOpenStats>)> {
     let stats = Arc::new(HalfOpenStats::default());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let connect_permits = Arc::new(Semaphore::new(connect_concurrency));
     // Everything but the blank line that would end the head.
     let head: Arc<[u8]> = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -49,6 +55,7 @@ pub fn start(
     .into_bytes()
     .into();
     let mut tasks = JoinSet::new();
+    let _entered = runtime.enter();
     for _ in 0..count {
         let (stats, head, permits, mut phase) = (stats.clone(), head.clone(), connect_permits.clone(), phase.clone());
         tasks.spawn(async move {
@@ -68,7 +75,11 @@ pub fn start(
             }
         });
     }
-    (tasks, stats)
+    drop(_entered);
+    let thread = std::thread::Builder::new().name("half-open".into()).spawn(move || {
+        runtime.block_on(async move { while tasks.join_next().await.is_some() {} });
+    })?;
+    Ok((thread, stats))
 }
 
 /// Opens one socket, sends the unfinished head, and waits until the server closes it.

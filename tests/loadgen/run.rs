@@ -84,16 +84,25 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     // The slowloris first, so the clients join under it too, and before the clock of "synced
     // in" starts. Their own connect permits: their reopenings must not queue the real clients'
     // joins behind them.
-    let half_open = (load.half_open > 0).then(|| {
-        halfopen::start(
+    let half_open = if load.half_open > 0 {
+        let started = halfopen::start(
             load.half_open,
             addr,
             &host,
             &server.path("load-0"),
-            Arc::new(Semaphore::new(load.connect_concurrency)),
+            load.connect_concurrency,
             phase_rx.clone(),
-        )
-    });
+        );
+        match started {
+            Ok(started) => Some(started),
+            Err(e) => {
+                eprintln!("  {name}: cannot start the half-open sockets' thread: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some((_, opened)) = &half_open {
         let began = Instant::now();
         let deadline = began + load.connect_timeout;
@@ -205,8 +214,9 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     };
 
     let _ = phase_tx.send(Phase::Stop);
-    if let Some((mut tasks, _)) = half_open {
-        while tasks.join_next().await.is_some() {}
+    if let Some((thread, _)) = half_open {
+        // The phase says stop: the thread ends as soon as its sockets are dropped.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
     let teardown = async { while clients.join_next().await.is_some() {} };
     if tokio::time::timeout(TEARDOWN, teardown).await.is_err() {
