@@ -7,7 +7,8 @@
 //! one of `max_sockets`, and one of its address's `max_per_address`. A socket that gets none is
 //! answered at once (503 or 429, with Retry-After) and closed. hyper's HTTP/1 connection then
 //! serves it with a timer: a request head that has not arrived `header_read_timeout` after the
-//! server started waiting for it closes the socket.
+//! server started waiting for it closes the socket. (Not timed: a request body sent slowly,
+//! or a response read slowly. Those sockets are bounded only by the budget and the cap.)
 //!
 //! Refusing by answering rather than by not accepting: a server that stops calling `accept`
 //! leaves new clients in the kernel's backlog, where they wait without a word (their SYNs are
