@@ -13,6 +13,15 @@ pub struct Config {
     /// The built web app (`cargo xtask web` writes `web/dist`), served at `/` and `/d/{doc}`.
     /// If it is missing the server still serves the API and sync, and says so at startup.
     pub web_dir: PathBuf,
+    /// Where people reach this server (`https://docs.example.com`), for the share links it
+    /// hands out; without it, the host each request was sent to.
+    pub public_url: Option<String>,
+    /// Origins besides the server's own whose pages may use the owner's browser session (an
+    /// app that embeds quire's pages on another host).
+    pub allowed_origins: Vec<String>,
+    /// A second address that serves `/metrics` (and `/healthz`) without credentials, for
+    /// monitoring on an internal network; on the main address `/metrics` is the owner's.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Writes stop (documents take no edits, clients keep theirs and retry) while the store's
     /// disk has less than this free, and resume once it has: sled must never meet a full disk.
     /// Room for sled's own log segments and a few largest messages.
@@ -119,6 +128,9 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./quire-data"),
             web_dir: PathBuf::from("./web/dist"),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            metrics_addr: None,
             cache_capacity_bytes: 32 * 1024 * 1024,
             min_free_disk_bytes: 128 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,

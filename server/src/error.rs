@@ -10,6 +10,7 @@ use quire_model::convert::{ConvertError, Format};
 use quire_model::{DocIdError, ProtocolError};
 use serde_json::json;
 
+use crate::auth::Denied;
 use crate::store::StoreError;
 
 /// Errors a document task reports to whoever asked it for something.
@@ -36,6 +37,8 @@ pub enum DocError {
     Deleted,
     #[error("a document with this id exists")]
     Exists,
+    #[error("no such share link")]
+    NoSuchLink,
     /// The update holds changes of a deleted document that had the same id: a copy made before
     /// the deletion, which must never merge into the document created since.
     #[error("this update belongs to a deleted document of the same id, not to the one there now")]
@@ -113,6 +116,11 @@ pub enum ApiError {
     BadDocId(#[from] DocIdError),
     #[error("access denied")]
     Forbidden,
+    #[error(transparent)]
+    Denied(#[from] crate::auth::Denied),
+    /// Share links and sign-in need access control, which this server runs without.
+    #[error("this server runs without access control (--auth none): there is nothing to sign in to or share")]
+    NoAccessControl,
     #[error("server is at its connection limit, retry shortly")]
     Busy,
     /// The client's address holds `max_per_address` sockets (or forwarded requests) already.
@@ -172,6 +180,12 @@ impl ApiError {
         match self {
             ApiError::BadDocId(_) => (StatusCode::BAD_REQUEST, "bad_doc_id"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Denied(Denied::Unauthenticated) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Denied(Denied::InvalidCredentials) => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::Denied(Denied::Forbidden) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Denied(Denied::CrossSite) => (StatusCode::FORBIDDEN, "cross_site"),
+            ApiError::NoAccessControl => (StatusCode::NOT_FOUND, "no_access_control"),
+            ApiError::Doc(DocError::NoSuchLink) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::TooManyFromAddress => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
@@ -258,6 +272,10 @@ pub enum CloseReason {
     Replaced,
     /// The client's copy belongs to a deleted document of the same id.
     StaleCopy,
+    /// The share link it came in with was removed.
+    AccessRevoked,
+    /// Its credentials expired.
+    AccessExpired,
     /// The client closed, or its connection broke.
     Normal,
     /// Something went wrong on our side.
@@ -281,6 +299,7 @@ impl CloseReason {
             CloseReason::ClientIdInUse => 4409,
             CloseReason::Replaced => 4001,
             CloseReason::StaleCopy => 4412,
+            CloseReason::AccessRevoked | CloseReason::AccessExpired => 4403,
             CloseReason::Normal => 1000,
             CloseReason::Internal => 1011,
         }
@@ -302,6 +321,8 @@ impl CloseReason {
             CloseReason::ClientIdInUse => "writes under a client id another connection uses".into(),
             CloseReason::Replaced => "replaced by a newer connection".into(),
             CloseReason::StaleCopy => "this copy belongs to a deleted document of the same id".into(),
+            CloseReason::AccessRevoked => "access revoked".into(),
+            CloseReason::AccessExpired => "access expired".into(),
             CloseReason::Normal => "bye".into(),
             CloseReason::Internal => "internal error".into(),
         };

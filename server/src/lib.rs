@@ -128,6 +128,15 @@ pub async fn serve_with_auth(
         docs,
         auth,
     };
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let listener = listen::bind(addr, 128)?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics served without credentials");
+            let (router, shared) = (http::metrics_router(state.clone()), shared.clone());
+            Some(tokio::spawn(async move { listen::serve(listener, router, &shared).await }))
+        }
+        None => None,
+    };
     let app = http::router(state);
 
     // 1. Stop accepting; 2. at the same moment, cancel WebSockets and document tasks (upgraded
@@ -142,6 +151,9 @@ pub async fn serve_with_auth(
     };
     listen::serve(listener, app, &shared).await;
     signal.abort();
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     // 3. Every connection closed and every document persisted.
     tracker.close();
     tracker.wait().await;

@@ -24,11 +24,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve documents over HTTP and WebSocket.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a document of a running server as Markdown, HTML, text, Delta or Yjs.
     Export(cli::export::ExportArgs),
     /// Replace a document of a running server with a file (creating the document if needed).
     Import(cli::import::ImportArgs),
+    /// Print the owner's sign-in URL again (the owner key is in the data directory).
+    OwnerUrl(OwnerUrlArgs),
+}
+
+/// Who may do what.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// The owner key and share links (the default).
+    Owner,
+    /// Everyone may do everything: only for a trusted single-user setup.
+    None,
+}
+
+#[derive(Args)]
+struct OwnerUrlArgs {
+    /// The data directory the server runs on.
+    #[arg(long, env = "QUIRE_DATA", default_value = "./quire-data")]
+    data: PathBuf,
+    /// Where the server is reached.
+    #[arg(long, env = "QUIRE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    public_url: String,
 }
 
 #[derive(Args)]
@@ -39,6 +60,28 @@ struct ServeArgs {
     /// Directory of the document store (created if missing).
     #[arg(long, env = "QUIRE_DATA", default_value = "./quire-data")]
     data: PathBuf,
+    /// `owner`: credentials are required (the owner key, its browser session, share links,
+    /// tokens); `none`: everyone may do everything (a trusted single-user setup only).
+    #[arg(long, env = "QUIRE_AUTH", value_enum, default_value = "owner")]
+    auth: AuthMode,
+    /// The owner key (for scripts, tests and several processes); without it one is created in
+    /// the data directory on first start.
+    #[arg(long, env = "QUIRE_OWNER_KEY", hide_env_values = true)]
+    owner_key: Option<String>,
+    /// The secret tokens are signed with (several processes, or an application minting tokens,
+    /// share it); without it one is created in the data directory on first start.
+    #[arg(long, env = "QUIRE_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Where people reach this server (e.g. https://docs.example.com), for the share links
+    /// and the sign-in URL; without it, the address each request was sent to.
+    #[arg(long, env = "QUIRE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Other origins whose pages may use the owner's browser session (comma separated).
+    #[arg(long, env = "QUIRE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Also serve /metrics here, without credentials (an address only the monitoring reaches).
+    #[arg(long, env = "QUIRE_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Directory of the built web app (`cargo xtask web` builds it into web/dist).
     #[arg(long, env = "QUIRE_WEB_DIR", default_value = "./web/dist")]
     web_dir: PathBuf,
@@ -112,6 +155,9 @@ impl ServeArgs {
         Config {
             data_dir: self.data,
             web_dir: self.web_dir,
+            public_url: self.public_url,
+            allowed_origins: self.allowed_origins,
+            metrics_addr: self.metrics_addr,
             cache_capacity_bytes: self.cache_mb * 1024 * 1024,
             min_free_disk_bytes: self.min_free_disk_mb * 1024 * 1024,
             max_live_docs: self.max_live_docs,
@@ -146,14 +192,26 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Export(args) => cli::export::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::OwnerUrl(args) => {
+            let key = quire::auth::keys::read_owner_key(&args.data)
+                .with_context(|| format!("no owner key in {}: has quire run there?", args.data.display()))?;
+            println!("{}", sign_in_url(&args.public_url, &key));
+            Ok(())
+        }
     }
+}
+
+/// The URL that signs a browser in as the owner.
+fn sign_in_url(base: &str, key: &str) -> String {
+    format!("{}/?key={key}", base.trim_end_matches('/'))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = args.addr;
+    let (mode, owner_key, secret) = (args.auth, args.owner_key.clone(), args.secret.clone());
     let config = args.into_config();
     // Every socket is a file descriptor; the usual soft limit of 1024 would cap us there.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -170,16 +228,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     // Open the store before listening: if it cannot be opened, say so and exit, having
     // touched nothing (SledStore::open refuses rather than "repairs").
-    let store = quire::open_store(&config)
-        .with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?;
+    let store: Arc<dyn quire::store::Store> = Arc::new(
+        quire::open_store(&config).with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?,
+    );
+    let policy: Arc<dyn quire::auth::Authorizer> = match mode {
+        AuthMode::Owner => Arc::new(
+            quire::auth::Auth::open(
+                &config.data_dir,
+                store.clone(),
+                owner_key.as_deref(),
+                secret.as_deref(),
+                config.allowed_origins.clone(),
+            )
+            .context("cannot set up access control")?,
+        ),
+        AuthMode::None => {
+            tracing::warn!("--auth none: anyone who reaches this server may read, change and delete every document");
+            Arc::new(quire::auth::AllowAll)
+        }
+    };
     runtime.block_on(async move {
         let listener =
             quire::listen::bind(addr, config.listen_backlog).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         // Tests and scripts wait for this exact line.
         println!("quire listening on http://{local}");
+        if let Some(keys) = policy.keys() {
+            let base = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+            println!("sign in as the owner: {}", sign_in_url(&base, keys.owner_key()));
+        }
         std::io::stdout().flush()?;
-        quire::serve(listener, config, Arc::new(store), quire::shutdown::signal()).await?;
+        quire::serve_with_auth(listener, config, store, policy, quire::shutdown::signal()).await?;
         anyhow::Ok(())
     })
 }

@@ -24,6 +24,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const SETPRIV: &str = "/usr/bin/setpriv";
 /// What quire prints on stdout once its listener is bound.
 const QUIRE_READY: &str = "quire listening on http://";
+/// The owner key loadgen starts quire with, and its clients bring.
+const OWNER_KEY: &str = "loadgen-owner-key";
 
 pub struct ServerProcess {
     kind: ServerKind,
@@ -51,6 +53,9 @@ impl ServerProcess {
                 // come from 127.0.0.1: no cap per address (an environment variable, so that a
                 // `--quire-arg=--max-per-address=N` still sets one).
                 c.env("QUIRE_MAX_PER_ADDRESS", "0");
+                // Access control stays on, as deployed: every client brings the owner key, so
+                // the figures include checking it.
+                c.env("QUIRE_OWNER_KEY", OWNER_KEY);
                 c.args(&args.quire_args);
                 (c, Some(data))
             }
@@ -122,7 +127,7 @@ impl ServerProcess {
     /// The WebSocket path of one document (the server listens on 127.0.0.1:`port`).
     pub fn path(&self, doc: &str) -> String {
         match self.kind {
-            ServerKind::Quire => format!("/ws/{doc}"),
+            ServerKind::Quire => format!("/ws/{doc}?token={OWNER_KEY}"),
             ServerKind::YWebsocket => format!("/{doc}"),
         }
     }

@@ -22,6 +22,12 @@ const ROUTES = [
   'GET /api/docs/{id}/content',
   'PUT /api/docs/{id}/content',
   'POST /api/docs/{id}/updates',
+  'GET /api/docs/{id}/links',
+  'POST /api/docs/{id}/links',
+  'DELETE /api/docs/{id}/links/{link}',
+  'GET /api/session',
+  'POST /api/session',
+  'DELETE /api/session',
   'GET /api/openapi.json'
 ]
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']

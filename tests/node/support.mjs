@@ -81,9 +81,11 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * `dataDir`: the store directory; by default a fresh temporary one that `stop()` removes. A given
  * one is left in place (to start another server on it). `addr`: where to listen (a fixed port,
  * to restart a server where its clients look for it). `args`: extra `quire serve` flags.
+ * `ownerKey` (and `secret`): run with access control and this owner key (and token secret);
+ * without it the server runs with `--auth none`, for the tests that are not about access.
  * `kill()` SIGKILLs the server (a crash) and leaves the store.
  */
-export async function startServer ({ dataDir: givenDataDir, addr = '127.0.0.1:0', args = [] } = {}) {
+export async function startServer ({ dataDir: givenDataDir, addr = '127.0.0.1:0', args = [], ownerKey, secret } = {}) {
   const external = process.env.QUIRE_TEST_WS_BASE
   if (external) {
     const wsBase = external.replace(/\/+$/, '')
@@ -98,7 +100,10 @@ export async function startServer ({ dataDir: givenDataDir, addr = '127.0.0.1:0'
   }
 
   const dataDir = givenDataDir ?? await makeTempDir()
-  const child = spawn(bin, ['serve', '--addr', addr, '--data', dataDir, ...args], {
+  const access = ownerKey
+    ? ['--owner-key', ownerKey, ...(secret ? ['--secret', secret] : [])]
+    : ['--auth', 'none']
+  const child = spawn(bin, ['serve', '--addr', addr, '--data', dataDir, ...access, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Every quire flag has an env fallback (QUIRE_*): one left set in the developer's shell must
     // not change the server under test. RUST_LOG and the rest pass through.
@@ -170,7 +175,7 @@ export async function startServer ({ dataDir: givenDataDir, addr = '127.0.0.1:0'
       child.kill('SIGKILL')
       await exited
     }
-    return { wsBase, httpUrl, external: false, pid: child.pid, stop, kill, stderrTail }
+    return { wsBase, httpUrl, ownerKey, external: false, pid: child.pid, stop, kill, stderrTail }
   } catch (err) {
     // The startup error already says why; a second "exited by itself" would only repeat it.
     await stop().catch(() => {})
@@ -195,12 +200,14 @@ export async function removeTempDir (dir) {
  * Node 20 has a global BroadcastChannel, and two providers of one room in one process would
  * otherwise sync through it and bypass the server under test.
  */
-export function connectClient (wsBase, docId, { connect = true } = {}) {
+export function connectClient (wsBase, docId, { connect = true, token } = {}) {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(wsBase, docId, doc, {
     WebSocketPolyfill: WebSocket,
     disableBc: true,
-    connect
+    connect,
+    // As y-websocket passes any parameter: `?token=` on the socket's URL.
+    params: token ? { token } : {}
   })
   let destroyed = false
   const client = {

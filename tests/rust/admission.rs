@@ -3,24 +3,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire::auth::{Access, Authorizer, Credentials};
+use quire::auth::{Authorizer, Credentials, Denied, Grant, Role};
 use quire::Config;
 use quire_model::DocId;
 use quire_tests::http::metric;
 use quire_tests::{wait_for, wait_for_async, Client, TempDir, TestServer};
 
-/// Read-only for `?mode=view`, denied for document `secret`, read-write otherwise.
+/// View only for `?mode=view`, refused for document `secret`, edit otherwise.
 struct ByQuery;
 
 impl Authorizer for ByQuery {
-    fn authorize(&self, doc: &DocId, credentials: &Credentials<'_>) -> Access {
-        if doc.as_str() == "secret" {
-            Access::Deny
+    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
+        let role = if doc.is_some_and(|d| d.as_str() == "secret") {
+            return Err(Denied::Forbidden);
         } else if credentials.query == Some("mode=view") {
-            Access::ReadOnly
+            Role::View
         } else {
-            Access::ReadWrite
-        }
+            Role::Edit
+        };
+        Ok(Grant { role, link: None, expires_ms: None })
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire::auth::{Access, Authorizer, Credentials};
+use quire::auth::{Authorizer, Credentials, Denied, Grant, Role};
 use quire::store::memory::MemoryStore;
 use quire::store::sled::SledStore;
 use quire::store::Store;
@@ -362,17 +362,21 @@ async fn the_body_limit_is_max_message_bytes() {
     server.stop().await;
 }
 
-/// Admins (header `x-role: admin`) may do anything; others may not see `secret` and may only
-/// read `ro-*`.
+/// Admins (header `x-role: admin`) are the owner; others may not open `secret` and may only
+/// view `ro-*`, and edit the rest.
 struct Policy;
 
 impl Authorizer for Policy {
-    fn authorize(&self, doc: &DocId, credentials: &Credentials<'_>) -> Access {
-        match doc.as_str() {
-            _ if credentials.headers.get("x-role").is_some_and(|v| v == "admin") => Access::ReadWrite,
-            "secret" => Access::Deny,
-            id if id.starts_with("ro-") => Access::ReadOnly,
-            _ => Access::ReadWrite,
+    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
+        let grant = |role| Ok(Grant { role, link: None, expires_ms: None });
+        if credentials.headers.get("x-role").is_some_and(|v| v == "admin") {
+            return grant(Role::Owner);
+        }
+        match doc.map(DocId::as_str) {
+            None => Err(Denied::Forbidden),
+            Some("secret") => Err(Denied::Forbidden),
+            Some(id) if id.starts_with("ro-") => grant(Role::View),
+            Some(_) => grant(Role::Edit),
         }
     }
 }
@@ -386,11 +390,12 @@ async fn the_access_policy_applies_to_the_api() {
         let body = json!({ "id": id, "content": "hi" }).to_string();
         assert_eq!(api.send("POST", "/api/docs", &admin, body.as_bytes()).await.status, 201);
     }
+    // Only the owner lists and creates.
     assert_eq!(api.create(json!({ "id": "ro-new" })).await.error(403), "forbidden");
+    assert_eq!(api.get("/api/docs").await.error(403), "forbidden");
+    assert_eq!(api.send("GET", "/api/docs", &admin, b"").await.json()["total"], 2);
     assert_eq!(api.get("/api/docs/secret").await.error(403), "forbidden");
     assert_eq!(api.get("/api/docs/secret/content").await.error(403), "forbidden");
-    let listed = api.get("/api/docs").await.json();
-    assert_eq!((&listed["total"], &listed["docs"][0]["id"]), (&json!(1), &json!("ro-doc")), "{listed}");
     assert_eq!(api.get("/api/docs/ro-doc/content").await.text(), "hi\n");
     assert_eq!(api.put("ro-doc", "text/plain", b"changed").await.error(403), "forbidden");
     assert_eq!(api.post_update("ro-doc", None, b"x").await.error(403), "forbidden");

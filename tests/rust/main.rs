@@ -1,6 +1,7 @@
 //! Black-box tests of the sync server: native yrs clients over real WebSockets.
 //! One test binary (one link step on a 2-core machine); one module per concern.
 
+mod access;
 mod admission;
 mod api;
 mod convergence;

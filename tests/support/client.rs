@@ -25,6 +25,8 @@ struct Status {
     synced: bool,
     /// Sync step 2s received: answers to our step 1s (the server answers them in order).
     answers: usize,
+    /// The reason of a "permission denied" auth message, if one came.
+    denied: Option<String>,
     /// Close code and reason, once the connection ended (1006 = no close frame).
     closed: Option<(u16, String)>,
 }
@@ -114,6 +116,11 @@ impl Client {
         self.send(&step1);
     }
 
+    /// The reason of the "permission denied" message the server sent, if it sent one.
+    pub fn denied(&self) -> Option<String> {
+        self.lock().status.denied.clone()
+    }
+
     /// How many of our sync step 1s were answered.
     pub fn answers(&self) -> usize {
         self.lock().status.answers
@@ -152,6 +159,10 @@ impl Client {
     }
 
     /// Length of the text in UTF-16 code units.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> u32 {
         let shared = self.lock();
         let doc = shared.awareness.doc();
@@ -321,12 +332,13 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// Applies one frame from the server; returns the replies it calls for.
 fn handle_frame(shared: &mut Shared, frame: &[u8]) -> Vec<Message> {
-    let answers = protocol::decode_frame(frame)
-        .expect("the server sent a malformed frame")
-        .iter()
-        .filter(|m| matches!(m, Message::Sync(yrs::sync::SyncMessage::SyncStep2(_))))
-        .count();
-    shared.status.answers += answers;
+    for message in protocol::decode_frame(frame).expect("the server sent a malformed frame") {
+        match message {
+            Message::Sync(yrs::sync::SyncMessage::SyncStep2(_)) => shared.status.answers += 1,
+            Message::Auth(Some(reason)) => shared.status.denied = Some(reason),
+            _ => {}
+        }
+    }
     let messages = protocol::decode_inbound(frame).expect("the server sent a malformed frame");
     let mut replies = Vec::new();
     for message in messages {

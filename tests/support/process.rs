@@ -27,6 +27,16 @@ pub fn quire_bin() -> PathBuf {
     target.join("debug").join("quire")
 }
 
+/// `--auth none` for the tests that are not about access, unless `extra` sets up access itself
+/// (an owner key, or `--auth`).
+fn open_unless_keyed(extra: &[&str]) -> &'static [&'static str] {
+    if extra.iter().any(|a| a.starts_with("--auth") || a.starts_with("--owner-key")) {
+        &[]
+    } else {
+        &["--auth", "none"]
+    }
+}
+
 /// A running `quire serve`. Killed (SIGKILL) when dropped.
 pub struct QuireProcess {
     pub addr: SocketAddr,
@@ -41,6 +51,7 @@ impl QuireProcess {
             .arg("serve")
             .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
+            .args(open_unless_keyed(extra))
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -72,6 +83,7 @@ impl QuireProcess {
             .arg("serve")
             .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
+            .args(open_unless_keyed(extra))
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -33,7 +33,6 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         args.format.api_name()
     ));
     let response = server
-        .agent()
         .get(&url)
         .call()
         .map_err(|e| server.unreachable(e))?;

@@ -94,7 +94,6 @@ enum Outcome {
 fn exists(server: &Server, id: &DocId) -> anyhow::Result<bool> {
     let url = server.url(&format!("/api/docs/{id}"));
     let response = server
-        .agent()
         .get(&url)
         .call()
         .map_err(|e| server.unreachable(e))?;
@@ -113,7 +112,7 @@ fn replace(
     bytes: Bytes,
 ) -> anyhow::Result<Outcome> {
     let url = server.url(&format!("/api/docs/{id}/content"));
-    let response = upload(server, server.agent().put(&url), format.mime(), bytes)?;
+    let response = upload(server, server.put(&url), format.mime(), bytes)?;
     match response.status() {
         StatusCode::NO_CONTENT => Ok(Outcome::Done),
         StatusCode::NOT_FOUND => Ok(Outcome::Missing),
@@ -131,7 +130,7 @@ fn create_with(
 ) -> anyhow::Result<bool> {
     let content = std::str::from_utf8(&bytes).context("not UTF-8")?;
     let body = json!({ "id": id.as_str(), "content": content, "format": format.api_name() });
-    let post = server.agent().post(&server.url("/api/docs"));
+    let post = server.post(&server.url("/api/docs"));
     let response = upload(server, post, "application/json", body.to_string().into())?;
     match response.status() {
         StatusCode::CREATED => Ok(true),
@@ -147,7 +146,7 @@ fn create_with(
 /// refused, so a failed import leaves nothing behind. Returns whether it created it.
 fn create_then_merge(server: &Server, id: &DocId, bytes: Bytes) -> anyhow::Result<bool> {
     let body = json!({ "id": id.as_str() }).to_string();
-    let post = server.agent().post(&server.url("/api/docs"));
+    let post = server.post(&server.url("/api/docs"));
     let response = upload(server, post, "application/json", body.into())?;
     let we_created = match response.status() {
         StatusCode::CREATED => true,
@@ -161,7 +160,7 @@ fn create_then_merge(server: &Server, id: &DocId, bytes: Bytes) -> anyhow::Resul
     };
     if we_created {
         let url = server.url(&format!("/api/docs/{id}"));
-        if let Err(error) = server.agent().delete(&url).call() {
+        if let Err(error) = server.delete(&url).call() {
             eprintln!("warning: could not remove the empty `{id}` again: {error}");
         }
     }

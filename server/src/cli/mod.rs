@@ -28,12 +28,17 @@ pub struct ServerArg {
     /// Base URL of the quire server.
     #[arg(long, env = "QUIRE_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// The owner key, or a document's token (a share link's or one an application minted).
+    #[arg(long, env = "QUIRE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// A quire server's HTTP API.
 pub struct Server {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` for every request, if a token was given.
+    authorization: Option<String>,
 }
 
 impl Server {
@@ -50,15 +55,35 @@ impl Server {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .build()
             .new_agent();
-        Ok(Server { base, agent })
+        let authorization = arg.token.as_ref().map(|token| format!("Bearer {token}"));
+        Ok(Server { base, agent, authorization })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn agent(&self) -> &ureq::Agent {
-        &self.agent
+    pub fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.authorize(self.agent.get(url))
+    }
+
+    pub fn delete(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.authorize(self.agent.delete(url))
+    }
+
+    pub fn put(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorize(self.agent.put(url))
+    }
+
+    pub fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorize(self.agent.post(url))
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
+        }
     }
 
     /// What went wrong in words, from a response with an error status.

@@ -47,7 +47,7 @@ pub(super) async fn run(spawn: Spawn, context: Arc<DocContext>) {
                 match command {
                     Command::Join { reply, .. } => drop(reply.send(Err(DocError::Unavailable))),
                     Command::Request(request) => request.refuse(DocError::Unavailable),
-                    Command::Inbound { .. } | Command::Leave { .. } => {}
+                    Command::Inbound { .. } | Command::Leave { .. } | Command::Revoke { .. } => {}
                 }
             }
         }
@@ -162,9 +162,10 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
 
 async fn handle(live: &mut LiveDoc, command: Command) {
     match command {
-        Command::Join { conn, access, outbox, reply } => {
-            let _ = reply.send(live.join(conn, access, outbox));
+        Command::Join { conn, grant, outbox, reply } => {
+            let _ = reply.send(live.join(conn, grant, outbox));
         }
+        Command::Revoke { link } => live.revoke(&link),
         Command::Inbound { conn, messages, bytes, queued } => {
             live.inbound(conn, messages, bytes).await;
             drop(queued);

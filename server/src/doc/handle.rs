@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use yrs::StateVector;
 
 use super::ConnId;
-use crate::auth::Access;
+use crate::auth::Grant;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
 use crate::store::DocMeta;
@@ -24,7 +24,7 @@ pub enum Command {
     /// Subscribe a connection. The task answers once the document is loaded (or failed to).
     Join {
         conn: ConnId,
-        access: Access,
+        grant: Grant,
         outbox: Outbox,
         reply: Reply<()>,
     },
@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// The connection is gone (on every exit path: see the connection's guard).
     Leave { conn: ConnId },
+    /// Share link `link` was removed: close everyone who came in with it.
+    Revoke { link: String },
     /// A request from the HTTP API.
     Request(Request),
 }
@@ -146,6 +148,12 @@ impl DocHandle {
             .send(Command::Inbound { conn, messages, bytes, queued })
             .await
             .map_err(|_| Closed)
+    }
+
+    /// Asks the document to close the connections of share link `link`. A task that is gone
+    /// had none left.
+    pub async fn revoke(&self, link: &str) {
+        let _ = self.tx.send(Command::Revoke { link: link.to_owned() }).await;
     }
 
     /// Tells the document a connection is gone. Never blocks and never gets lost: if the

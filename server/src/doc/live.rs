@@ -26,7 +26,7 @@ use super::presence;
 use super::probe::{Probe, Probes};
 use super::storage::DocStorage;
 use super::ConnId;
-use crate::auth::Access;
+use crate::auth::Grant;
 use crate::error::{CloseReason, DocError};
 use crate::state::INLINE_BYTES;
 use crate::ws::outbox::{Frame, Outbox};
@@ -94,7 +94,7 @@ impl LiveDoc {
     }
 
     /// Subscribes a connection and sends it its first messages.
-    pub fn join(&mut self, conn: ConnId, access: Access, outbox: Outbox) -> Result<(), DocError> {
+    pub fn join(&mut self, conn: ConnId, grant: Grant, outbox: Outbox) -> Result<(), DocError> {
         if self.storage.is_deleted() {
             // A client with an old copy would otherwise bring the document back.
             return Err(DocError::Deleted);
@@ -103,7 +103,7 @@ impl LiveDoc {
             // Its edits could not be kept: it keeps them itself and comes back later.
             return Err(DocError::NotSaved);
         }
-        self.peers.insert(conn, outbox, access);
+        self.peers.insert(conn, outbox, grant);
         // As y-websocket's server does: our state vector first, then who is here.
         self.send(conn, &protocol::sync_step1(self.doc()));
         self.send_presence(conn);
@@ -185,6 +185,13 @@ impl LiveDoc {
             if let Some((messages, bytes)) = self.probes.hold(probe.writer, messages, bytes) {
                 self.process(probe.writer, messages, bytes).await;
             }
+        }
+    }
+
+    /// Closes every connection that came in with share link `link` (it was removed).
+    pub fn revoke(&mut self, link: &str) {
+        for conn in self.peers.with_link(link) {
+            self.close(conn, CloseReason::AccessRevoked);
         }
     }
 
@@ -301,7 +308,18 @@ impl LiveDoc {
     async fn apply(&mut self, conn: ConnId, update: Update, bytes: usize) {
         let metrics = self.context.shared.metrics.clone();
         metrics.updates_received.inc();
-        if self.peers.get(conn).is_some_and(|p| p.access == Access::ReadOnly) {
+        if !self.peers.may_edit(conn) {
+            // View only: dropped, never applied, stored or sent on. The client is told once,
+            // when it first tries to change something (its empty answer to our sync step 1 is
+            // no attempt), with y-protocols' "permission denied", which a stock client reports.
+            if update.is_empty() {
+                return;
+            }
+            if let Some(peer) = self.peers.get_mut(conn) {
+                if !std::mem::replace(&mut peer.told_read_only, true) {
+                    self.send(conn, &Message::Auth(Some("permission denied: this link is view only".into())));
+                }
+            }
             return;
         }
         if !self.saving() {

@@ -11,14 +11,17 @@ use bytes::Bytes;
 use yrs::ClientID;
 
 use super::ConnId;
-use crate::auth::Access;
+use crate::auth::{Grant, Role};
 use crate::error::CloseReason;
 use crate::metrics::Metrics;
 use crate::ws::outbox::{Frame, Outbox, PushError};
 
 pub struct Peer {
     pub outbox: Outbox,
-    pub access: Access,
+    /// What it may do, and the share link it came in with.
+    pub grant: Grant,
+    /// Whether it was told, once, that its writes are dropped (view only).
+    pub told_read_only: bool,
     /// Awareness client ids this connection has announced; cleared when it leaves.
     pub clients: HashSet<ClientID>,
 }
@@ -31,10 +34,11 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn insert(&mut self, conn: ConnId, outbox: Outbox, access: Access) {
+    pub fn insert(&mut self, conn: ConnId, outbox: Outbox, grant: Grant) {
         let peer = Peer {
             outbox,
-            access,
+            grant,
+            told_read_only: false,
             clients: HashSet::new(),
         };
         self.map.insert(conn, peer);
@@ -42,6 +46,24 @@ impl Peers {
 
     pub fn get(&self, conn: ConnId) -> Option<&Peer> {
         self.map.get(&conn)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+        self.map.get_mut(&conn)
+    }
+
+    /// Whether `conn` may change the document.
+    pub fn may_edit(&self, conn: ConnId) -> bool {
+        self.map.get(&conn).is_some_and(|peer| peer.grant.role >= Role::Edit)
+    }
+
+    /// The connections that came in with share link `link`.
+    pub fn with_link(&self, link: &str) -> Vec<ConnId> {
+        self.map
+            .iter()
+            .filter(|(_, peer)| peer.grant.link.as_deref() == Some(link))
+            .map(|(&conn, _)| conn)
+            .collect()
     }
 
     pub fn contains(&self, conn: ConnId) -> bool {

@@ -12,7 +12,7 @@ use super::context::DocContext;
 use super::handle::{Command, DocHandle, Reply, Request, SendError};
 use super::slot::Slots;
 use super::{actor, ConnId};
-use crate::auth::Access;
+use crate::auth::Grant;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
 use crate::store::{DocMeta, Page};
@@ -51,7 +51,7 @@ impl Registry {
         &self,
         id: &DocId,
         conn: ConnId,
-        access: Access,
+        grant: Grant,
         outbox: &Outbox,
     ) -> Result<DocHandle, DocError> {
         for _ in 0..ATTEMPTS {
@@ -59,7 +59,7 @@ impl Registry {
             let joined = handle
                 .call(|reply| Command::Join {
                     conn,
-                    access,
+                    grant: grant.clone(),
                     outbox: outbox.clone(),
                     reply,
                 })
@@ -149,6 +149,14 @@ impl Registry {
     pub async fn list(&self, offset: usize, limit: usize) -> Result<Page, DocError> {
         let store = self.context.store.clone();
         Ok(tokio::task::spawn_blocking(move || store.list(offset, limit)).await??)
+    }
+
+    /// Closes, at once, every connection to `id` that came in with share link `link` (just
+    /// removed). A document not in memory has none.
+    pub async fn revoke(&self, id: &DocId, link: &str) {
+        if let Some(handle) = self.slots.get(id) {
+            handle.revoke(link).await;
+        }
     }
 
     /// Whether the store is taking writes (false after a failed flush, until one succeeds).

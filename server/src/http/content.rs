@@ -19,7 +19,8 @@ use utoipa::IntoParams;
 use yrs::updates::decoder::Decode;
 use yrs::StateVector;
 
-use super::docs::{DocPath, ReadDoc, TextFormat, WriteDoc};
+use super::access::{Editor, Viewer};
+use super::docs::TextFormat;
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -90,13 +91,14 @@ pub enum YjsEncoding {
             (YjsUpdate = "application/octet-stream"),
         )),
         (status = 400, description = "Bad id, format, encoding or state vector", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
     )
 )]
 pub async fn export(
     State(app): State<AppState>,
-    DocPath(id): ReadDoc,
+    access: Viewer,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
@@ -117,7 +119,7 @@ pub async fn export(
                 ));
             }
             let format = Format::from(text_format);
-            (Bytes::from(app.docs.export(&id, format).await?), format.mime_type())
+            (Bytes::from(app.docs.export(&access.id, format).await?), format.mime_type())
         }
         None => {
             let since = match &query.since {
@@ -125,7 +127,7 @@ pub async fn export(
                 None => StateVector::default(),
             };
             let v2 = matches!(query.encoding, Some(YjsEncoding::V2));
-            (Bytes::from(app.docs.export_yjs(&id, v2, &since).await?), YJS_MIME)
+            (Bytes::from(app.docs.export_yjs(&access.id, v2, &since).await?), YJS_MIME)
         }
     };
     let mut response = body.into_response();
@@ -203,7 +205,8 @@ fn read_var_u32(bytes: &[u8]) -> Option<(u32, usize)> {
     responses(
         (status = 204, description = "Replaced"),
         (status = 400, description = "Bad id, a body that is not UTF-8, or content that does not parse", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
         (status = 413, description = "Body over the server's limit", body = ErrorBody),
         (status = 415, description = "Missing or unsupported `Content-Type`", body = ErrorBody),
@@ -212,20 +215,20 @@ fn read_var_u32(bytes: &[u8]) -> Option<(u32, usize)> {
 )]
 pub async fn replace(
     State(app): State<AppState>,
-    DocPath(id): WriteDoc,
+    access: Editor,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = body.map_err(|e| ApiError::from_body_rejection(e, app.shared.config.max_message_bytes))?;
     let content_type = content_type(&headers)?;
     if is_yjs(content_type) {
-        app.docs.apply_update(&id, body).await?;
+        app.docs.apply_update(&access.id, body).await?;
     } else {
         let format = Format::from_mime(content_type).ok_or_else(|| unsupported(content_type))?;
         check_charset(content_type)?;
         let text = std::str::from_utf8(&body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-        app.docs.replace(&id, format, text.into()).await?;
+        app.docs.replace(&access.id, format, text.into()).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -242,7 +245,8 @@ pub async fn replace(
     responses(
         (status = 204, description = "Merged"),
         (status = 400, description = "Bad id", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
         (status = 413, description = "Body over the server's limit", body = ErrorBody),
         (status = 415, description = "A `Content-Type` other than `application/octet-stream`", body = ErrorBody),
@@ -251,7 +255,7 @@ pub async fn replace(
 )]
 pub async fn merge_update(
     State(app): State<AppState>,
-    DocPath(id): WriteDoc,
+    access: Editor,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -266,7 +270,7 @@ pub async fn merge_update(
             )));
         }
     }
-    app.docs.apply_update(&id, body).await?;
+    app.docs.apply_update(&access.id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

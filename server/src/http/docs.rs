@@ -1,12 +1,8 @@
-//! `/api/docs`: list, create, read the metadata of and delete documents.
-//!
-//! Also the pieces every per-document route shares: the id in the path, checked by the same
-//! [`Authorizer`](crate::auth::Authorizer) as a WebSocket upgrade (the API must not be a way
-//! around it), and the metadata's JSON shape.
+//! `/api/docs`: list, create, read the metadata of and delete documents. Listing, creating and
+//! deleting are the owner's; reading a document's metadata takes any access to it.
 
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -15,12 +11,12 @@ use quire_model::DocId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::access::{DocOwner, OwnerAccess, Viewer};
 use super::openapi::ErrorBody;
-use crate::auth::{Access, Credentials};
+use crate::doc::MAX_TITLE_BYTES;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::DocMeta;
-use crate::doc::MAX_TITLE_BYTES;
 
 /// Page size when `?limit=` is not given.
 const DEFAULT_LIMIT: usize = 50;
@@ -120,44 +116,6 @@ impl From<TextFormat> for quire_model::convert::Format {
     }
 }
 
-/// The `{id}` of a per-document route, parsed and authorised: extracting it with
-/// [`DocPath::read`] or [`DocPath::write`] has already refused a bad id (400) or a caller the
-/// [`Authorizer`](crate::auth::Authorizer) denies (403).
-pub struct DocPath<const WRITE: bool>(pub DocId);
-
-/// For the routes that only read.
-pub type ReadDoc = DocPath<false>;
-/// For the routes that change the document.
-pub type WriteDoc = DocPath<true>;
-
-impl<const WRITE: bool> FromRequestParts<AppState> for DocPath<WRITE> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, app).await?;
-        let id = DocId::parse(&raw)?;
-        authorize(app, &id, &parts.headers, parts.uri.query(), WRITE)?;
-        Ok(DocPath(id))
-    }
-}
-
-/// Asks the same [`Authorizer`](crate::auth::Authorizer) a WebSocket upgrade asks: read-only
-/// callers may read through the API, not write.
-fn authorize(
-    app: &AppState,
-    id: &DocId,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    write: bool,
-) -> Result<(), ApiError> {
-    let credentials = Credentials { headers, query };
-    match app.auth.authorize(id, &credentials) {
-        Access::ReadWrite => Ok(()),
-        Access::ReadOnly if !write => Ok(()),
-        Access::ReadOnly | Access::Deny => Err(ApiError::Forbidden),
-    }
-}
-
 /// List documents
 ///
 /// Newest `updated_ms` first. The list is read from the metadata the document tasks write, which
@@ -174,9 +132,8 @@ fn authorize(
 )]
 pub async fn list(
     State(app): State<AppState>,
+    _owner: OwnerAccess,
     query: Result<Query<ListQuery>, QueryRejection>,
-    RawQuery(raw_query): RawQuery,
-    headers: HeaderMap,
 ) -> Result<Json<DocList>, ApiError> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -188,21 +145,11 @@ pub async fn list(
     let offset = query.offset.unwrap_or(0);
     // The store reads this page only (newest first, ties by id, so pages do not overlap).
     let page = app.docs.list(offset, limit).await?;
-    let may_open = |id: &DocId| authorize(&app, id, &headers, raw_query.as_deref(), false).is_ok();
-    let (docs, total) = if page.docs.iter().all(|(id, _)| may_open(id)) {
-        (page.docs, page.total)
-    } else {
-        // Whoever may not open a document does not learn that it exists either, not even
-        // through the count: the caller's own list is read whole.
-        let visible: Vec<_> = app.docs.list(0, usize::MAX).await?.docs.into_iter().filter(|(id, _)| may_open(id)).collect();
-        let total = visible.len() as u64;
-        (visible.into_iter().skip(offset).take(limit).collect(), total)
-    };
-    let end = offset.saturating_add(docs.len());
+    let end = offset.saturating_add(page.docs.len());
     Ok(Json(DocList {
-        docs: docs.into_iter().map(|(id, meta)| DocInfo::new(&id, meta)).collect(),
-        total,
-        next_offset: ((end as u64) < total).then_some(end as u64),
+        docs: page.docs.into_iter().map(|(id, meta)| DocInfo::new(&id, meta)).collect(),
+        total: page.total,
+        next_offset: ((end as u64) < page.total).then_some(end as u64),
     }))
 }
 
@@ -220,7 +167,8 @@ pub async fn list(
         (status = 201, description = "Created", body = DocInfo,
             headers(("Location" = String, description = "`/api/docs/{id}`"))),
         (status = 400, description = "Bad id, malformed JSON, or content that does not parse", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 409, description = "A document with this id exists", body = ErrorBody),
         (status = 413, description = "Body over the server's limit", body = ErrorBody),
         (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
@@ -228,7 +176,7 @@ pub async fn list(
 )]
 pub async fn create(
     State(app): State<AppState>,
-    RawQuery(raw_query): RawQuery,
+    _owner: OwnerAccess,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -241,7 +189,6 @@ pub async fn create(
         Some(id) => DocId::parse(id)?,
         None => random_id()?,
     };
-    authorize(&app, &id, &headers, raw_query.as_deref(), true)?;
     let content = request.content.map(|text| {
         let format = request.format.unwrap_or(TextFormat::Markdown);
         (format.into(), text.into())
@@ -301,16 +248,14 @@ fn random_id() -> Result<DocId, ApiError> {
     responses(
         (status = 200, description = "The document's metadata", body = DocInfo),
         (status = 400, description = "Bad id", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
     )
 )]
-pub async fn get(
-    State(app): State<AppState>,
-    DocPath(id): ReadDoc,
-) -> Result<Json<DocInfo>, ApiError> {
-    let meta = app.docs.meta(&id).await?;
-    Ok(Json(DocInfo::new(&id, meta)))
+pub async fn get(State(app): State<AppState>, access: Viewer) -> Result<Json<DocInfo>, ApiError> {
+    let meta = app.docs.meta(&access.id).await?;
+    Ok(Json(DocInfo::new(&access.id, meta)))
 }
 
 /// Delete a document
@@ -325,15 +270,17 @@ pub async fn get(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Bad id", body = ErrorBody),
-        (status = 403, description = "The access policy refuses it", body = ErrorBody),
+        (status = 401, description = "No valid credentials", body = ErrorBody),
+        (status = 403, description = "The credentials do not allow it", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
     )
 )]
-pub async fn delete(
-    State(app): State<AppState>,
-    DocPath(id): WriteDoc,
-) -> Result<StatusCode, ApiError> {
-    app.docs.delete(&id).await?;
+pub async fn delete(State(app): State<AppState>, access: DocOwner) -> Result<StatusCode, ApiError> {
+    app.docs.delete(&access.id).await?;
+    // Its links would open the next document of this id: they go with it.
+    if let Some(keys) = app.auth.keys() {
+        keys.links().remove_all(&access.id).map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

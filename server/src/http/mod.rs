@@ -1,16 +1,22 @@
 //! The HTTP surface: one feature per file, assembled here.
 //!
+//! - `access`: the extractors that ask the access policy, so no route can forget to.
 //! - `health`, `metrics`: operations.
 //! - `docs`: `/api/docs`, the documents and their metadata.
 //! - `content`: `/api/docs/{id}/content` and `/updates`, export and import.
+//! - `links`: `/api/docs/{id}/links`, share links.
+//! - `session`: `/api/session` and the sign-in URL.
 //! - `openapi`: `/api/openapi.json`, generated from the `/api` route list below.
 //! - `web`: the browser app, `/` and `/d/{doc}`.
 
+mod access;
 mod content;
 mod docs;
 mod health;
+mod links;
 mod metrics;
 pub mod openapi;
+mod session;
 mod web;
 
 use axum::extract::DefaultBodyLimit;
@@ -28,12 +34,22 @@ pub fn router(state: AppState) -> Router {
     // turn axum's 413 into quire's JSON error.
     let (api, _) = api_routes().split_for_parts();
     let api = api.layer(DefaultBodyLimit::max(state.shared.config.max_message_bytes));
+    let web = web::routes(&state.shared.config.web_dir)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::sign_in_from_url));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/ws/{doc}", get(ws::upgrade))
         .merge(api)
-        .merge(web::routes(&state.shared.config.web_dir))
+        .merge(web)
+        .with_state(state)
+}
+
+/// The metrics address's routes: `/metrics` and `/healthz`, asking for nothing.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::open_metrics))
         .with_state(state)
 }
 
@@ -45,5 +61,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(docs::get, docs::delete))
         .routes(routes!(content::export, content::replace))
         .routes(routes!(content::merge_update))
+        .routes(routes!(links::create, links::list))
+        .routes(routes!(links::remove))
+        .routes(routes!(session::get, session::sign_in, session::sign_out))
         .routes(routes!(openapi::openapi_json))
 }

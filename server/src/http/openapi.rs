@@ -15,12 +15,16 @@ use utoipa::ToSchema;
 #[openapi(
     info(
         title = "quire",
-        description = "Manage quire's documents, import and export them. Errors are JSON \
-            `{\"error\": {\"code\", \"message\"}}`; times are milliseconds since the Unix epoch.",
+        description = "Manage quire's documents, import and export them, share them. Errors are \
+            JSON `{\"error\": {\"code\", \"message\"}}`; times are milliseconds since the Unix \
+            epoch. Credentials: the owner key or a token (`Authorization: Bearer …` or \
+            `?token=…`), or the owner's session cookie.",
     ),
     tags(
         (name = "docs", description = "Documents and their metadata"),
         (name = "content", description = "A document's body: export, import, Yjs updates"),
+        (name = "links", description = "Share links: anyone with the link can view or edit"),
+        (name = "session", description = "Who the caller is; the owner's sign-in"),
         (name = "meta", description = "This API's description"),
     )
 )]
@@ -34,8 +38,9 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, for programs: `bad_doc_id`, `bad_request`, `bad_content`, `forbidden`,
-    /// `not_found`, `exists`, `too_large`, `unsupported_media_type`, `bad_update`, …
+    /// Stable, for programs: `bad_doc_id`, `bad_request`, `bad_content`, `unauthenticated`,
+    /// `invalid_credentials`, `forbidden`, `cross_site`, `not_found`, `exists`, `too_large`,
+    /// `unsupported_media_type`, `bad_update`, …
     #[schema(example = "not_found")]
     pub code: String,
     /// For people.

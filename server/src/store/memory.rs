@@ -16,6 +16,7 @@ pub struct MemoryStore {
     /// Deleted ids → the state deleted; live ids → the state of their deleted predecessors.
     deleted: Mutex<BTreeMap<DocId, Vec<u8>>>,
     stale: Mutex<BTreeMap<DocId, Vec<u8>>>,
+    links: Mutex<BTreeMap<(DocId, String), Vec<u8>>>,
     next_seq: AtomicU64,
     /// While set, every `load` fails, as a damaged disk would.
     pub fail_loads: AtomicBool,
@@ -47,6 +48,10 @@ impl MemoryStore {
 
     fn deleted(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Vec<u8>>> {
         self.deleted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, BTreeMap<(DocId, String), Vec<u8>>> {
+        self.links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn stales(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Vec<u8>>> {
@@ -139,6 +144,21 @@ impl Store for MemoryStore {
         let total = docs.len() as u64;
         let docs = docs.into_iter().skip(offset).take(limit).collect();
         Ok(Page { docs, total })
+    }
+
+    fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.lock_links().insert((doc.clone(), link.to_owned()), record.to_vec());
+        Ok(())
+    }
+
+    fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(self.lock_links().remove(&(doc.clone(), link.to_owned())).is_some())
+    }
+
+    fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
+        Ok(self.lock_links().iter().map(|((doc, link), record)| (doc.clone(), link.clone(), record.clone())).collect())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -113,6 +113,12 @@ pub trait Store: Send + Sync + 'static {
     /// One page of the documents that have metadata, newest change first: `limit` of them
     /// after skipping `offset`. Reads only that page, not the whole list.
     fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError>;
+    /// Records a share link of `doc` (`record`: the access layer's own encoding).
+    fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// Removes a share link; whether it was there.
+    fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError>;
+    /// Every share link: (document, link id, record).
+    fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError>;
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     fn flush(&self) -> Result<(), StoreError>;

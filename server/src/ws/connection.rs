@@ -18,7 +18,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage};
 
 use super::outbox::{outbox, Outbox, OutboxReceiver};
 use super::rate::{RateLimit, Verdict};
-use crate::auth::Access;
+use crate::auth::Grant;
 use crate::config::Config;
 use crate::doc::{ConnId, DocHandle};
 use crate::error::{CloseReason, DocError};
@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::state::{AppState, Shared, INLINE_BYTES};
 
 /// Runs one connection to document `id` until either side ends it.
-pub async fn serve<S>(socket: S, id: DocId, access: Access, app: AppState, permit: OwnedSemaphorePermit)
+pub async fn serve<S>(socket: S, id: DocId, grant: Grant, app: AppState, permit: OwnedSemaphorePermit)
 where
     S: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Send + 'static,
 {
@@ -43,11 +43,16 @@ where
         app.shared.metrics.clone(),
         app.shared.shutdown.clone(),
     ));
-    let reason = match app.docs.join(&id, conn, access, &outbox).await {
+    let expires_ms = grant.expires_ms;
+    let reason = match app.docs.join(&id, conn, grant, &outbox).await {
         Ok(handle) => {
             tracing::debug!(doc = %id, %conn, "joined");
             let _leave = LeaveGuard { handle: &handle, conn };
-            read_loop(stream, &handle, conn, &outbox, &app.shared).await
+            tokio::select! {
+                reason = read_loop(stream, &handle, conn, &outbox, &app.shared) => reason,
+                // Expired credentials end the connection as a removed link does.
+                () = until(expires_ms) => CloseReason::AccessExpired,
+            }
         }
         Err(DocError::Deleted) => CloseReason::Deleted,
         Err(DocError::NotSaved) => CloseReason::NotSaving,
@@ -123,6 +128,17 @@ where
                 return error.into();
             }
         }
+    }
+}
+
+/// Resolves at `ms` since the epoch; never, without one.
+async fn until(ms: Option<u64>) {
+    match ms {
+        Some(ms) => {
+            let left = ms.saturating_sub(crate::auth::now_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

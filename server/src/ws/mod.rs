@@ -11,12 +11,12 @@ pub mod rate;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Extension;
 use quire_model::DocId;
 
-use crate::auth::{Access, Credentials};
+use crate::auth::Credentials;
 use crate::error::ApiError;
 use crate::listen::ClientSlot;
 use crate::state::AppState;
@@ -25,6 +25,7 @@ pub async fn upgrade(
     State(app): State<AppState>,
     Path(doc): Path<String>,
     RawQuery(query): RawQuery,
+    method: Method,
     headers: HeaderMap,
     forwarded: Option<Extension<ClientSlot>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -33,11 +34,11 @@ pub async fn upgrade(
     let credentials = Credentials {
         headers: &headers,
         query: query.as_deref(),
+        method: &method,
     };
-    let access = app.auth.authorize(&id, &credentials);
-    if access == Access::Deny {
-        return Err(ApiError::Forbidden);
-    }
+    // Refused before the upgrade: a connection that may not open the document is sent nothing
+    // of it (a browser page on another site, using the owner's cookie, included).
+    let grant = app.auth.authorize(Some(&id), &credentials)?;
     let ws = ws.map_err(|e| ApiError::NotWebSocket(e.to_string()))?;
     // Admission before the upgrade: past the limit, a polite 503 with Retry-After beats
     // accepting and falling over.
@@ -55,7 +56,7 @@ pub async fn upgrade(
     // connection whose handshake is still in flight.
     let tracked = app.shared.tracker.token();
     Ok(ws.on_upgrade(move |socket| async move {
-        connection::serve(socket, id, access, app, permit).await;
+        connection::serve(socket, id, grant, app, permit).await;
         // A client behind a trusted proxy counts against its address's cap for as long as its
         // WebSocket is open, not only while the upgrade request ran.
         drop(forwarded);

@@ -6,7 +6,7 @@
 //! - Layout 2: the version in the default tree; `by_updated` (the documents list's order, so a
 //!   page is read without the whole list) and a document count; a deletion also keeps the state
 //!   vector of what was deleted, and tree `stale` holds, for a document created again, the
-//!   state of its deleted predecessors. Layout 1 deletions carry no state: their stale copies
+//!   state of its deleted predecessors; tree `links` holds share links. Layout 1 deletions carry no state: their stale copies
 //!   cannot be told apart (the one thing a migration cannot recover).
 
 use super::open::OpenError;
@@ -25,6 +25,7 @@ pub struct Trees {
     pub by_updated: sled::Tree,
     pub deleted: sled::Tree,
     pub stale: sled::Tree,
+    pub links: sled::Tree,
 }
 
 impl Trees {
@@ -36,6 +37,8 @@ impl Trees {
             by_updated: tree("by_updated")?,
             deleted: tree("deleted")?,
             stale: tree("stale")?,
+            // New in layout 2 as well; a tree that starts empty needs no migration.
+            links: tree("links")?,
         })
     }
 }

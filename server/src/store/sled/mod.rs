@@ -48,6 +48,8 @@ pub struct SledStore {
     deleted: sled::Tree,
     /// Ids created again → the state vector of their deleted predecessors.
     stale: sled::Tree,
+    /// `{doc}\0{link}` → a share link's record.
+    links: sled::Tree,
     dir: PathBuf,
     /// Held (locked) for as long as the store is open.
     _lock: std::fs::File,
@@ -69,6 +71,7 @@ impl SledStore {
                 by_updated: trees.by_updated,
                 deleted: trees.deleted,
                 stale: trees.stale,
+                links: trees.links,
                 db,
                 dir: dir.to_path_buf(),
                 _lock: lock,
@@ -128,6 +131,12 @@ fn prefix(doc: &DocId) -> Vec<u8> {
     let mut key = Vec::with_capacity(doc.as_str().len() + 10);
     key.extend_from_slice(doc.as_str().as_bytes());
     key.push(0);
+    key
+}
+
+fn link_key(doc: &DocId, link: &str) -> Vec<u8> {
+    let mut key = prefix(doc);
+    key.extend_from_slice(link.as_bytes());
     key
 }
 
@@ -308,6 +317,30 @@ impl Store for SledStore {
             docs.push((id, meta));
         }
         Ok(Page { docs, total })
+    }
+
+    fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.guard.admit(record.len() as u64 + 64)?;
+        self.links.insert(link_key(doc, link), record).map_err(backend)?;
+        Ok(())
+    }
+
+    fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError> {
+        Ok(self.links.remove(link_key(doc, link)).map_err(backend)?.is_some())
+    }
+
+    fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
+        self.links
+            .iter()
+            .map(|entry| {
+                let (key, record) = entry.map_err(backend)?;
+                let corrupt = || StoreError::Corrupt("a share link's key is damaged".into());
+                let split = key.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
+                let doc = std::str::from_utf8(&key[..split]).ok().and_then(|s| DocId::parse(s).ok()).ok_or_else(corrupt)?;
+                let link = std::str::from_utf8(&key[split + 1..]).map_err(|_| corrupt())?.to_owned();
+                Ok((doc, link, record.to_vec()))
+            })
+            .collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -1,0 +1,131 @@
+//! Share links: "anyone with the link can view / edit" a document, until the owner removes the
+//! link or it expires. Kept in the store; every one is also held here, so that checking a
+//! token's link costs no read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use quire_model::DocId;
+use serde::{Deserialize, Serialize};
+
+use super::Role;
+use crate::store::{Store, StoreError};
+
+/// One share link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub id: String,
+    pub doc: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub created_ms: u64,
+    /// Milliseconds since the epoch; `None`: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+/// Characters of a link id: 12 of `[a-z0-9]` (~62 bits; ids are not secrets, the token is).
+const ID_CHARS: usize = 12;
+const ID_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("storing the link failed")]
+    Store(#[from] StoreError),
+    #[error("a stored link is unreadable")]
+    Corrupt(#[source] serde_json::Error),
+    #[error("the system's random source failed")]
+    Random(#[source] getrandom::Error),
+}
+
+/// Every share link, by id.
+pub struct Links {
+    store: Arc<dyn Store>,
+    // std RwLock: held for a map operation only, never across an await.
+    by_id: RwLock<HashMap<String, Link>>,
+}
+
+impl Links {
+    /// Reads every link from the store.
+    pub fn load(store: Arc<dyn Store>) -> Result<Links, LinkError> {
+        let mut by_id = HashMap::new();
+        for (_, id, record) in store.links()? {
+            let link: Link = serde_json::from_slice(&record).map_err(LinkError::Corrupt)?;
+            by_id.insert(id, link);
+        }
+        Ok(Links {
+            store,
+            by_id: RwLock::new(by_id),
+        })
+    }
+
+    /// Whether link `id` of `doc` exists and has not expired at `now_ms`.
+    pub fn is_live(&self, doc: &DocId, id: &str, now_ms: u64) -> bool {
+        self.read()
+            .get(id)
+            .is_some_and(|link| link.doc == doc.as_str() && link.expires_ms.is_none_or(|e| e > now_ms))
+    }
+
+    /// A new link of `doc`, stored.
+    pub fn create(&self, doc: &DocId, role: Role, label: Option<String>, created_ms: u64, expires_ms: Option<u64>) -> Result<Link, LinkError> {
+        let link = Link {
+            id: random_id()?,
+            doc: doc.to_string(),
+            role,
+            label,
+            created_ms,
+            expires_ms,
+        };
+        let record = serde_json::to_vec(&link).expect("a link always serializes");
+        self.store.put_link(doc, &link.id, &record)?;
+        self.write().insert(link.id.clone(), link.clone());
+        Ok(link)
+    }
+
+    /// The links of `doc`, oldest first.
+    pub fn of(&self, doc: &DocId) -> Vec<Link> {
+        let mut links: Vec<Link> = self.read().values().filter(|l| l.doc == doc.as_str()).cloned().collect();
+        links.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        links
+    }
+
+    /// Removes link `id` of `doc`; whether it existed.
+    pub fn remove(&self, doc: &DocId, id: &str) -> Result<bool, LinkError> {
+        if self.read().get(id).is_none_or(|l| l.doc != doc.as_str()) {
+            return Ok(false);
+        }
+        self.store.remove_link(doc, id)?;
+        self.write().remove(id);
+        Ok(true)
+    }
+
+    /// Removes every link of `doc` (it was deleted).
+    pub fn remove_all(&self, doc: &DocId) -> Result<(), LinkError> {
+        for link in self.of(doc) {
+            self.remove(doc, &link.id)?;
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Link>> {
+        self.by_id.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Link>> {
+        self.by_id.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn random_id() -> Result<String, LinkError> {
+    let mut id = String::with_capacity(ID_CHARS);
+    let mut bytes = [0u8; 32];
+    while id.len() < ID_CHARS {
+        getrandom::fill(&mut bytes).map_err(LinkError::Random)?;
+        // 252 = 7 × 36: every character equally likely.
+        for byte in bytes.iter().filter(|&&b| b < 252).take(ID_CHARS - id.len()) {
+            id.push(char::from(ID_ALPHABET[usize::from(*byte) % ID_ALPHABET.len()]));
+        }
+    }
+    Ok(id)
+}
