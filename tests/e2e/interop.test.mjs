@@ -18,7 +18,7 @@ after(() => {
 })
 
 async function stockClient (docId) {
-  const client = connectClient(env.server.wsBase, docId)
+  const client = connectClient(env.server.wsBase, docId, { token: env.server.ownerKey })
   clients.push(client)
   await client.synced()
   return client

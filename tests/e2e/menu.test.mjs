@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 
 import {
-  contents, newUser, openEditor, text, TIMEOUT_MS, uniqueDocId, useQuire, waitConverged, waitFor
+  contents, newUser, openEditor, ownerFetch, text, TIMEOUT_MS, uniqueDocId, useQuire, waitConverged, waitFor
 } from './support.mjs'
 
 const env = useQuire()
@@ -80,7 +80,7 @@ test('an unsupported file is refused with a message and changes nothing', async 
   await waitFor(async () => !(await page.locator('.notice').isHidden()), TIMEOUT_MS, 'an error notice')
   assert.match(await page.locator('.notice').textContent(), /Could not import slides\.pdf: .*\.pdf/)
   assert.deepEqual(await contents(page), before)
-  const response = await fetch(`${env.server.httpUrl}/api/docs/${docId}/content?format=text`)
+  const response = await ownerFetch(env.server, `/api/docs/${docId}/content?format=text`)
   assert.equal(await response.text(), 'keep me')
 })
 
@@ -136,9 +136,9 @@ test('a document deleted through the API is closed in the editor and leaves this
   const page = await openEditor(await newUser(env.browser, 'Alice'), env.server, docId)
   await page.click('.ql-editor')
   await page.keyboard.type('soon gone')
-  await waitFor(async () => (await fetch(`${env.server.httpUrl}/api/docs/${docId}/content?format=text`)
+  await waitFor(async () => (await ownerFetch(env.server, `/api/docs/${docId}/content?format=text`)
     .then((r) => r.text())) === 'soon gone', TIMEOUT_MS, 'the text on the server')
-  assert.equal((await fetch(`${env.server.httpUrl}/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
+  assert.equal((await ownerFetch(env.server, `/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
   await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
     TIMEOUT_MS, 'the editor to say so')
   assert.equal(await page.locator('.ql-editor').getAttribute('contenteditable'), 'false')
@@ -148,5 +148,5 @@ test('a document deleted through the API is closed in the editor and leaves this
   await page.reload()
   await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
     TIMEOUT_MS, 'the reopened editor to say so')
-  assert.equal((await fetch(`${env.server.httpUrl}/api/docs/${docId}`)).status, 404)
+  assert.equal((await ownerFetch(env.server, `/api/docs/${docId}`)).status, 404)
 })

@@ -94,7 +94,7 @@ const deviceText = async (page, docId) => (await deviceCopy(page, docId)).text
 
 /** Runs `check` with a fresh stock client that has synced with the server, then closes it. */
 async function withFreshClient (server, docId, check) {
-  const client = connectClient(server.wsBase, docId)
+  const client = connectClient(server.wsBase, docId, { token: server.ownerKey })
   try {
     await client.synced()
     await check(client)
@@ -200,7 +200,7 @@ test('the server is killed while a user types and restarts 5 s later; nothing ty
   await server.kill()
   await waitFor(async () => /Reconnecting|Offline/.test(await status(page)), TIMEOUT_MS, 'the editor to notice')
   await sleep(5000)
-  server = await quire({ dataDir, addr })
+  server = await quire({ dataDir, addr, ownerKey: server.ownerKey })
   // Typing goes on, so the indicator says "Saving…" between confirmations.
   await waitFor(async () => /^(Saving…|All changes synced)$/.test(await status(page)), 4 * TIMEOUT_MS,
     'the editor to reconnect on its own')
@@ -436,7 +436,7 @@ test('on a network that reaches nothing, the browser says online and the user is
   const docId = uniqueDocId('e2e-dead-network')
   const context = await newUser(browser, 'Alice')
   try {
-    const page = await openEditor(context, { httpUrl: network.url }, docId)
+    const page = await openEditor(context, { httpUrl: network.url, ownerKey: server.ownerKey }, docId)
     await page.click('.ql-editor')
     await page.keyboard.type('Before. ')
     await waitSynced([page])

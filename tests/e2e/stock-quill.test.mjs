@@ -52,7 +52,9 @@ async function openStock (docId, user) {
   const context = await env.browser.newContext({ viewport: { width: 900, height: 700 } })
   const page = await context.newPage()
   watchErrors(page)
-  const query = new URLSearchParams({ config: JSON.stringify({ wsBase: env.server.wsBase, docId, user }) })
+  // A stock client passes its token as y-websocket passes any parameter (`?token=`).
+  const config = { wsBase: env.server.wsBase, docId, user, token: env.server.ownerKey }
+  const query = new URLSearchParams({ config: JSON.stringify(config) })
   await page.goto(`${stockPage.url}/?${query}`)
   await page.waitForFunction(() => window.stock?.provider.synced, null, { timeout: TIMEOUT_MS })
     .catch(async (error) => {

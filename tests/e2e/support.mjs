@@ -5,6 +5,7 @@
 import { after, before } from 'node:test'
 import path from 'node:path'
 import { mkdir } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
 import { chromium } from 'playwright-core'
@@ -19,10 +20,19 @@ export const artifactsDir = path.join(repoRoot, 'target', 'e2e-artifacts')
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
 
-/** quire with the built app (`cargo xtask web` → web/dist). */
+/** quire with the built app (`cargo xtask web` → web/dist), with access control on, as
+ * deployed: its owner key is `server.ownerKey`, and `openEditor` signs a browser in with it. */
 export function startQuire (options = {}) {
   const webDir = path.join(repoRoot, 'web', 'dist')
-  return startServer({ ...options, args: ['--web-dir', webDir, ...(options.args ?? [])] })
+  const ownerKey = options.ownerKey ?? `e2e-owner-${randomBytes(8).toString('hex')}`
+  return startServer({ ...options, ownerKey, args: ['--web-dir', webDir, ...(options.args ?? [])] })
+}
+
+/** Signs the browser context in as the owner of `server`, as opening the printed sign-in URL
+ * does (its cookie then holds for every page of the context). */
+export async function signIn (context, server) {
+  const reply = await context.request.get(`${server.httpUrl}/?key=${server.ownerKey}`, { maxRedirects: 0 })
+  if (reply.status() !== 303) throw new Error(`sign-in answered ${reply.status()}`)
 }
 
 /**
@@ -78,8 +88,16 @@ export async function newUser (browser, name, color = '#1a73e8') {
   return context
 }
 
-/** Opens `/d/{docId}` and waits for the first sync. */
+/** `fetch` to `server`'s API as its owner (the owner key as a bearer token). */
+export function ownerFetch (server, path, init = {}) {
+  const headers = { ...(init.headers ?? {}), ...(server.ownerKey ? { authorization: `Bearer ${server.ownerKey}` } : {}) }
+  return fetch(`${server.httpUrl}${path}`, { ...init, headers })
+}
+
+/** Opens `/d/{docId}` as the owner (signed in first, if the server has an owner key) and waits
+ * for the first sync. */
 export async function openEditor (context, server, docId) {
+  if (server.ownerKey) await signIn(context, server)
   const page = await context.newPage()
   const errors = []
   page.on('pageerror', (error) => errors.push(error))

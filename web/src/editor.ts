@@ -2,7 +2,7 @@
 // binding, title, presence, status, menu) and wires their events to each other.
 
 import Quill from "quill";
-import QuillCursors from "quill-cursors";
+import quillCursorsCore from "quill-cursors/core";
 import { Binding } from "./binding";
 import { element } from "./dom";
 import { fileMenu } from "./menu";
@@ -10,6 +10,10 @@ import { askUser, Presence } from "./presence";
 import type { LocalStore, StorageError } from "./local";
 import { Session } from "./session";
 
+// The core build (no <style> injected at run time: see main.ts) is a CommonJS module whose class
+// is its `default`; bundled as ES module code, what its default import gives is that module.
+const QuillCursors =
+  (quillCursorsCore as unknown as { default?: typeof quillCursorsCore }).default ?? quillCursorsCore;
 Quill.register("modules/cursors", QuillCursors);
 
 /** The formats of quire's document model (see quire-model's schema); nothing else is kept. */

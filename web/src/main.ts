@@ -3,6 +3,9 @@
 // offline use.
 
 import "quill/dist/quill.snow.css";
+// quill-cursors' core build with its style sheet bundled here: its default build adds a
+// <style> element at run time, which the content security policy (no inline styles) refuses.
+import "quill-cursors/css";
 import "./styles.css";
 import { editorPage } from "./editor";
 import { element } from "./dom";

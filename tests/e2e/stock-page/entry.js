@@ -10,7 +10,7 @@ import { WebsocketProvider } from 'y-websocket'
 
 Quill.register('modules/cursors', QuillCursors)
 
-const { wsBase, docId, user } = window.STOCK_CONFIG
+const { wsBase, docId, user, token } = window.STOCK_CONFIG
 
 const quill = new Quill('#editor', {
   theme: 'snow',
@@ -23,7 +23,7 @@ const quill = new Quill('#editor', {
 })
 
 const ydoc = new Y.Doc()
-const provider = new WebsocketProvider(wsBase, docId, ydoc)
+const provider = new WebsocketProvider(wsBase, docId, ydoc, { params: token ? { token } : {} })
 const binding = new QuillBinding(ydoc.getText('content'), quill, provider.awareness)
 provider.awareness.setLocalStateField('user', user)
 

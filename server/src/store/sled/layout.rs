@@ -65,7 +65,10 @@ pub fn migrate(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
     if version == CURRENT {
         return Ok(());
     }
-    tracing::info!(from = version, to = CURRENT, "migrating the store's layout");
+    let fresh = trees.docs.is_empty() && trees.metas.is_empty() && trees.deleted.is_empty();
+    if !fresh {
+        tracing::info!(from = version, to = CURRENT, "migrating the store's layout");
+    }
     // 1 → 2: the list's order and the count, from the metadata.
     trees.by_updated.clear().map_err(OpenError::Sled)?;
     let mut count: u64 = 0;
