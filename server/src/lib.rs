@@ -160,7 +160,7 @@ pub async fn serve_with_auth(
     // 4. The last flush.
     stop_flusher.cancel();
     let _ = flusher_task.await;
-    store.flush()?;
+    store.flush().await?;
     tracing::info!("stopped; everything is on disk");
     Ok(())
 }

@@ -231,23 +231,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn quire::store::Store> = Arc::new(
         quire::open_store(&config).with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?,
     );
-    let policy: Arc<dyn quire::auth::Authorizer> = match mode {
-        AuthMode::Owner => Arc::new(
-            quire::auth::Auth::open(
-                &config.data_dir,
-                store.clone(),
-                owner_key.as_deref(),
-                secret.as_deref(),
-                config.allowed_origins.clone(),
-            )
-            .context("cannot set up access control")?,
-        ),
-        AuthMode::None => {
-            tracing::warn!("--auth none: anyone who reaches this server may read, change and delete every document");
-            Arc::new(quire::auth::AllowAll)
-        }
-    };
     runtime.block_on(async move {
+        let policy: Arc<dyn quire::auth::Authorizer> = match mode {
+            AuthMode::Owner => Arc::new(
+                quire::auth::Auth::open(
+                    &config.data_dir,
+                    store.clone(),
+                    owner_key.as_deref(),
+                    secret.as_deref(),
+                    config.allowed_origins.clone(),
+                )
+                .await
+                .context("cannot set up access control")?,
+            ),
+            AuthMode::None => {
+                tracing::warn!("--auth none: anyone who reaches this server may read, change and delete every document");
+                Arc::new(quire::auth::AllowAll)
+            }
+        };
         let listener =
             quire::listen::bind(addr, config.listen_backlog).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;

@@ -70,8 +70,8 @@ fn open_store(dir: &Path) -> SledStore {
 }
 
 /// The stored document, rebuilt from what sled holds.
-fn stored_doc(store: &SledStore, id: &str) -> Option<Doc> {
-    let stored = store.load(&DocId::parse(id).unwrap()).unwrap()?;
+async fn stored_doc(store: &SledStore, id: &str) -> Option<Doc> {
+    let stored = store.load(&DocId::parse(id).unwrap()).await.unwrap()?;
     let doc = schema::new_doc();
     for update in stored.updates {
         doc.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
@@ -79,8 +79,8 @@ fn stored_doc(store: &SledStore, id: &str) -> Option<Doc> {
     Some(doc)
 }
 
-fn stored_ids(store: &SledStore) -> BTreeSet<String> {
-    store.list(0, usize::MAX).unwrap().docs.into_iter().map(|(id, _)| id.to_string()).collect()
+async fn stored_ids(store: &SledStore) -> BTreeSet<String> {
+    store.list(0, usize::MAX).await.unwrap().docs.into_iter().map(|(id, _)| id.to_string()).collect()
 }
 
 fn ids(names: &[&str]) -> BTreeSet<String> {
@@ -161,10 +161,10 @@ async fn documents_are_created_listed_read_and_deleted() {
     server.stop().await;
 
     let store = open_store(dir.path());
-    assert_eq!(stored_ids(&store), ids(&["alpha", "p0", "p2", &random_id]));
-    assert!(store.load(&DocId::parse("p1").unwrap()).unwrap().is_none());
-    assert_eq!(store.meta(&DocId::parse("alpha").unwrap()).unwrap().unwrap().title, "Alpha");
-    let alpha = stored_doc(&store, "alpha").unwrap();
+    assert_eq!(stored_ids(&store).await, ids(&["alpha", "p0", "p2", &random_id]));
+    assert!(store.load(&DocId::parse("p1").unwrap()).await.unwrap().is_none());
+    assert_eq!(store.meta(&DocId::parse("alpha").unwrap()).await.unwrap().unwrap().title, "Alpha");
+    let alpha = stored_doc(&store, "alpha").await.unwrap();
     assert_eq!(convert::export(&alpha, Format::Markdown).unwrap(), "# Hello\n\n**bold**\n");
 }
 
@@ -295,7 +295,7 @@ async fn an_import_reaches_connected_clients_live() {
     server.stop().await;
 
     let store = open_store(dir.path());
-    assert_eq!(text_of(&stored_doc(&store, "live").unwrap()), "plain 😀\n+put+post");
+    assert_eq!(text_of(&stored_doc(&store, "live").await.unwrap()), "plain 😀\n+put+post");
 }
 
 #[tokio::test]
@@ -308,10 +308,10 @@ async fn failed_requests_change_nothing_on_disk() {
     assert_eq!(Api(server.addr).create(keep).await.status, 201);
     server.stop().await;
     let id = DocId::parse("keep").unwrap();
-    let on_disk = |store: &SledStore| {
-        (store.load(&id).unwrap().unwrap(), store.meta(&id).unwrap().unwrap(), store.list(0, usize::MAX).unwrap())
+    let on_disk = async |store: &SledStore| {
+        (store.load(&id).await.unwrap().unwrap(), store.meta(&id).await.unwrap().unwrap(), store.list(0, usize::MAX).await.unwrap())
     };
-    let before = on_disk(&open_store(dir.path()));
+    let before = on_disk(&open_store(dir.path())).await;
 
     let server = TestServer::start(dir.path(), config).await;
     let api = Api(server.addr);
@@ -345,7 +345,7 @@ async fn failed_requests_change_nothing_on_disk() {
     drop(client);
     server.stop().await;
 
-    assert_eq!(on_disk(&open_store(dir.path())), before);
+    assert_eq!(on_disk(&open_store(dir.path())).await, before);
 }
 
 #[tokio::test]
@@ -516,8 +516,8 @@ async fn cli_exports_and_imports_against_a_running_server() {
     server.stop().await;
 
     let store = open_store(dir.path());
-    assert_eq!(stored_ids(&store), ids(&["copy", "notes", "plan"]));
-    assert_eq!(text_of(&stored_doc(&store, "copy").unwrap()), "Plan B\nok\n");
+    assert_eq!(stored_ids(&store).await, ids(&["copy", "notes", "plan"]));
+    assert_eq!(text_of(&stored_doc(&store, "copy").await.unwrap()), "Plan B\nok\n");
 }
 
 #[tokio::test]
@@ -542,8 +542,8 @@ async fn a_deleted_document_stays_deleted_when_a_client_with_a_copy_reconnects()
     // Still deleted after a restart.
     let store = open_store(dir.path());
     let id = DocId::parse("gone").unwrap();
-    assert!(store.load(&id).unwrap().is_none());
-    assert!(store.deleted(&id).unwrap());
+    assert!(store.load(&id).await.unwrap().is_none());
+    assert!(store.deleted(&id).await.unwrap());
     drop(store);
     let server = TestServer::start(dir.path(), Config::default()).await;
     let late = Client::connect(&server.ws_url("gone")).await;
@@ -567,7 +567,7 @@ async fn a_deleted_document_stays_deleted_when_a_client_with_a_copy_reconnects()
     let pushed = api.post_update("gone", Some("application/octet-stream"), &old_state).await;
     assert_eq!(pushed.error(409), "stale_copy");
     server.stop().await;
-    assert!(!open_store(dir.path()).deleted(&id).unwrap());
+    assert!(!open_store(dir.path()).deleted(&id).await.unwrap());
 
     // The new document stays apart from old copies after a restart too.
     let server = TestServer::start(dir.path(), Config::default()).await;

@@ -67,7 +67,7 @@ async fn compaction_keeps_content_identical() {
     // On disk: one snapshot and a short tail of the log, not 40+ entries.
     {
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-        let stored = store.load(&DocId::parse("compacted").unwrap()).unwrap().unwrap();
+        let stored = store.load(&DocId::parse("compacted").unwrap()).await.unwrap().unwrap();
         assert!(stored.log_entries < 5, "log not compacted: {} entries", stored.log_entries);
     }
     let server = TestServer::start(dir.path(), config).await;
@@ -90,10 +90,10 @@ async fn a_document_whose_stored_state_does_not_load_is_refused_and_never_overwr
     };
     let before = {
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-        store.append(&id, &good).unwrap();
-        store.append(&id, &[0xde, 0xad, 0xbe, 0xef]).unwrap();
-        store.flush().unwrap();
-        store.load(&id).unwrap().unwrap()
+        store.append(&id, &good).await.unwrap();
+        store.append(&id, &[0xde, 0xad, 0xbe, 0xef]).await.unwrap();
+        store.flush().await.unwrap();
+        store.load(&id).await.unwrap().unwrap()
     };
 
     let server = TestServer::start(dir.path(), Config::default()).await;
@@ -112,7 +112,7 @@ async fn a_document_whose_stored_state_does_not_load_is_refused_and_never_overwr
     server.stop().await;
 
     let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(store.load(&id).unwrap().unwrap(), before, "stored state was written over");
+    assert_eq!(store.load(&id).await.unwrap().unwrap(), before, "stored state was written over");
 }
 
 #[tokio::test]

@@ -29,8 +29,8 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-#[test]
-fn a_store_that_cannot_be_opened_stops_the_start_and_is_left_untouched() {
+#[tokio::test]
+async fn a_store_that_cannot_be_opened_stops_the_start_and_is_left_untouched() {
     let bin = quire_bin();
     let dir = TempDir::new("startup");
     std::fs::create_dir_all(dir.path()).unwrap();
@@ -58,7 +58,7 @@ fn a_store_that_cannot_be_opened_stops_the_start_and_is_left_untouched() {
     {
         use quire::store::{sled::SledStore, Store};
         let s = SledStore::open(&store, 1 << 20).unwrap();
-        s.append(&"d".parse().unwrap(), b"update").unwrap();
+        s.append(&"d".parse().unwrap(), b"update").await.unwrap();
     }
     std::fs::remove_file(store.join("quire-clean-shutdown")).unwrap();
     std::fs::write(store.join("conf"), b"segment_size: banana\n").unwrap();

@@ -48,9 +48,9 @@ pub struct Links {
 
 impl Links {
     /// Reads every link from the store.
-    pub fn load(store: Arc<dyn Store>) -> Result<Links, LinkError> {
+    pub async fn load(store: Arc<dyn Store>) -> Result<Links, LinkError> {
         let mut by_id = HashMap::new();
-        for (_, id, record) in store.links()? {
+        for (_, id, record) in store.links().await? {
             let link: Link = serde_json::from_slice(&record).map_err(LinkError::Corrupt)?;
             by_id.insert(id, link);
         }
@@ -68,7 +68,7 @@ impl Links {
     }
 
     /// A new link of `doc`, stored.
-    pub fn create(&self, doc: &DocId, role: Role, label: Option<String>, created_ms: u64, expires_ms: Option<u64>) -> Result<Link, LinkError> {
+    pub async fn create(&self, doc: &DocId, role: Role, label: Option<String>, created_ms: u64, expires_ms: Option<u64>) -> Result<Link, LinkError> {
         let link = Link {
             id: random_id()?,
             doc: doc.to_string(),
@@ -78,7 +78,7 @@ impl Links {
             expires_ms,
         };
         let record = serde_json::to_vec(&link).expect("a link always serializes");
-        self.store.put_link(doc, &link.id, &record)?;
+        self.store.put_link(doc, &link.id, &record).await?;
         self.write().insert(link.id.clone(), link.clone());
         Ok(link)
     }
@@ -91,19 +91,19 @@ impl Links {
     }
 
     /// Removes link `id` of `doc`; whether it existed.
-    pub fn remove(&self, doc: &DocId, id: &str) -> Result<bool, LinkError> {
+    pub async fn remove(&self, doc: &DocId, id: &str) -> Result<bool, LinkError> {
         if self.read().get(id).is_none_or(|l| l.doc != doc.as_str()) {
             return Ok(false);
         }
-        self.store.remove_link(doc, id)?;
+        self.store.remove_link(doc, id).await?;
         self.write().remove(id);
         Ok(true)
     }
 
     /// Removes every link of `doc` (it was deleted).
-    pub fn remove_all(&self, doc: &DocId) -> Result<(), LinkError> {
+    pub async fn remove_all(&self, doc: &DocId) -> Result<(), LinkError> {
         for link in self.of(doc) {
-            self.remove(doc, &link.id)?;
+            self.remove(doc, &link.id).await?;
         }
         Ok(())
     }

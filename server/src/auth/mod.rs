@@ -140,7 +140,7 @@ pub enum AuthError {
 impl Auth {
     /// The policy of the server whose data directory is `dir`: its keys (created there on
     /// first start unless given) and the share links in `store`.
-    pub fn open(
+    pub async fn open(
         dir: &std::path::Path,
         store: Arc<dyn crate::store::Store>,
         owner_key: Option<&str>,
@@ -148,7 +148,7 @@ impl Auth {
         allowed_origins: Vec<String>,
     ) -> Result<Auth, AuthError> {
         let keys = keys::load_or_create(dir, owner_key, secret)?;
-        let links = Links::load(store)?;
+        let links = Links::load(store).await?;
         Ok(Auth {
             signer: Signer::new(&keys.secret),
             owner_key: keys.owner_key,

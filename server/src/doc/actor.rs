@@ -112,7 +112,7 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
             }
             () = &mut meta, if meta_armed => {
                 meta_armed = false;
-                live.write_meta();
+                live.write_meta().await;
             }
             () = &mut probe, if live.probe_due().is_some() => {
                 live.probes_expired().await;

@@ -28,7 +28,7 @@ pub(super) async fn serve(live: &mut LiveDoc, request: Request) {
         Request::ExportYjs { v2, since, reply } => answer(reply, export_yjs(live, v2, since).await),
         Request::Replace { format, input, reply } => answer(reply, replace(live, format, input).await),
         Request::ApplyUpdate { update, reply } => answer(reply, apply_update(live, &update).await),
-        Request::Delete(reply) => answer(reply, delete(live)),
+        Request::Delete(reply) => answer(reply, delete(live).await),
     }
 }
 
@@ -102,9 +102,9 @@ async fn create(
             })
         })
         .await??;
-    live.undelete()?;
+    live.undelete().await?;
     commit_all(live, updates).await?;
-    live.record_created();
+    live.record_created().await;
     Ok((meta(live)?, live.storage().saved()?))
 }
 
@@ -184,9 +184,9 @@ async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocEr
     live.storage().saved()
 }
 
-fn delete(live: &mut LiveDoc) -> Result<Ticket, DocError> {
+async fn delete(live: &mut LiveDoc) -> Result<Ticket, DocError> {
     let live = existing(live)?;
-    live.delete()?;
+    live.delete().await?;
     live.storage().saved()
 }
 

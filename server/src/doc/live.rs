@@ -231,23 +231,23 @@ impl LiveDoc {
     }
 
     /// Writes the metadata if an edit changed it.
-    pub fn write_meta(&mut self) {
-        self.storage.write_meta_if_dirty(&self.context, self.awareness.doc());
+    pub async fn write_meta(&mut self) {
+        self.storage.write_meta_if_dirty(&self.context, self.awareness.doc()).await;
     }
 
     /// The id is being created again: it is no longer a deleted document.
-    pub fn undelete(&mut self) -> Result<(), DocError> {
-        Ok(self.storage.undelete(&self.context)?)
+    pub async fn undelete(&mut self) -> Result<(), DocError> {
+        Ok(self.storage.undelete(&self.context).await?)
     }
 
     /// Records the document as existing (created through the API, perhaps with no edit yet).
-    pub fn record_created(&mut self) {
-        self.storage.create(&self.context, self.awareness.doc());
+    pub async fn record_created(&mut self) {
+        self.storage.create(&self.context, self.awareness.doc()).await;
     }
 
     /// Removes the document from the store; the task then ends, closing everyone with 4410.
-    pub fn delete(&mut self) -> Result<(), DocError> {
-        self.storage.delete(&self.context, self.awareness.doc())?;
+    pub async fn delete(&mut self) -> Result<(), DocError> {
+        self.storage.delete(&self.context, self.awareness.doc()).await?;
         self.end(CloseReason::Deleted);
         Ok(())
     }
@@ -256,7 +256,7 @@ impl LiveDoc {
     /// refuses it, nobody else gets it and everyone is closed (4507): each keeps their own
     /// edits, and the document holds this one in memory until it can be written.
     pub async fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
-        if !self.storage.append(&self.context, delta) {
+        if !self.storage.append(&self.context, delta).await {
             self.context.shared.metrics.documents_not_saving.inc();
             self.close_all(CloseReason::NotSaving);
             return;

@@ -147,8 +147,7 @@ impl Registry {
 
     /// One page of the documents, newest change first: `limit` after skipping `offset`.
     pub async fn list(&self, offset: usize, limit: usize) -> Result<Page, DocError> {
-        let store = self.context.store.clone();
-        Ok(tokio::task::spawn_blocking(move || store.list(offset, limit)).await??)
+        Ok(self.context.store.list(offset, limit).await?)
     }
 
     /// Closes, at once, every connection to `id` that came in with share link `link` (just
@@ -187,9 +186,7 @@ impl Registry {
 
     /// Whether the store holds anything for `id`.
     async fn exists(&self, id: &DocId) -> Result<bool, DocError> {
-        let store = self.context.store.clone();
-        let id = id.clone();
-        Ok(tokio::task::spawn_blocking(move || store.exists(&id)).await??)
+        Ok(self.context.store.exists(id).await?)
     }
 
     /// The live task for `id`, spawning one if there is none and the server has room for it.

@@ -77,27 +77,22 @@ pub struct DocStorage {
 
 impl DocStorage {
     /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`, on
-    /// the blocking pool (both take time in proportion to the document).
+    /// the blocking pool (it takes time in proportion to the document).
     pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), LoadError> {
-        let store = context.store.clone();
-        let key = id.clone();
-        let (doc, stored, meta, deleted) = context
+        let store = &context.store;
+        // Metadata is only about the content: damaged metadata must not make the content
+        // unreachable; it is rewritten on the next edit.
+        let meta = store.meta(id).await.unwrap_or_else(|error| {
+            tracing::warn!(doc = %id, %error, "ignoring unreadable metadata");
+            None
+        });
+        let stored = store.load(id).await?.unwrap_or_default();
+        let deleted = store.deleted(id).await?;
+        let stale = store.stale(id).await?;
+        let (doc, stored) = context
             .shared
-            .off_runtime(move || {
-                // Metadata is only about the content: damaged metadata must not make the
-                // content unreachable; it is rewritten on the next edit.
-                let meta = store.meta(&key).unwrap_or_else(|error| {
-                    tracing::warn!(doc = %key, %error, "ignoring unreadable metadata");
-                    None
-                });
-                let stored = store.load(&key)?.unwrap_or_default();
-                let deleted = store.deleted(&key)?;
-                let stale = store.stale(&key)?;
-                let doc = rebuild(&stored)?;
-                Ok::<_, LoadError>((doc, stored, meta, (deleted, stale)))
-            })
+            .off_runtime(move || Ok::<_, LoadError>((rebuild(&stored)?, stored)))
             .await??;
-        let (deleted, stale) = deleted;
         let storage = DocStorage {
             id: id.clone(),
             log: LogState::from(&stored),
@@ -144,12 +139,12 @@ impl DocStorage {
 
     /// The id is being created again: it is no longer a deleted document, and what the
     /// deleted one held is stale from now on.
-    pub fn undelete(&mut self, context: &DocContext) -> Result<(), StoreError> {
+    pub async fn undelete(&mut self, context: &DocContext) -> Result<(), StoreError> {
         if self.deleted {
-            context.store.undelete(&self.id)?;
+            context.store.undelete(&self.id).await?;
             self.written = context.flusher.mark_dirty();
             self.deleted = false;
-            self.stale = read_state(context.store.stale(&self.id)?.as_deref());
+            self.stale = read_state(context.store.stale(&self.id).await?.as_deref());
         }
         Ok(())
     }
@@ -173,14 +168,14 @@ impl DocStorage {
 
     /// Appends an applied update and asks for a flush. False if the store refused it: the
     /// document is then unsaved (see [`is_unsaved`](Self::is_unsaved)).
-    pub fn append(&mut self, context: &DocContext, delta: &[u8]) -> bool {
+    pub async fn append(&mut self, context: &DocContext, delta: &[u8]) -> bool {
         self.meta_dirty = true;
         if self.log.unsaved {
             // Appending after a gap would store a log that does not replay: the retry writes
             // the whole state instead.
             return false;
         }
-        match context.store.append(&self.id, delta) {
+        match context.store.append(&self.id, delta).await {
             Ok(seq) => {
                 self.log.last_seq = Some(seq);
                 self.log.entries += 1;
@@ -217,9 +212,9 @@ impl DocStorage {
     }
 
     /// Writes the metadata if an edit changed it.
-    pub fn write_meta_if_dirty(&mut self, context: &DocContext, doc: &Doc) {
+    pub async fn write_meta_if_dirty(&mut self, context: &DocContext, doc: &Doc) {
         if self.meta_dirty {
-            self.write_meta(context, doc);
+            self.write_meta(context, doc).await;
         }
     }
 
@@ -233,16 +228,16 @@ impl DocStorage {
             }
         }
         if self.meta_dirty {
-            self.write_meta(context, doc);
+            self.write_meta(context, doc).await;
         }
         !self.log.unsaved
     }
 
     /// Records the document as existing from now on (documents created through the API exist
     /// before their first edit).
-    pub fn create(&mut self, context: &DocContext, doc: &Doc) {
+    pub async fn create(&mut self, context: &DocContext, doc: &Doc) {
         self.meta_dirty = true;
-        if let Some(ticket) = self.write_meta(context, doc) {
+        if let Some(ticket) = self.write_meta(context, doc).await {
             // The metadata is what makes an empty document exist: "created" waits for it.
             self.written = ticket;
         }
@@ -251,10 +246,10 @@ impl DocStorage {
     /// Removes the document from the store; afterwards it does not exist.
     /// Removes the document (`doc`, whose state is kept so that copies of it stay recognised
     /// as copies of a deleted document) from the store; afterwards it does not exist.
-    pub fn delete(&mut self, context: &DocContext, doc: &Doc) -> Result<(), StoreError> {
+    pub async fn delete(&mut self, context: &DocContext, doc: &Doc) -> Result<(), StoreError> {
         let mut state = doc.transact().state_vector();
         state.merge(self.stale.clone());
-        context.store.delete(&self.id, &state.encode_v1())?;
+        context.store.delete(&self.id, &state.encode_v1()).await?;
         self.written = context.flusher.mark_dirty();
         self.log = LogState::default();
         self.meta = None;
@@ -263,52 +258,41 @@ impl DocStorage {
         Ok(())
     }
 
-    /// Replaces the log by one snapshot of `doc`, encoded and written on the blocking pool
-    /// (both cost in proportion to the document). When the document is unsaved, the state is
-    /// first appended as a log entry, so the edits only in memory reach the store even if the
-    /// compaction itself then fails; success leaves the document saved again.
+    /// Replaces the log by one snapshot of `doc`, encoded on the blocking pool (it costs in
+    /// proportion to the document). When the document is unsaved, the state is first appended
+    /// as a log entry, so the edits only in memory reach the store even if the compaction
+    /// itself then fails; success leaves the document saved again.
     pub async fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
-        let store = context.store.clone();
-        let (id, doc) = (self.id.clone(), doc.clone());
-        let fold_upto = (!self.log.unsaved).then_some(self.log.last_seq).flatten();
-        let folded = context
-            .shared
-            .off_runtime(move || {
-                let snapshot = protocol::full_state(&doc);
-                let appended = match fold_upto {
-                    Some(_) => None,
-                    None => match store.append(&id, &snapshot) {
-                        Ok(seq) => Some(seq),
-                        Err(error) => return Fold { appended: None, compacted: Err(error), snapshot_bytes: 0 },
-                    },
-                };
-                let upto = fold_upto.or(appended).expect("one of the two is set");
-                let compacted = store.compact(&id, &snapshot, upto);
-                Fold { appended, compacted, snapshot_bytes: snapshot.len() as u64 }
-            })
-            .await?;
-        if let Some(seq) = folded.appended {
-            // That entry holds everything: durable with the next flush, and the compaction is
-            // an optimisation, not what keeps the edits.
-            self.written = context.flusher.mark_dirty();
-            self.log.last_seq = Some(seq);
-            self.log.entries += 1;
-            self.log.bytes += folded.snapshot_bytes;
-            self.log.unsaved = false;
-        }
-        folded.compacted?;
+        let doc = doc.clone();
+        let snapshot = context.shared.off_runtime(move || protocol::full_state(&doc)).await?;
+        let snapshot_bytes = snapshot.len() as u64;
+        let upto = match (self.log.unsaved, self.log.last_seq) {
+            (false, Some(seq)) => seq,
+            _ => {
+                let seq = context.store.append(&self.id, &snapshot).await?;
+                // That entry holds everything: durable with the next flush, and the compaction
+                // is an optimisation, not what keeps the edits.
+                self.written = context.flusher.mark_dirty();
+                self.log.last_seq = Some(seq);
+                self.log.entries += 1;
+                self.log.bytes += snapshot_bytes;
+                self.log.unsaved = false;
+                seq
+            }
+        };
+        context.store.compact(&self.id, &snapshot, upto).await?;
         self.written = context.flusher.mark_dirty();
         context.shared.metrics.compactions.inc();
         self.log = LogState {
-            last_seq: self.log.last_seq,
-            snapshot_bytes: folded.snapshot_bytes,
+            last_seq: Some(upto),
+            snapshot_bytes,
             ..LogState::default()
         };
         Ok(())
     }
 
     /// Writes the metadata; the ticket that makes it durable, unless the store refused it.
-    fn write_meta(&mut self, context: &DocContext, doc: &Doc) -> Option<Ticket> {
+    async fn write_meta(&mut self, context: &DocContext, doc: &Doc) -> Option<Ticket> {
         let now = now_ms();
         let meta = DocMeta {
             title: title_of(doc),
@@ -316,7 +300,7 @@ impl DocStorage {
             updated_ms: now,
             size_bytes: self.size_bytes(),
         };
-        match context.store.put_meta(&self.id, &meta) {
+        match context.store.put_meta(&self.id, &meta).await {
             Ok(()) => {
                 self.meta = Some(meta);
                 self.meta_dirty = false;
@@ -333,26 +317,15 @@ impl DocStorage {
     /// Rebuilds the document from the store (after yrs panicked mid-apply and the in-memory
     /// `Doc` can no longer be trusted), on the blocking pool.
     pub async fn reload(&mut self, context: &DocContext) -> Result<Doc, LoadError> {
-        let store = context.store.clone();
-        let id = self.id.clone();
+        let stored = context.store.load(&self.id).await?.unwrap_or_default();
         let (doc, stored) = context
             .shared
-            .off_runtime(move || {
-                let stored = store.load(&id)?.unwrap_or_default();
-                Ok::<_, LoadError>((rebuild(&stored)?, stored))
-            })
+            .off_runtime(move || Ok::<_, LoadError>((rebuild(&stored)?, stored)))
             .await??;
         self.log = LogState::from(&stored);
         Ok(doc)
     }
-}
 
-/// What a compaction on the blocking pool achieved.
-struct Fold {
-    /// The whole state appended as a log entry first (when the document was unsaved).
-    appended: Option<Seq>,
-    compacted: Result<(), StoreError>,
-    snapshot_bytes: u64,
 }
 
 /// A state vector as stored; nothing if there is none.

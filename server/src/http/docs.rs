@@ -279,7 +279,7 @@ pub async fn delete(State(app): State<AppState>, access: DocOwner) -> Result<Sta
     app.docs.delete(&access.id).await?;
     // Its links would open the next document of this id: they go with it.
     if let Some(keys) = app.auth.keys() {
-        keys.links().remove_all(&access.id).map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
+        keys.links().remove_all(&access.id).await.map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

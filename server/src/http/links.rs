@@ -137,6 +137,7 @@ pub async fn create(
     let link = keys
         .links()
         .create(&access.id, request.role.into(), request.label, now, expires_ms)
+        .await
         .map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
     Ok((StatusCode::CREATED, Json(info(&app, keys, &headers, link))))
 }
@@ -183,7 +184,7 @@ pub async fn remove(
     Path((_, link)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let keys = app.auth.keys().ok_or(ApiError::NoAccessControl)?;
-    let removed = keys.links().remove(&access.id, &link).map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
+    let removed = keys.links().remove(&access.id, &link).await.map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
     if !removed {
         return Err(ApiError::Doc(DocError::NoSuchLink));
     }

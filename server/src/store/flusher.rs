@@ -134,10 +134,8 @@ impl FlushHandle {
         let upto = Ticket(self.0.issued.load(Ordering::Acquire));
         let before = self.0.progress.borrow().durable;
         let started = Instant::now();
-        let store = store.clone();
-        let result = tokio::task::spawn_blocking(move || store.flush()).await;
-        match result {
-            Ok(Ok(())) => {
+        match store.flush().await {
+            Ok(()) => {
                 metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
                 metrics.flush_batch_updates.observe(upto.0.saturating_sub(before.0) as f64);
                 self.0.progress.send_replace(Progress {
@@ -146,12 +144,8 @@ impl FlushHandle {
                 });
                 self.0.health.send_if_modified(|healthy| !std::mem::replace(healthy, true));
             }
-            failure => {
-                match failure {
-                    Ok(Err(error)) => tracing::error!(error = %crate::error::chain(&error), "flush failed; retrying"),
-                    Err(error) => tracing::error!(%error, "flush task failed; retrying"),
-                    Ok(Ok(())) => unreachable!(),
-                }
+            Err(error) => {
+                tracing::error!(error = %crate::error::chain(&error), "flush failed; retrying");
                 metrics.flush_failures.inc();
                 self.0.progress.send_modify(|p| p.healthy = false);
                 self.0.health.send_if_modified(|healthy| std::mem::replace(healthy, false));

@@ -59,15 +59,16 @@ impl MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
-    fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
+    async fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
         if self.fail_loads.load(Ordering::SeqCst) {
             return Err(StoreError::Injected("load"));
         }
         Ok(self.docs().get(doc).cloned())
     }
 
-    fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
+    async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         let seq = Seq(self.next_seq.fetch_add(1, Ordering::SeqCst) + 1);
         let mut docs = self.docs();
@@ -79,7 +80,7 @@ impl Store for MemoryStore {
         Ok(seq)
     }
 
-    fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut docs = self.docs();
         let stored = docs.entry(doc.clone()).or_default();
@@ -97,7 +98,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
+    async fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.docs().remove(doc);
         self.metas().remove(doc);
@@ -106,15 +107,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
+    async fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
         Ok(self.docs().contains_key(doc) || self.metas().contains_key(doc))
     }
 
-    fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
+    async fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
         Ok(self.deleted().contains_key(doc))
     }
 
-    fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
+    async fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         if let Some(state) = self.deleted().remove(doc) {
             self.stales().insert(doc.clone(), state);
@@ -122,21 +123,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.stales().get(doc).cloned())
     }
 
-    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
+    async fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.metas().insert(doc.clone(), meta.clone());
         Ok(())
     }
 
-    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
+    async fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
         Ok(self.metas().get(doc).cloned())
     }
 
-    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
+    async fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
         let metas = self.metas();
         let mut docs: Vec<(DocId, DocMeta)> = metas.iter().map(|(id, m)| (id.clone(), m.clone())).collect();
         // Newest first; ties by id (the map's order, kept by a stable sort).
@@ -146,22 +147,22 @@ impl Store for MemoryStore {
         Ok(Page { docs, total })
     }
 
-    fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
+    async fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.lock_links().insert((doc.clone(), link.to_owned()), record.to_vec());
         Ok(())
     }
 
-    fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError> {
+    async fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(self.lock_links().remove(&(doc.clone(), link.to_owned())).is_some())
     }
 
-    fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
+    async fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
         Ok(self.lock_links().iter().map(|((doc, link), record)| (doc.clone(), link.clone(), record.clone())).collect())
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    async fn flush(&self) -> Result<(), StoreError> {
         if self.fail_flushes.load(Ordering::SeqCst) {
             return Err(StoreError::Injected("flush"));
         }

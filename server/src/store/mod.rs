@@ -81,45 +81,46 @@ pub fn merge_states(a: &[u8], b: &[u8]) -> Vec<u8> {
     merged.encode_v1()
 }
 
-/// Durable per-document storage. Synchronous because sled is; callers on the async runtime
-/// keep each call short (appends are in-memory until `flush`) or use `spawn_blocking`.
+/// Durable per-document storage. Async, because a store may be reached over the network
+/// (PostgreSQL, Redis); a backend that waits for a local disk does that on the blocking pool.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Everything stored for `doc`, or `None` if it was never written.
-    fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError>;
+    async fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError>;
     /// Appends one v1 update to the document's log. Visible to `load` at once; durable after
-    /// the next `flush`.
-    fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError>;
+    /// the next `flush`. Quick: it is awaited for every edit.
+    async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError>;
     /// Replaces the log up to and including `upto` by `snapshot`, atomically: a crash leaves
     /// either the old log or the new snapshot, never neither.
-    fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
     /// Removes the document entirely, content and metadata, and records that it was deleted,
     /// atomically. `state` is the state vector (v1) of what was deleted: kept, so that copies
     /// of it can be told apart from a document created later under the same id.
-    fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError>;
+    async fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError>;
     /// Whether anything is stored for `doc` (content or metadata).
-    fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
+    async fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Whether `doc` was deleted (and not created again since).
-    fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
+    async fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Forgets that `doc` was deleted: it is being created again. What the deleted documents of
     /// this id held becomes its [`stale`](Self::stale) state.
-    fn undelete(&self, doc: &DocId) -> Result<(), StoreError>;
+    async fn undelete(&self, doc: &DocId) -> Result<(), StoreError>;
     /// The state vector (v1) of every earlier document under this id, deleted since: what a
     /// stale copy holds and the live document must never take.
-    fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records the document's metadata (durable with the next `flush`).
-    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError>;
+    async fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError>;
     /// The document's metadata, if it has any.
-    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError>;
+    async fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError>;
     /// One page of the documents that have metadata, newest change first: `limit` of them
     /// after skipping `offset`. Reads only that page, not the whole list.
-    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError>;
+    async fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError>;
     /// Records a share link of `doc` (`record`: the access layer's own encoding).
-    fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError>;
+    async fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError>;
     /// Removes a share link; whether it was there.
-    fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError>;
+    async fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError>;
     /// Every share link: (document, link id, record).
-    fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError>;
+    async fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError>;
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
-    fn flush(&self) -> Result<(), StoreError>;
+    async fn flush(&self) -> Result<(), StoreError>;
 }

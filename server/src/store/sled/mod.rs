@@ -22,7 +22,9 @@ mod layout;
 mod open;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use quire_model::DocId;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -36,7 +38,14 @@ pub use open::OpenError;
 const SNAPSHOT: u8 = 0;
 const LOG: u8 = 1;
 
+/// The sled store. Cheap to clone: every clone is the same open store (the work that may
+/// wait for the disk runs on the blocking pool, with a clone).
+#[derive(Clone)]
 pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: sled::Db,
     guard: DiskGuard,
     docs: sled::Tree,
@@ -64,7 +73,7 @@ impl SledStore {
             let db = open::sled_db(dir, cache_capacity_bytes)?;
             let trees = layout::Trees::open(&db)?;
             layout::migrate(&db, &trees)?;
-            Ok(SledStore {
+            Ok(Inner {
                 guard: DiskGuard::new(dir, 0),
                 docs: trees.docs,
                 metas: trees.metas,
@@ -77,20 +86,22 @@ impl SledStore {
                 _lock: lock,
             })
         })
+        .map(|inner| SledStore { inner: Arc::new(inner) })
         .map_err(|source| StoreError::Open {
             path: dir.to_path_buf(),
             source: Box::new(source),
         })
     }
 
-    /// Refuses writes while the store's disk has less than `bytes` free (0: never).
+    /// Refuses writes while the store's disk has less than `bytes` free (0: never). Set right
+    /// after opening, before the store is shared.
     pub fn with_reserve(mut self, bytes: u64) -> Self {
-        self.guard.reserve = bytes;
+        Arc::get_mut(&mut self.inner).expect("set before the store is shared").guard.reserve = bytes;
         self
     }
 }
 
-impl Drop for SledStore {
+impl Drop for Inner {
     /// A clean close: flush, then leave the marker that says no recovery is needed.
     fn drop(&mut self) {
         if self.db.flush().is_ok() {
@@ -160,7 +171,8 @@ fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(array))
 }
 
-impl Store for SledStore {
+/// The store's operations as sled runs them, synchronously.
+impl Inner {
     fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
         let prefix = prefix(doc);
         let mut stored = Stored::default();
@@ -348,6 +360,84 @@ impl Store for SledStore {
     }
 }
 
+#[async_trait]
+impl Store for SledStore {
+    async fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
+        let (inner, doc) = (self.inner.clone(), doc.clone());
+        blocking(move || inner.load(&doc)).await
+    }
+
+    async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
+        // An insert into sled's in-memory log: no disk until the flush.
+        self.inner.append(doc, update)
+    }
+
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
+        let (inner, doc, snapshot) = (self.inner.clone(), doc.clone(), snapshot.to_vec());
+        blocking(move || inner.compact(&doc, &snapshot, upto)).await
+    }
+
+    async fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
+        let (inner, doc, state) = (self.inner.clone(), doc.clone(), state.to_vec());
+        blocking(move || inner.delete(&doc, &state)).await
+    }
+
+    async fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
+        let (inner, doc) = (self.inner.clone(), doc.clone());
+        blocking(move || inner.exists(&doc)).await
+    }
+
+    async fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
+        self.inner.deleted(doc)
+    }
+
+    async fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.inner.undelete(doc)
+    }
+
+    async fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.stale(doc)
+    }
+
+    async fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
+        self.inner.put_meta(doc, meta)
+    }
+
+    async fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
+        self.inner.meta(doc)
+    }
+
+    async fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.list(offset, limit)).await
+    }
+
+    async fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_link(doc, link, record)
+    }
+
+    async fn remove_link(&self, doc: &DocId, link: &str) -> Result<bool, StoreError> {
+        self.inner.remove_link(doc, link)
+    }
+
+    async fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.links()).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.flush()).await
+    }
+}
+
+/// Runs `work` (which may wait for the disk) on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,96 +446,96 @@ mod tests {
         DocId::parse(s).unwrap()
     }
 
-    #[test]
-    fn log_compaction_and_isolation_between_ids() {
+    #[tokio::test]
+    async fn log_compaction_and_isolation_between_ids() {
         let dir = tempdir();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         let (a, ab) = (id("a"), id("a.b"));
-        let s1 = store.append(&a, b"one").unwrap();
-        let s2 = store.append(&a, b"two").unwrap();
-        store.append(&ab, b"other").unwrap();
+        let s1 = store.append(&a, b"one").await.unwrap();
+        let s2 = store.append(&a, b"two").await.unwrap();
+        store.append(&ab, b"other").await.unwrap();
         assert!(s2 > s1);
-        let loaded = store.load(&a).unwrap().unwrap();
+        let loaded = store.load(&a).await.unwrap().unwrap();
         assert_eq!(loaded.updates, vec![b"one".to_vec(), b"two".to_vec()]);
         assert_eq!((loaded.last_seq, loaded.log_entries), (Some(s2), 2));
 
-        store.compact(&a, b"snap", s1).unwrap();
-        let s3 = store.append(&a, b"three").unwrap();
-        let loaded = store.load(&a).unwrap().unwrap();
+        store.compact(&a, b"snap", s1).await.unwrap();
+        let s3 = store.append(&a, b"three").await.unwrap();
+        let loaded = store.load(&a).await.unwrap().unwrap();
         assert_eq!(loaded.updates, vec![b"snap".to_vec(), b"two".to_vec(), b"three".to_vec()]);
         assert_eq!((loaded.last_seq, loaded.log_entries), (Some(s3), 2));
 
         let meta = DocMeta { title: "A".into(), created_ms: 1, updated_ms: 2, size_bytes: 3 };
-        store.put_meta(&a, &meta).unwrap();
-        store.put_meta(&ab, &meta).unwrap();
-        assert_eq!(store.meta(&a).unwrap(), Some(meta.clone()));
-        assert_eq!(store.list(0, 10).unwrap().total, 2);
-        store.delete(&a, &[]).unwrap();
-        assert_eq!(store.load(&a).unwrap(), None);
-        assert_eq!(store.meta(&a).unwrap(), None);
-        assert_eq!(store.list(0, 10).unwrap(), Page { docs: vec![(ab.clone(), meta)], total: 1 });
-        assert_eq!(store.load(&ab).unwrap().unwrap().updates, vec![b"other".to_vec()]);
-        store.flush().unwrap();
+        store.put_meta(&a, &meta).await.unwrap();
+        store.put_meta(&ab, &meta).await.unwrap();
+        assert_eq!(store.meta(&a).await.unwrap(), Some(meta.clone()));
+        assert_eq!(store.list(0, 10).await.unwrap().total, 2);
+        store.delete(&a, &[]).await.unwrap();
+        assert_eq!(store.load(&a).await.unwrap(), None);
+        assert_eq!(store.meta(&a).await.unwrap(), None);
+        assert_eq!(store.list(0, 10).await.unwrap(), Page { docs: vec![(ab.clone(), meta)], total: 1 });
+        assert_eq!(store.load(&ab).await.unwrap().unwrap().updates, vec![b"other".to_vec()]);
+        store.flush().await.unwrap();
         drop(store);
 
         // Reopened, sequence numbers keep increasing.
         let store = SledStore::open(&dir, 1 << 20).unwrap();
-        assert!(store.append(&ab, b"x").unwrap() > s3);
+        assert!(store.append(&ab, b"x").await.unwrap() > s3);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn the_list_is_paged_newest_first_and_follows_every_change() {
+    #[tokio::test]
+    async fn the_list_is_paged_newest_first_and_follows_every_change() {
         let dir = tempdir();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         let meta = |updated_ms| DocMeta { title: String::new(), created_ms: 1, updated_ms, size_bytes: 0 };
         for (doc, updated) in [("a", 30), ("b", 10), ("c", 20), ("d", 20)] {
-            store.put_meta(&id(doc), &meta(updated)).unwrap();
+            store.put_meta(&id(doc), &meta(updated)).await.unwrap();
         }
         let ids = |page: Page| page.docs.into_iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>();
-        assert_eq!(ids(store.list(0, 10).unwrap()), ["a", "c", "d", "b"], "newest first, ties by id");
-        assert_eq!(ids(store.list(1, 2).unwrap()), ["c", "d"]);
+        assert_eq!(ids(store.list(0, 10).await.unwrap()), ["a", "c", "d", "b"], "newest first, ties by id");
+        assert_eq!(ids(store.list(1, 2).await.unwrap()), ["c", "d"]);
         // A change moves the document; a deletion takes it out; the count follows.
-        store.put_meta(&id("b"), &meta(40)).unwrap();
-        store.delete(&id("c"), &[]).unwrap();
-        let page = store.list(0, 10).unwrap();
+        store.put_meta(&id("b"), &meta(40)).await.unwrap();
+        store.delete(&id("c"), &[]).await.unwrap();
+        let page = store.list(0, 10).await.unwrap();
         assert_eq!(page.total, 3);
         assert_eq!(ids(page), ["b", "a", "d"]);
         drop(store);
         let store = SledStore::open(&dir, 1 << 20).unwrap();
-        assert_eq!(ids(store.list(0, 10).unwrap()), ["b", "a", "d"], "after reopening");
+        assert_eq!(ids(store.list(0, 10).await.unwrap()), ["b", "a", "d"], "after reopening");
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_deleted_documents_state_stays_stale_for_the_next_one_with_its_id() {
+    #[tokio::test]
+    async fn a_deleted_documents_state_stays_stale_for_the_next_one_with_its_id() {
         use yrs::updates::encoder::Encode;
         let dir = tempdir();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         let doc = id("again");
         let mut first = yrs::StateVector::default();
         first.set_max(yrs::ClientID::new(7), 12);
-        store.append(&doc, b"x").unwrap();
-        store.delete(&doc, &first.encode_v1()).unwrap();
-        assert!(store.deleted(&doc).unwrap());
-        assert_eq!(store.stale(&doc).unwrap(), None, "nothing is stale while it is deleted");
-        store.undelete(&doc).unwrap();
-        assert_eq!(store.stale(&doc).unwrap(), Some(first.encode_v1()));
+        store.append(&doc, b"x").await.unwrap();
+        store.delete(&doc, &first.encode_v1()).await.unwrap();
+        assert!(store.deleted(&doc).await.unwrap());
+        assert_eq!(store.stale(&doc).await.unwrap(), None, "nothing is stale while it is deleted");
+        store.undelete(&doc).await.unwrap();
+        assert_eq!(store.stale(&doc).await.unwrap(), Some(first.encode_v1()));
         // Deleted again: the tombstone keeps both incarnations' states.
         let mut second = yrs::StateVector::default();
         second.set_max(yrs::ClientID::new(8), 3);
-        store.delete(&doc, &second.encode_v1()).unwrap();
-        store.undelete(&doc).unwrap();
+        store.delete(&doc, &second.encode_v1()).await.unwrap();
+        store.undelete(&doc).await.unwrap();
         let mut both = first.clone();
         both.merge(second);
-        assert_eq!(store.stale(&doc).unwrap(), Some(both.encode_v1()));
+        assert_eq!(store.stale(&doc).await.unwrap(), Some(both.encode_v1()));
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn refuses_a_foreign_directory_and_leaves_it_alone() {
+    #[tokio::test]
+    async fn refuses_a_foreign_directory_and_leaves_it_alone() {
         let dir = tempdir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
@@ -456,12 +546,12 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_failed_recovery_puts_the_directory_back_as_the_crash_left_it() {
+    #[tokio::test]
+    async fn a_failed_recovery_puts_the_directory_back_as_the_crash_left_it() {
         let dir = tempdir();
         {
             let store = SledStore::open(&dir, 1 << 20).unwrap();
-            store.append(&id("a"), b"one").unwrap();
+            store.append(&id("a"), b"one").await.unwrap();
         }
         // A crash (no clean marker) that also damaged sled's configuration.
         std::fs::remove_file(dir.join(open::CLEAN_MARKER)).unwrap();
@@ -474,8 +564,8 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_clean_close_leaves_the_marker_and_a_crash_does_not() {
+    #[tokio::test]
+    async fn a_clean_close_leaves_the_marker_and_a_crash_does_not() {
         let dir = tempdir();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
         assert!(!dir.join(open::CLEAN_MARKER).exists(), "an open store is not clean");
@@ -485,28 +575,28 @@ mod tests {
         // keeps the data and removes its copy.
         {
             let store = SledStore::open(&dir, 1 << 20).unwrap();
-            store.append(&id("a"), b"kept").unwrap();
+            store.append(&id("a"), b"kept").await.unwrap();
         }
         std::fs::remove_file(dir.join(open::CLEAN_MARKER)).unwrap();
         let store = SledStore::open(&dir, 1 << 20).unwrap();
-        assert_eq!(store.load(&id("a")).unwrap().unwrap().updates, vec![b"kept".to_vec()]);
+        assert_eq!(store.load(&id("a")).await.unwrap().unwrap().updates, vec![b"kept".to_vec()]);
         assert!(!open::recovery_backup_path(&dir.canonicalize().unwrap()).exists(), "the recovery copy must be removed");
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_second_instance_is_refused_and_changes_nothing() {
+    #[tokio::test]
+    async fn a_second_instance_is_refused_and_changes_nothing() {
         let dir = tempdir();
         let first = SledStore::open(&dir, 1 << 20).unwrap();
-        first.append(&id("a"), b"live").unwrap();
-        first.flush().unwrap();
+        first.append(&id("a"), b"live").await.unwrap();
+        first.flush().await.unwrap();
         let before = snapshot_files(&dir);
         let err = SledStore::open(&dir, 1 << 20).err().expect("the store is in use");
         assert!(crate::error::chain(&err).contains("another quire is using this store"), "{err}");
         assert_eq!(snapshot_files(&dir), before);
         assert!(!open::recovery_backup_path(&dir.canonicalize().unwrap()).exists());
-        assert_eq!(first.load(&id("a")).unwrap().unwrap().updates, vec![b"live".to_vec()]);
+        assert_eq!(first.load(&id("a")).await.unwrap().unwrap().updates, vec![b"live".to_vec()]);
         drop(first);
         std::fs::remove_dir_all(dir).unwrap();
     }
