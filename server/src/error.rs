@@ -123,6 +123,9 @@ pub enum ApiError {
     NoAccessControl,
     #[error("server is at its connection limit, retry shortly")]
     Busy,
+    /// The store cannot keep or share edits now (a cluster's Redis is unreachable).
+    #[error("the server cannot keep changes right now ({0}), retry shortly")]
+    StoreDown(&'static str),
     /// The client's address holds `max_per_address` sockets (or forwarded requests) already.
     #[error("too many connections from your address, retry shortly")]
     TooManyFromAddress,
@@ -184,9 +187,11 @@ impl ApiError {
             ApiError::Denied(Denied::InvalidCredentials) => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::Denied(Denied::Forbidden) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Denied(Denied::CrossSite) => (StatusCode::FORBIDDEN, "cross_site"),
+            ApiError::Denied(Denied::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::NoAccessControl => (StatusCode::NOT_FOUND, "no_access_control"),
             ApiError::Doc(DocError::NoSuchLink) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::StoreDown(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::TooManyFromAddress => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

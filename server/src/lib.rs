@@ -102,9 +102,11 @@ pub async fn serve_with_auth(
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let mut metrics = Metrics::new();
+    store.register_metrics(metrics.registry_mut());
     let shared = Shared {
         config: config.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         shutdown: cancel.clone(),
         tracker: tracker.clone(),
         heavy: Arc::new(Semaphore::new(config.heavy_workers.max(1))),

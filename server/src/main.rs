@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use quire::listen::Cidr;
+use quire::store::cluster::{ClusterOptions, ClusterStore};
 use quire::Config;
 
 #[derive(Parser)]
@@ -60,6 +61,14 @@ struct ServeArgs {
     /// Directory of the document store (created if missing).
     #[arg(long, env = "QUIRE_DATA", default_value = "./quire-data")]
     data: PathBuf,
+    /// Join a cluster: Redis carries every change between quire processes (e.g.
+    /// redis://10.0.0.5:6379). Needs --database; documents are then kept in PostgreSQL,
+    /// not in the data directory.
+    #[arg(long = "redis", env = "QUIRE_REDIS_URL", requires = "database_url", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// The cluster's PostgreSQL (e.g. postgres://quire@10.0.0.6/quire). Needs --redis.
+    #[arg(long = "database", env = "QUIRE_DATABASE_URL", requires = "redis_url", hide_env_values = true)]
+    database_url: Option<String>,
     /// `owner`: credentials are required (the owner key, its browser session, share links,
     /// tokens); `none`: everyone may do everything (a trusted single-user setup only).
     #[arg(long, env = "QUIRE_AUTH", value_enum, default_value = "owner")]
@@ -212,6 +221,15 @@ fn sign_in_url(base: &str, key: &str) -> String {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = args.addr;
     let (mode, owner_key, secret) = (args.auth, args.owner_key.clone(), args.secret.clone());
+    let cluster = match (&args.redis_url, &args.database_url) {
+        (Some(redis), Some(database)) => Some(ClusterOptions::new(redis, database)),
+        _ => None,
+    };
+    if cluster.is_some() && mode == AuthMode::Owner && (owner_key.is_none() || secret.is_none()) {
+        // Each process would otherwise make up its own: links made on one would fail on the
+        // others, and the owner would need a key per process.
+        anyhow::bail!("in a cluster every process needs the same --owner-key and --secret (or QUIRE_OWNER_KEY and QUIRE_SECRET)");
+    }
     let config = args.into_config();
     // Every socket is a file descriptor; the usual soft limit of 1024 would cap us there.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -228,9 +246,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     // Open the store before listening: if it cannot be opened, say so and exit, having
     // touched nothing (SledStore::open refuses rather than "repairs").
-    let store: Arc<dyn quire::store::Store> = Arc::new(
-        quire::open_store(&config).with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?,
-    );
+    let store: Arc<dyn quire::store::Store> = match &cluster {
+        Some(options) => Arc::new(
+            runtime
+                .block_on(ClusterStore::open(options))
+                .context("quire cannot join the cluster (are Redis and PostgreSQL reachable?)")?,
+        ),
+        None => Arc::new(
+            quire::open_store(&config).with_context(|| format!("quire cannot start on {}", config.data_dir.display()))?,
+        ),
+    };
     runtime.block_on(async move {
         let policy: Arc<dyn quire::auth::Authorizer> = match mode {
             AuthMode::Owner => Arc::new(

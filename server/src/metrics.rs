@@ -151,6 +151,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Where a component with metrics of its own (the store) registers them.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

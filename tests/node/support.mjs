@@ -242,7 +242,8 @@ export function dropAbruptly (client) {
 
 /**
  * Opens a raw WebSocket and reports how the handshake ended: `{ status: 101 }` when it opened
- * (the socket is closed again), `{ status }` of the HTTP response when the upgrade was refused.
+ * (the socket is closed again), `{ status, headers, body }` of the HTTP response when the upgrade
+ * was refused.
  */
 export function tryUpgrade (url, timeoutMs = TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
@@ -258,9 +259,12 @@ export function tryUpgrade (url, timeoutMs = TIMEOUT_MS) {
     })
     ws.on('unexpected-response', (req, res) => {
       clearTimeout(timer)
-      res.resume()
-      req.destroy()
-      resolve({ status: res.statusCode })
+      const chunks = []
+      res.on('data', (chunk) => chunks.push(chunk))
+      res.on('end', () => {
+        req.destroy()
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() })
+      })
     })
     ws.on('error', (err) => {
       clearTimeout(timer)

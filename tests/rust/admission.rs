@@ -12,8 +12,9 @@ use quire_tests::{wait_for, wait_for_async, Client, TempDir, TestServer};
 /// View only for `?mode=view`, refused for document `secret`, edit otherwise.
 struct ByQuery;
 
+#[async_trait::async_trait]
 impl Authorizer for ByQuery {
-    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
+    async fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
         let role = if doc.is_some_and(|d| d.as_str() == "secret") {
             return Err(Denied::Forbidden);
         } else if credentials.query == Some("mode=view") {

@@ -366,8 +366,9 @@ async fn the_body_limit_is_max_message_bytes() {
 /// view `ro-*`, and edit the rest.
 struct Policy;
 
+#[async_trait::async_trait]
 impl Authorizer for Policy {
-    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
+    async fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
         let grant = |role| Ok(Grant { role, link: None, expires_ms: None });
         if credentials.headers.get("x-role").is_some_and(|v| v == "admin") {
             return grant(Role::Owner);

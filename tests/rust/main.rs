@@ -4,6 +4,7 @@
 mod access;
 mod admission;
 mod api;
+mod cluster;
 mod convergence;
 mod crash;
 mod disk_full;

@@ -344,7 +344,7 @@ fn handle_frame(shared: &mut Shared, frame: &[u8]) -> Vec<Message> {
     for message in messages {
         match message {
             Inbound::StateVector(sv) => replies.push(protocol::sync_step2(shared.awareness.doc(), &sv)),
-            Inbound::Update(update) => {
+            Inbound::Update(update) | Inbound::Answer(update) => {
                 protocol::apply_update(shared.awareness.doc(), update).expect("server update applies");
                 // The server's step 2 follows its step 1 (y-websocket order): after it, we are
                 // in sync. Live updates keep that true.

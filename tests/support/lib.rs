@@ -4,12 +4,14 @@
 //! - [`server`]: an in-process server on `127.0.0.1:0` that can be stopped and restarted.
 //! - [`process`]: the `quire` binary as a child process (for kill -9).
 //! - [`client`]: a yrs replica speaking the y-websocket protocol over tokio-tungstenite.
+//! - [`cluster`]: a Redis of the test's own and a fresh PostgreSQL database.
 //! - [`http`]: raw HTTP/1.1: quire's API, `/metrics`, `/healthz`.
 //! - [`relay`]: a TCP relay that can go silent, as a dead network does.
 //! - [`tmpfs`]: a size-limited directory, for a full disk.
 //! - [`wait`]: polling with a deadline and a message saying what was expected.
 
 pub mod client;
+pub mod cluster;
 pub mod http;
 pub mod process;
 pub mod relay;

@@ -24,10 +24,12 @@ impl Relay {
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else { continue };
+                // A connection made while frozen is as dead as the others.
+                let dead = Arc::new(AtomicBool::new(flag.load(Ordering::SeqCst)));
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, flag.clone()));
-                tokio::spawn(pump(server_read, client_write, flag.clone()));
+                tokio::spawn(pump(client_read, server_write, flag.clone(), dead.clone()));
+                tokio::spawn(pump(server_read, client_write, flag.clone(), dead));
             }
         });
         Relay { addr, frozen, task }
@@ -41,6 +43,15 @@ impl Relay {
     pub fn freeze(&self) {
         self.frozen.store(true, Ordering::SeqCst);
     }
+
+    /// New connections pass again (those open while frozen stay dead, as after a real outage).
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 impl Drop for Relay {
@@ -49,11 +60,14 @@ impl Drop for Relay {
     }
 }
 
-async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + Unpin, frozen: Arc<AtomicBool>) {
+async fn pump(mut from: impl AsyncReadExt + Unpin, mut to: impl AsyncWriteExt + Unpin, frozen: Arc<AtomicBool>, dead: Arc<AtomicBool>) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let read = from.read(&mut buffer).await;
         if frozen.load(Ordering::SeqCst) {
+            dead.store(true, Ordering::SeqCst);
+        }
+        if dead.load(Ordering::SeqCst) {
             // Whatever comes (even a close) goes nowhere, and the other side stays open, as
             // over a dead link.
             std::future::pending::<()>().await;

@@ -8,8 +8,13 @@
 //! - [`wasm`]: the browser module (client-wasm) built into `client-wasm/pkg/`, with its size.
 //! - [`web`]: the browser app built into `web/dist/`.
 //! - [`fresh`]: the README's two commands as a fresh machine runs them.
+//! - [`services`]: PostgreSQL, Redis and HAProxy in temporary directories, for the tests and
+//!   the cluster.
+//! - [`cluster`]: a whole cluster on this machine.
 
+mod cluster;
 mod fresh;
+mod services;
 mod setup;
 mod test;
 mod wasm;
@@ -28,6 +33,8 @@ commands:
                             module, the app in headless Chromium
   wasm                      build the browser module into client-wasm/pkg/ and print its size
   web                       build the browser app (and the module) into web/dist/
+  cluster [--port PORT]     run a cluster on this machine: Redis, PostgreSQL, three quire processes
+                            and HAProxy in front on PORT (default 8080); prints the URL to open
   fresh [--uninstall] [--keep]
                             run the two commands above as on a fresh machine: a clean clone of
                             HEAD, a cold target directory, empty cargo home and npm cache;
@@ -50,6 +57,7 @@ fn main() -> Result<()> {
         "web" => web::build(),
         "bench" => bench(&rest),
         "fresh" => fresh::run(&rest),
+        "cluster" => cluster::run(&rest),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cargo, root, setup};
+use crate::{cargo, root, services, setup};
 
 #[derive(Default)]
 struct Totals {
@@ -28,16 +28,23 @@ pub fn all() -> Result<()> {
     // The black-box tests run the real binary; build it once, up front.
     crate::status(cargo().args(["build", "-p", "quire", "--bin", "quire"]))?;
     let quire_bin = root().join("target/debug/quire");
+    // The cluster tests: each starts its own Redis (it restarts it) and quire processes, and
+    // takes a fresh database of this PostgreSQL (initdb is too slow to run per test).
+    services::install()?;
+    let postgres = services::Postgres::start()?;
 
     let mut totals = Totals::default();
     let mut rust = cargo();
-    rust.args(["test", "--workspace", "--no-fail-fast"]).env("QUIRE_BIN", &quire_bin);
+    rust.args(["test", "--workspace", "--no-fail-fast"])
+        .env("QUIRE_BIN", &quire_bin)
+        .env("QUIRE_TEST_POSTGRES", postgres.url());
     suite("rust", &mut rust, &mut totals)?;
 
     let mut node = Command::new("node");
     node.args(["--test", "--test-reporter=tap", "node/"])
         .current_dir(&tests_dir)
-        .env("QUIRE_BIN", &quire_bin);
+        .env("QUIRE_BIN", &quire_bin)
+        .env("QUIRE_TEST_POSTGRES", postgres.url());
     suite("node interop", &mut node, &mut totals)?;
 
     let mut wasm = Command::new("node");

@@ -74,8 +74,12 @@ pub fn decode_frame(frame: &[u8]) -> Result<Vec<Message>, ProtocolError> {
 pub enum Inbound {
     /// Sync step 1: the peer's state vector; answer with [`sync_step2`].
     StateVector(StateVector),
-    /// Sync step 2 or a live update: changes to apply. Both mean the same to a replica.
+    /// A live update: changes to apply.
     Update(Update),
+    /// Sync step 2: changes to apply, in answer to our step 1 (what the peer has that we lack,
+    /// as of its answer). Applied like an update; telling it apart says when a peer that just
+    /// connected has caught us up.
+    Answer(Update),
     /// Presence: the peer's awareness states.
     Awareness(AwarenessUpdate),
     /// The peer asks for every awareness state we know.
@@ -92,9 +96,8 @@ pub fn decode_inbound(frame: &[u8]) -> Result<Vec<Inbound>, ProtocolError> {
         .map(|message| {
             Ok(match message {
                 Message::Sync(SyncMessage::SyncStep1(sv)) => Inbound::StateVector(sv),
-                Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                    Inbound::Update(decode_update(&u)?)
-                }
+                Message::Sync(SyncMessage::SyncStep2(u)) => Inbound::Answer(decode_update(&u)?),
+                Message::Sync(SyncMessage::Update(u)) => Inbound::Update(decode_update(&u)?),
                 Message::Awareness(update) => Inbound::Awareness(update),
                 Message::AwarenessQuery => Inbound::AwarenessQuery,
                 Message::Auth(_) => Inbound::Auth,

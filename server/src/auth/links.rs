@@ -1,9 +1,12 @@
 //! Share links: "anyone with the link can view / edit" a document, until the owner removes the
-//! link or it expires. Kept in the store; every one is also held here, so that checking a
-//! token's link costs no read.
+//! link or it expires. Kept in the store and held here, so that checking a token's link costs
+//! no read. When other processes share the store (a cluster), they create and remove links
+//! too: a link is then read again once what is held of it is older than [`FRESH`], so a
+//! removal anywhere is honoured everywhere within that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use quire_model::DocId;
 use serde::{Deserialize, Serialize};
@@ -39,20 +42,35 @@ pub enum LinkError {
     Random(#[source] getrandom::Error),
 }
 
+/// How long what is held of a link is trusted when other processes share the store.
+pub const FRESH: Duration = Duration::from_secs(1);
+
+/// What is held of one link id: the link (`None`: there is none), and when it was read.
+struct Held {
+    link: Option<Link>,
+    read: Instant,
+}
+
 /// Every share link, by id.
 pub struct Links {
     store: Arc<dyn Store>,
     // std RwLock: held for a map operation only, never across an await.
-    by_id: RwLock<HashMap<String, Link>>,
+    by_id: RwLock<HashMap<String, Held>>,
+}
+
+fn decode(record: &[u8]) -> Result<Link, LinkError> {
+    serde_json::from_slice(record).map_err(LinkError::Corrupt)
 }
 
 impl Links {
-    /// Reads every link from the store.
+    /// Reads every link from the store (a shared store: none now, each when first asked for).
     pub async fn load(store: Arc<dyn Store>) -> Result<Links, LinkError> {
         let mut by_id = HashMap::new();
-        for (_, id, record) in store.links().await? {
-            let link: Link = serde_json::from_slice(&record).map_err(LinkError::Corrupt)?;
-            by_id.insert(id, link);
+        if !store.is_shared() {
+            let read = Instant::now();
+            for (_, id, record) in store.links().await? {
+                by_id.insert(id, Held { link: Some(decode(&record)?), read });
+            }
         }
         Ok(Links {
             store,
@@ -61,10 +79,18 @@ impl Links {
     }
 
     /// Whether link `id` of `doc` exists and has not expired at `now_ms`.
-    pub fn is_live(&self, doc: &DocId, id: &str, now_ms: u64) -> bool {
-        self.read()
-            .get(id)
-            .is_some_and(|link| link.doc == doc.as_str() && link.expires_ms.is_none_or(|e| e > now_ms))
+    pub async fn is_live(&self, doc: &DocId, id: &str, now_ms: u64) -> Result<bool, LinkError> {
+        let held = self.read().get(id).filter(|held| !self.store.is_shared() || held.read.elapsed() < FRESH).map(|held| held.link.clone());
+        let link = match held {
+            Some(link) => link,
+            None if self.store.is_shared() => {
+                let link = self.store.link(doc, id).await?.as_deref().map(decode).transpose()?;
+                self.write().insert(id.to_owned(), Held { link: link.clone(), read: Instant::now() });
+                link
+            }
+            None => None,
+        };
+        Ok(link.is_some_and(|link| link.doc == doc.as_str() && link.expires_ms.is_none_or(|e| e > now_ms)))
     }
 
     /// A new link of `doc`, stored.
@@ -79,40 +105,50 @@ impl Links {
         };
         let record = serde_json::to_vec(&link).expect("a link always serializes");
         self.store.put_link(doc, &link.id, &record).await?;
-        self.write().insert(link.id.clone(), link.clone());
+        self.write().insert(link.id.clone(), Held { link: Some(link.clone()), read: Instant::now() });
         Ok(link)
     }
 
     /// The links of `doc`, oldest first.
-    pub fn of(&self, doc: &DocId) -> Vec<Link> {
-        let mut links: Vec<Link> = self.read().values().filter(|l| l.doc == doc.as_str()).cloned().collect();
+    pub async fn of(&self, doc: &DocId) -> Result<Vec<Link>, LinkError> {
+        let mut links: Vec<Link> = if self.store.is_shared() {
+            let records = self.store.links_of(doc).await?;
+            records.iter().map(|(_, record)| decode(record)).collect::<Result<_, _>>()?
+        } else {
+            self.read().values().filter_map(|held| held.link.clone()).filter(|l| l.doc == doc.as_str()).collect()
+        };
         links.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-        links
+        Ok(links)
     }
 
     /// Removes link `id` of `doc`; whether it existed.
     pub async fn remove(&self, doc: &DocId, id: &str) -> Result<bool, LinkError> {
-        if self.read().get(id).is_none_or(|l| l.doc != doc.as_str()) {
-            return Ok(false);
+        // A shared store may hold links this process never saw: ask it.
+        let known = self.read().get(id).and_then(|held| held.link.as_ref()).is_some_and(|l| l.doc == doc.as_str());
+        let removed = if self.store.is_shared() || known {
+            self.store.remove_link(doc, id).await?
+        } else {
+            false
+        };
+        if removed {
+            self.write().remove(id);
         }
-        self.store.remove_link(doc, id).await?;
-        self.write().remove(id);
-        Ok(true)
+        Ok(removed)
     }
 
     /// Removes every link of `doc` (it was deleted).
     pub async fn remove_all(&self, doc: &DocId) -> Result<(), LinkError> {
-        for link in self.of(doc) {
+        for link in self.of(doc).await? {
             self.remove(doc, &link.id).await?;
         }
         Ok(())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Link>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Held>> {
         self.by_id.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Link>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Held>> {
         self.by_id.write().unwrap_or_else(|p| p.into_inner())
     }
 }

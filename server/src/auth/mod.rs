@@ -65,6 +65,9 @@ pub enum Denied {
     Forbidden,
     #[error("a request from another site with the owner's session is refused")]
     CrossSite,
+    /// The credentials could not be checked now (the store holding share links is unreachable).
+    #[error("access cannot be checked right now, retry shortly")]
+    Unavailable,
 }
 
 /// What a request brings to prove who it is.
@@ -98,10 +101,12 @@ impl Credentials<'_> {
     }
 }
 
+/// Async because a share link may have to be read from a store that other processes write.
+#[async_trait::async_trait]
 pub trait Authorizer: Send + Sync + 'static {
     /// What the caller may do with `doc`, or with the server as a whole (`None`: listing and
     /// creating documents).
-    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied>;
+    async fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied>;
 
     /// The owner key, share links and sessions, if this policy has them.
     fn keys(&self) -> Option<&Auth> {
@@ -113,8 +118,9 @@ pub trait Authorizer: Send + Sync + 'static {
 /// not about access).
 pub struct AllowAll;
 
+#[async_trait::async_trait]
 impl Authorizer for AllowAll {
-    fn authorize(&self, _: Option<&DocId>, _: &Credentials<'_>) -> Result<Grant, Denied> {
+    async fn authorize(&self, _: Option<&DocId>, _: &Credentials<'_>) -> Result<Grant, Denied> {
         Ok(Grant::owner())
     }
 }
@@ -223,12 +229,13 @@ impl Auth {
     }
 }
 
+#[async_trait::async_trait]
 impl Authorizer for Auth {
     fn keys(&self) -> Option<&Auth> {
         Some(self)
     }
 
-    fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
+    async fn authorize(&self, doc: Option<&DocId>, credentials: &Credentials<'_>) -> Result<Grant, Denied> {
         if let Some(token) = credentials.token() {
             if self.is_owner_key(token) {
                 return Ok(Grant::owner());
@@ -237,8 +244,13 @@ impl Authorizer for Auth {
             let now = now_ms();
             if let Some(link) = &claims.link {
                 let doc = DocId::parse(&claims.doc).map_err(|_| Denied::InvalidCredentials)?;
-                if !self.links.is_live(&doc, link, now) {
-                    return Err(Denied::InvalidCredentials);
+                match self.links.is_live(&doc, link, now).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(Denied::InvalidCredentials),
+                    Err(error) => {
+                        tracing::error!(error = %crate::error::chain(&error), "cannot check a share link");
+                        return Err(Denied::Unavailable);
+                    }
                 }
             }
             // A token opens its own document, and nothing else: not even the list.

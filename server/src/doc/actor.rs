@@ -4,7 +4,7 @@
 //! requests one at a time ([`LiveDoc`] does the work); unload after `idle_unload` without
 //! connections, or persist and stop at shutdown. A failed load refuses everyone and writes
 //! nothing. While the store refuses this document's writes, retry on a timer; while flushes
-//! fail, take no edits.
+//! fail, take no edits. With a shared store, also apply what other processes do.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +33,9 @@ pub(super) async fn run(spawn: Spawn, context: Arc<DocContext>) {
     let metrics = context.shared.metrics.clone();
     metrics.documents_live.inc();
     match DocStorage::load(&context, slot.id()).await {
-        Ok((doc, storage)) => {
+        Ok((doc, storage, feed)) => {
             tracing::debug!(doc = %slot.id(), "loaded");
-            let mut live = LiveDoc::new(slot.id().clone(), doc, storage, context);
+            let mut live = LiveDoc::new(slot.id().clone(), doc, storage, feed, context);
             serve(&mut live, &slot, &mut rx).await;
         }
         Err(error) => {
@@ -108,6 +108,18 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                         meta.as_mut().reset(due);
                         meta_armed = true;
                     }
+                }
+            }
+            remote = live.next_remote() => {
+                // What other processes did (a shared store only).
+                if let Some(remote) = remote {
+                    live.remote(remote).await;
+                }
+                if let Lifecycle::Ended(reason) = live.lifecycle() {
+                    let reason = reason.clone();
+                    live.close_all(reason);
+                    slot.retire_now(rx);
+                    break;
                 }
             }
             () = &mut meta, if meta_armed => {

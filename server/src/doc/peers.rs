@@ -24,6 +24,10 @@ pub struct Peer {
     pub told_read_only: bool,
     /// Awareness client ids this connection has announced; cleared when it leaves.
     pub clients: HashSet<ClientID>,
+    /// When it joined, and whether it has answered our sync step 1 since: until it has, it
+    /// may send edits that build on what its answer brings (see `live::pending`).
+    pub joined: tokio::time::Instant,
+    pub answered: bool,
 }
 
 #[derive(Default)]
@@ -40,6 +44,8 @@ impl Peers {
             grant,
             told_read_only: false,
             clients: HashSet::new(),
+            joined: tokio::time::Instant::now(),
+            answered: false,
         };
         self.map.insert(conn, peer);
     }
@@ -110,6 +116,11 @@ impl Peers {
     /// Whether a live connection has announced `client`'s presence.
     pub fn claims(&self, client: ClientID) -> bool {
         self.claims.contains_key(&client)
+    }
+
+    /// Every client id a live connection has announced.
+    pub fn claimed(&self) -> impl Iterator<Item = ClientID> + '_ {
+        self.claims.keys().copied()
     }
 
     /// The earliest live connection that announced `client`.

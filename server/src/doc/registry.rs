@@ -15,7 +15,7 @@ use super::{actor, ConnId};
 use crate::auth::Grant;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
-use crate::store::{DocMeta, Page};
+use crate::store::{DocMeta, Health, Page};
 use crate::ws::outbox::Outbox;
 
 /// Whether a request is about an existing document or creates one.
@@ -151,16 +151,32 @@ impl Registry {
     }
 
     /// Closes, at once, every connection to `id` that came in with share link `link` (just
-    /// removed). A document not in memory has none.
+    /// removed).
     pub async fn revoke(&self, id: &DocId, link: &str) {
         if let Some(handle) = self.slots.get(id) {
             handle.revoke(link).await;
         }
+        // And on every other process that holds the document (a shared store). Should that
+        // fail, the link is still refused everywhere within a second; only sockets already
+        // open on other processes stay until they reconnect.
+        if let Err(error) = self.context.store.announce_revoked(id, link).await {
+            tracing::error!(doc = %id, link, error = %crate::error::chain(&error), "could not tell the other processes that a link was removed");
+        }
     }
 
-    /// Whether the store is taking writes (false after a failed flush, until one succeeds).
-    pub fn storage_healthy(&self) -> bool {
-        self.context.flusher.healthy()
+    /// The store backend's own health: whether the services it needs answer (a cluster's Redis
+    /// and PostgreSQL). Failing flushes are the documents' to handle (they close with 4507).
+    pub fn backend_health(&self) -> Health {
+        self.context.store.health()
+    }
+
+    /// Whether the store can take and keep edits now: its own health (a cluster's services),
+    /// and whether flushes succeed.
+    pub fn store_health(&self) -> Health {
+        match self.backend_health() {
+            Health::Ok if !self.context.flusher.healthy() => Health::Down("flushes to disk are failing"),
+            health => health,
+        }
     }
 
     /// Serves one API request on the document's task (loading it if needed). A request that

@@ -9,6 +9,9 @@
 //!   whole state; the document task refuses edits meanwhile and retries on a timer;
 //! - the log is folded into a snapshot once it outgrows the snapshot (loading stays
 //!   proportional to the document's size, not its history), on the blocking pool;
+//! - in a cluster, the store's feed brings what other processes appended: the position it
+//!   reached ([`DocStorage::seen`]) is what a snapshot covers, never a position of our own
+//!   appends (entries of others before it may not be applied here yet);
 //! - metadata (title, times, size) follows the content: written at once after a quiet spell,
 //!   then at most every [`META_INTERVAL`] while edits flow, and once more after the last of
 //!   them ([`DocStorage::meta_due`], which the document task waits for), whether or not anyone
@@ -25,8 +28,14 @@ use yrs::{Doc, Map, ReadTxn, StateVector, Transact, Update};
 use super::context::DocContext;
 use crate::error::{DocError, LoadError};
 use crate::store::flusher::Ticket;
-use crate::store::{DocMeta, Seq, StoreError, Stored};
+use crate::store::{DocMeta, Remote, Seq, StoreError, Stored};
 
+/// What other processes do to the document, when the store is shared with them.
+pub type Feed = Option<tokio::sync::mpsc::Receiver<Remote>>;
+
+/// After a compaction failed (a cluster's database is unreachable), how long before the next
+/// try: the log keeps the edits meanwhile, and each try encodes the whole document.
+const COMPACT_RETRY: Duration = Duration::from_secs(5);
 /// How stale the documents list may be while someone is typing.
 const META_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest title kept in the metadata (and so in the documents list), in bytes: a title is a
@@ -36,6 +45,8 @@ pub const MAX_TITLE_BYTES: usize = 1024;
 /// What the store holds for this document beyond its snapshot.
 #[derive(Default)]
 struct LogState {
+    /// The position in the log that this document's state covers (a snapshot written now
+    /// replaces the log up to here).
     last_seq: Option<Seq>,
     entries: u64,
     bytes: u64,
@@ -73,12 +84,17 @@ pub struct DocStorage {
     /// What the deleted documents that had this id before held: a copy holding any of it is a
     /// copy of one of them, not of this one.
     stale: StateVector,
+    /// Other processes append to the log too (the store's feed brings their entries).
+    shared: bool,
+    /// When the last compaction failed, if the one after has not succeeded yet.
+    compact_failed: Option<Instant>,
 }
 
 impl DocStorage {
     /// Reads the stored state and metadata of `id` and applies the state to a fresh `Doc`, on
     /// the blocking pool (it takes time in proportion to the document).
-    pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage), LoadError> {
+    /// In a cluster, also the feed of what other processes append after what was loaded.
+    pub async fn load(context: &DocContext, id: &DocId) -> Result<(Doc, DocStorage, Feed), LoadError> {
         let store = &context.store;
         // Metadata is only about the content: damaged metadata must not make the content
         // unreachable; it is rewritten on the next edit.
@@ -89,6 +105,7 @@ impl DocStorage {
         let stored = store.load(id).await?.unwrap_or_default();
         let deleted = store.deleted(id).await?;
         let stale = store.stale(id).await?;
+        let feed = store.follow(id, stored.last_seq);
         let (doc, stored) = context
             .shared
             .off_runtime(move || Ok::<_, LoadError>((rebuild(&stored)?, stored)))
@@ -102,13 +119,15 @@ impl DocStorage {
             meta_written: None,
             deleted,
             stale: read_state(stale.as_deref()),
+            shared: feed.is_some(),
+            compact_failed: None,
         };
-        Ok((doc, storage))
+        Ok((doc, storage, feed))
     }
 
     /// Whether the document was ever written (content or metadata).
     pub fn exists(&self) -> bool {
-        self.meta.is_some() || self.log.last_seq.is_some()
+        self.meta.is_some() || self.log.entries > 0 || self.log.snapshot_bytes > 0
     }
 
     /// Whether the document was deleted (and not created again since).
@@ -177,7 +196,9 @@ impl DocStorage {
         }
         match context.store.append(&self.id, delta).await {
             Ok(seq) => {
-                self.log.last_seq = Some(seq);
+                if !self.shared {
+                    self.log.last_seq = Some(seq);
+                }
                 self.log.entries += 1;
                 self.log.bytes += delta.len() as u64;
                 self.written = context.flusher.mark_dirty();
@@ -193,9 +214,23 @@ impl DocStorage {
         }
     }
 
+    /// Another process appended an entry of `bytes` to the log, which this document applied.
+    pub fn remote_entry(&mut self, bytes: usize) {
+        self.log.entries += 1;
+        self.log.bytes += bytes as u64;
+    }
+
+    /// The feed handed over everything in the log up to `upto`: the state covers it.
+    pub fn seen(&mut self, upto: Seq) {
+        self.log.last_seq = Some(upto);
+    }
+
     /// Whether the log should be folded into a snapshot now.
     pub fn compaction_due(&self, context: &DocContext) -> bool {
         let config = &context.shared.config;
+        if self.compact_failed.is_some_and(|at| at.elapsed() < COMPACT_RETRY) {
+            return false;
+        }
         self.log.unsaved
             || self.log.entries >= config.compact_after_updates
             || self.log.bytes >= config.compact_after_bytes.max(self.log.snapshot_bytes)
@@ -263,23 +298,32 @@ impl DocStorage {
     /// as a log entry, so the edits only in memory reach the store even if the compaction
     /// itself then fails; success leaves the document saved again.
     pub async fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
+        let result = self.try_compact(context, doc).await;
+        self.compact_failed = match result {
+            Ok(()) => None,
+            Err(_) => Some(Instant::now()),
+        };
+        result
+    }
+
+    async fn try_compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
         let doc = doc.clone();
         let snapshot = context.shared.off_runtime(move || protocol::full_state(&doc)).await?;
         let snapshot_bytes = snapshot.len() as u64;
-        let upto = match (self.log.unsaved, self.log.last_seq) {
-            (false, Some(seq)) => seq,
-            _ => {
-                let seq = context.store.append(&self.id, &snapshot).await?;
-                // That entry holds everything: durable with the next flush, and the compaction
-                // is an optimisation, not what keeps the edits.
-                self.written = context.flusher.mark_dirty();
+        if self.log.unsaved || (!self.shared && self.log.last_seq.is_none()) {
+            let seq = context.store.append(&self.id, &snapshot).await?;
+            // That entry holds everything: durable with the next flush, and the compaction
+            // is an optimisation, not what keeps the edits.
+            self.written = context.flusher.mark_dirty();
+            if !self.shared {
                 self.log.last_seq = Some(seq);
-                self.log.entries += 1;
-                self.log.bytes += snapshot_bytes;
-                self.log.unsaved = false;
-                seq
             }
-        };
+            self.log.entries += 1;
+            self.log.bytes += snapshot_bytes;
+            self.log.unsaved = false;
+        }
+        // Shared: nothing to fold until the feed has said where our state is in the log.
+        let Some(upto) = self.log.last_seq else { return Ok(()) };
         context.store.compact(&self.id, &snapshot, upto).await?;
         self.written = context.flusher.mark_dirty();
         context.shared.metrics.compactions.inc();
@@ -314,16 +358,22 @@ impl DocStorage {
         }
     }
 
-    /// Rebuilds the document from the store (after yrs panicked mid-apply and the in-memory
-    /// `Doc` can no longer be trusted), on the blocking pool.
-    pub async fn reload(&mut self, context: &DocContext) -> Result<Doc, LoadError> {
+    /// Rebuilds the document from the store, on the blocking pool: after yrs panicked mid-apply
+    /// and the in-memory `Doc` can no longer be trusted, or after the feed fell behind what the
+    /// store keeps of the log. In a cluster, the feed then starts again from what was loaded.
+    pub async fn reload(&mut self, context: &DocContext) -> Result<(Doc, Feed), LoadError> {
         let stored = context.store.load(&self.id).await?.unwrap_or_default();
+        self.deleted = context.store.deleted(&self.id).await?;
+        let feed = context.store.follow(&self.id, stored.last_seq);
         let (doc, stored) = context
             .shared
             .off_runtime(move || Ok::<_, LoadError>((rebuild(&stored)?, stored)))
             .await??;
+        // Edits only in memory stay so: the retry writes the whole state, theirs included.
+        let unsaved = self.log.unsaved;
         self.log = LogState::from(&stored);
-        Ok(doc)
+        self.log.unsaved = unsaved;
+        Ok((doc, feed))
     }
 
 }

@@ -15,13 +15,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The grant the request's credentials give for `doc` (`None`: the server as a whole).
-pub fn grant(app: &AppState, doc: Option<&DocId>, parts: &Parts) -> Result<Grant, ApiError> {
+pub async fn grant(app: &AppState, doc: Option<&DocId>, parts: &Parts) -> Result<Grant, ApiError> {
     let credentials = Credentials {
         headers: &parts.headers,
         query: parts.uri.query(),
         method: &parts.method,
     };
-    Ok(app.auth.authorize(doc, &credentials)?)
+    Ok(app.auth.authorize(doc, &credentials).await?)
 }
 
 /// A document id from the path, with a grant of at least `view` (`MIN` 0), `edit` (1) or
@@ -54,7 +54,7 @@ impl<const MIN: u8> FromRequestParts<AppState> for DocAccess<MIN> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app).await?;
         let raw = params.get("id").ok_or_else(|| ApiError::BadRequest("no document id in the path".into()))?;
         let id = DocId::parse(raw)?;
-        let grant = grant(app, Some(&id), parts)?;
+        let grant = grant(app, Some(&id), parts).await?;
         if grant.role < role(MIN) {
             return Err(ApiError::Forbidden);
         }
@@ -69,7 +69,7 @@ impl FromRequestParts<AppState> for OwnerAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        match grant(app, None, parts)?.role {
+        match grant(app, None, parts).await?.role {
             Role::Owner => Ok(OwnerAccess),
             _ => Err(ApiError::Forbidden),
         }

@@ -157,7 +157,8 @@ pub async fn create(
 )]
 pub async fn list(State(app): State<AppState>, access: DocOwner, headers: HeaderMap) -> Result<Json<LinkList>, ApiError> {
     let keys = app.auth.keys().ok_or(ApiError::NoAccessControl)?;
-    let links = keys.links().of(&access.id).into_iter().map(|l| info(&app, keys, &headers, l)).collect();
+    let links = keys.links().of(&access.id).await.map_err(|e| ApiError::Internal(crate::error::chain(&e)))?;
+    let links = links.into_iter().map(|l| info(&app, keys, &headers, l)).collect();
     Ok(Json(LinkList { links }))
 }
 

@@ -51,12 +51,11 @@ pub struct SessionQuery {
 )]
 pub async fn get(State(app): State<AppState>, Query(query): Query<SessionQuery>, request: Request) -> Json<SessionInfo> {
     let (parts, _) = request.into_parts();
-    let owner = grant(&app, None, &parts).is_ok_and(|g| g.role == Role::Owner);
-    let role = query
-        .doc
-        .and_then(|doc| DocId::parse(&doc).ok())
-        .and_then(|doc| grant(&app, Some(&doc), &parts).ok())
-        .map(|g| g.role);
+    let owner = grant(&app, None, &parts).await.is_ok_and(|g| g.role == Role::Owner);
+    let role = match query.doc.and_then(|doc| DocId::parse(&doc).ok()) {
+        Some(doc) => grant(&app, Some(&doc), &parts).await.ok().map(|g| g.role),
+        None => None,
+    };
     Json(SessionInfo {
         access_control: app.auth.keys().is_some(),
         owner,

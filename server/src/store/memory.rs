@@ -70,7 +70,7 @@ impl Store for MemoryStore {
 
     async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let seq = Seq(self.next_seq.fetch_add(1, Ordering::SeqCst) + 1);
+        let seq = Seq(u128::from(self.next_seq.fetch_add(1, Ordering::SeqCst) + 1));
         let mut docs = self.docs();
         let stored = docs.entry(doc.clone()).or_default();
         stored.updates.push(update.to_vec());

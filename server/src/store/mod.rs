@@ -5,6 +5,7 @@
 //! loads at once, `flush` makes everything appended so far survive a crash. The
 //! [`flusher`] owns that barrier as a group commit.
 
+pub mod cluster;
 pub mod flusher;
 pub mod memory;
 pub mod sled;
@@ -13,7 +14,14 @@ use quire_model::DocId;
 
 /// Position of an update in a document's log. Increases with every append, across restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Seq(pub u64);
+pub struct Seq(pub u128);
+
+impl Seq {
+    /// The part of a sequence number sled keeps (its ids are 64-bit).
+    pub fn low_u64(self) -> u64 {
+        self.0 as u64
+    }
+}
 
 /// A document as stored: its snapshot (if compacted) then the later updates, in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,7 +65,7 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The backend failed; its own error is kept as the source.
-    #[error("storage backend failed: {0}")]
+    #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -79,6 +87,44 @@ pub fn merge_states(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut merged = read(a);
     merged.merge(read(b));
     merged.encode_v1()
+}
+
+/// What other quire processes did to a document this one holds (a cluster store's feed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// What they appended to its log after what this process had, in order, up to `upto`
+    /// (entries this process appended itself are left out: its task has them).
+    Log { changes: Vec<Change>, upto: Seq },
+    /// A presence (awareness) update of `process`'s clients.
+    Presence { process: String, update: Vec<u8> },
+    /// A process that just started following the document asks who is here.
+    PresenceQuery,
+    /// That process is gone (it stopped or crashed): its clients' presence goes with it.
+    ProcessGone(String),
+    /// This process fell behind what the store still holds of the log: load it again.
+    Reload,
+}
+
+/// One entry of a document's log, as another process wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An update (v1) it accepted.
+    Update(Vec<u8>),
+    /// The document was deleted.
+    Deleted,
+    /// A share link of the document was removed: close who came in with it.
+    Revoked(String),
+}
+
+/// Whether the store can serve now, for `/healthz` and for admitting connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// Edits go on, something behind them does not (e.g. folding into the database): say so,
+    /// and keep serving.
+    Degraded(&'static str),
+    /// Edits cannot be kept or shared: refuse new connections until it is back.
+    Down(&'static str),
 }
 
 /// Durable per-document storage. Async, because a store may be reached over the network
@@ -123,4 +169,42 @@ pub trait Store: Send + Sync + 'static {
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Follows what other processes do to `doc`, from just after `after` in its log; dropping
+    /// the receiver stops it. `None` for a store no other process writes.
+    fn follow(&self, _doc: &DocId, _after: Option<Seq>) -> Option<tokio::sync::mpsc::Receiver<Remote>> {
+        None
+    }
+
+    /// Shares a presence update of this process's clients with the other processes. Presence
+    /// is about now: it is sent on, never stored, and may be lost (clients renew it).
+    fn publish_presence(&self, _doc: &DocId, _update: Vec<u8>) {}
+
+    /// Tells every process that holds `doc` that share link `link` was removed, reliably and
+    /// in order with its edits.
+    async fn announce_revoked(&self, _doc: &DocId, _link: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// One share link's record, if it exists.
+    async fn link(&self, doc: &DocId, link: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.links().await?.into_iter().find(|(d, id, _)| d == doc && id == link).map(|(_, _, record)| record))
+    }
+
+    /// The share links of one document: (link id, record).
+    async fn links_of(&self, doc: &DocId) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self.links().await?.into_iter().filter(|(d, _, _)| d == doc).map(|(_, id, record)| (id, record)).collect())
+    }
+
+    /// Whether other processes write this store too (then caches of it must be checked).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    fn health(&self) -> Health {
+        Health::Ok
+    }
+
+    /// Adds the backend's own metrics to the server's.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
 }

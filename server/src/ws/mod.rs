@@ -20,6 +20,7 @@ use crate::auth::Credentials;
 use crate::error::ApiError;
 use crate::listen::ClientSlot;
 use crate::state::AppState;
+use crate::store::Health;
 
 pub async fn upgrade(
     State(app): State<AppState>,
@@ -38,8 +39,13 @@ pub async fn upgrade(
     };
     // Refused before the upgrade: a connection that may not open the document is sent nothing
     // of it (a browser page on another site, using the owner's cookie, included).
-    let grant = app.auth.authorize(Some(&id), &credentials)?;
+    let grant = app.auth.authorize(Some(&id), &credentials).await?;
     let ws = ws.map_err(|e| ApiError::NotWebSocket(e.to_string()))?;
+    // A document that could not be kept or shared would diverge from the other processes'
+    // copies: refuse, and the client (keeping its edits) comes back after Retry-After.
+    if let Health::Down(reason) = app.docs.backend_health() {
+        return Err(ApiError::StoreDown(reason));
+    }
     // Admission before the upgrade: past the limit, a polite 503 with Retry-After beats
     // accepting and falling over.
     let permit = app.admission.clone().try_acquire_owned().map_err(|_| {

@@ -160,7 +160,7 @@ fn snapshot_key(doc: &DocId) -> Vec<u8> {
 fn log_key(doc: &DocId, seq: Seq) -> Vec<u8> {
     let mut key = prefix(doc);
     key.push(LOG);
-    key.extend_from_slice(&seq.0.to_be_bytes());
+    key.extend_from_slice(&seq.low_u64().to_be_bytes());
     key
 }
 
@@ -182,11 +182,11 @@ impl Inner {
             found = true;
             match key.get(prefix.len()) {
                 Some(&SNAPSHOT) if value.len() >= 8 => {
-                    stored.last_seq = Some(Seq(be_u64(&value[..8])?));
+                    stored.last_seq = Some(Seq(u128::from(be_u64(&value[..8])?)));
                     stored.updates.push(value[8..].to_vec());
                 }
                 Some(&LOG) => {
-                    stored.last_seq = Some(Seq(be_u64(&key[prefix.len() + 1..])?));
+                    stored.last_seq = Some(Seq(u128::from(be_u64(&key[prefix.len() + 1..])?)));
                     stored.log_entries += 1;
                     stored.log_bytes += value.len() as u64;
                     stored.updates.push(value.to_vec());
@@ -199,7 +199,7 @@ impl Inner {
 
     fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
         self.guard.admit(update.len() as u64)?;
-        let seq = Seq(self.db.generate_id().map_err(backend)?);
+        let seq = Seq(u128::from(self.db.generate_id().map_err(backend)?));
         self.docs.insert(log_key(doc, seq), update).map_err(backend)?;
         Ok(seq)
     }
@@ -208,7 +208,7 @@ impl Inner {
         self.guard.admit(snapshot.len() as u64)?;
         let mut batch = sled::Batch::default();
         let mut value = Vec::with_capacity(8 + snapshot.len());
-        value.extend_from_slice(&upto.0.to_be_bytes());
+        value.extend_from_slice(&upto.low_u64().to_be_bytes());
         value.extend_from_slice(snapshot);
         batch.insert(snapshot_key(doc), value);
         for key in self.docs.range(log_key(doc, Seq(0))..=log_key(doc, upto)).keys() {

@@ -9,8 +9,13 @@
 //! 4507 and keeps their changes until it can. What a connection may send is bounded before it
 //! is applied: the document's size, presence ([`presence`](super::presence)), updates that
 //! depend on changes the server lacks, writes under another connection's client id
-//! ([`probe`](super::probe)).
+//! ([`probe`](super::probe)). In a cluster, what other processes do arrives through the
+//! store's feed ([`remote`]), and our clients' presence is published for them.
 
+mod pending;
+mod remote;
+
+use std::collections::{HashMap, HashSet};
 use std::iter::once;
 use std::sync::Arc;
 
@@ -18,13 +23,13 @@ use bytes::Bytes;
 use quire_model::protocol::{self, Inbound, ProtocolError};
 use quire_model::DocId;
 use yrs::sync::{Awareness, AwarenessUpdate, Message};
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update, WriteTxn};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::context::DocContext;
 use super::peers::{Peer, Peers};
 use super::presence;
 use super::probe::{Probe, Probes};
-use super::storage::DocStorage;
+use super::storage::{DocStorage, Feed};
 use super::ConnId;
 use crate::auth::Grant;
 use crate::error::{CloseReason, DocError};
@@ -48,10 +53,16 @@ pub struct LiveDoc {
     storage: DocStorage,
     lifecycle: Lifecycle,
     probes: Probes,
+    /// What other processes do to this document (a shared store only).
+    feed: Feed,
+    /// The clients of other processes whose presence we hold, by process.
+    remote_clients: HashMap<String, HashSet<ClientID>>,
+    /// Updates waiting for changes we lack (see [`pending`]).
+    waiting: Option<pending::Waiting>,
 }
 
 impl LiveDoc {
-    pub fn new(id: DocId, doc: Doc, storage: DocStorage, context: Arc<DocContext>) -> Self {
+    pub fn new(id: DocId, doc: Doc, storage: DocStorage, feed: Feed, context: Arc<DocContext>) -> Self {
         LiveDoc {
             id,
             context,
@@ -60,6 +71,9 @@ impl LiveDoc {
             storage,
             lifecycle: Lifecycle::Live,
             probes: Probes::default(),
+            feed,
+            remote_clients: HashMap::new(),
+            waiting: None,
         }
     }
 
@@ -130,22 +144,37 @@ impl LiveDoc {
             if !self.peers.contains(conn) {
                 break; // dropped while handling an earlier message of this batch
             }
-            match message {
-                Inbound::StateVector(sv) => self.answer_step1(conn, sv).await,
-                Inbound::Update(update) => match self.owner_elsewhere(conn, &update) {
-                    Some(owner) => {
-                        let held = once(Inbound::Update(update)).chain(messages).collect();
-                        let deadline = tokio::time::Instant::now() + self.context.shared.config.client_id_probe;
-                        self.probes.start(conn, owner, deadline, held, bytes);
-                        self.send(owner, &protocol::sync_step1(self.doc()));
-                        return;
+            let update = match message {
+                Inbound::StateVector(sv) => {
+                    self.answer_step1(conn, sv).await;
+                    continue;
+                }
+                Inbound::Awareness(update) => {
+                    self.apply_awareness(conn, update);
+                    continue;
+                }
+                Inbound::AwarenessQuery => {
+                    self.send_presence(conn);
+                    continue;
+                }
+                Inbound::Auth => continue,
+                Inbound::Update(update) => update,
+                Inbound::Answer(update) => {
+                    // The answer to our step 1: from now on its edits build on what we have.
+                    if let Some(peer) = self.peers.get_mut(conn) {
+                        peer.answered = true;
                     }
-                    None => self.apply(conn, update, bytes).await,
-                },
-                Inbound::Awareness(update) => self.apply_awareness(conn, update),
-                Inbound::AwarenessQuery => self.send_presence(conn),
-                Inbound::Auth => {}
+                    update
+                }
+            };
+            if let Some(owner) = self.owner_elsewhere(conn, &update) {
+                let held = once(Inbound::Update(update)).chain(messages).collect();
+                let deadline = tokio::time::Instant::now() + self.context.shared.config.client_id_probe;
+                self.probes.start(conn, owner, deadline, held, bytes);
+                self.send(owner, &protocol::sync_step1(self.doc()));
+                return;
             }
+            self.apply(conn, update, bytes).await;
         }
     }
 
@@ -200,6 +229,7 @@ impl LiveDoc {
         if let Some(peer) = self.peers.remove(conn) {
             self.forget(peer);
         }
+        self.left_while_waiting(conn);
         let (_held_for_it, it_owned) = self.probes.gone(conn);
         for probe in it_owned {
             self.release(probe).await;
@@ -341,13 +371,7 @@ impl LiveDoc {
         } else {
             protocol::apply_update(self.doc(), update)
         };
-        if self.drop_pending() {
-            // A y-websocket client only sends what follows what the server has (its step 2
-            // answers our state vector; its live updates come in order). The rest would wait
-            // in memory for dependencies that may never come: it resyncs instead.
-            metrics.messages_rejected.inc();
-            self.close(conn, CloseReason::Malformed("update depends on changes the server does not have".into()));
-        }
+        self.check_pending(conn, bytes);
         match applied {
             Ok(None) => {}
             Ok(Some(delta)) => self.commit(&delta, Some(conn)).await,
@@ -362,15 +386,6 @@ impl LiveDoc {
                 self.close(conn, error.into());
             }
         }
-    }
-
-    /// Drops whatever waits for missing dependencies; true if there was any.
-    fn drop_pending(&self) -> bool {
-        if !self.doc().transact().has_missing_updates() {
-            return false;
-        }
-        self.doc().transact_mut().prune_pending();
-        true
     }
 
     fn apply_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) {
@@ -397,7 +412,9 @@ impl LiveDoc {
         if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
             // To everyone, the sender too, as y-websocket's server does: a lone client counts
             // its own echo as liveness and would otherwise reconnect every 30 s.
-            self.broadcast(&encode(&Message::Awareness(update)), None);
+            let frame = encode(&Message::Awareness(update));
+            self.publish_presence(&frame);
+            self.broadcast(&frame, None);
         }
     }
 
@@ -428,10 +445,18 @@ impl LiveDoc {
             }
             let Ok(update) = self.awareness.update_with_clients(clients.drain(..)) else { return };
             let frame = encode(&Message::Awareness(update));
+            self.publish_presence(&frame);
             let metrics = self.context.shared.metrics.clone();
             for dropped in self.peers.broadcast(&frame, None, &metrics) {
                 clients.extend(dropped.clients);
             }
+        }
+    }
+
+    /// Shares a presence frame of our clients with the other processes (a shared store only).
+    fn publish_presence(&self, frame: &Bytes) {
+        if self.context.store.is_shared() {
+            self.context.store.publish_presence(&self.id, frame.to_vec());
         }
     }
 
@@ -464,7 +489,8 @@ impl LiveDoc {
     /// the store, which holds every update applied so far, and ask the peers for the rest.
     pub async fn reload(&mut self) {
         match self.storage.reload(&self.context).await {
-            Ok(doc) => {
+            Ok((doc, feed)) => {
+                self.feed = feed;
                 let old = std::mem::replace(&mut self.awareness, Awareness::new(doc));
                 // Presence is not stored: carry it over.
                 if let Ok(update) = old.update() {
