@@ -12,13 +12,14 @@
 //! - [`protocol`]: the y-websocket sync protocol as quire applies it: panic-isolated decoding
 //!   and applying, and the replies each message calls for.
 //! - `convert` (feature `convert`, off by default so the browser build stays small): import and
-//!   export of the document body as Markdown, HTML, plain text and Quill Delta JSON.
+//!   export of the document body as Markdown, HTML, plain text and Quill Delta JSON. Feature
+//!   `markdown` builds only its Markdown export, for the browser.
 
 pub mod doc_id;
 pub mod protocol;
 pub mod schema;
 
-#[cfg(feature = "convert")]
+#[cfg(feature = "markdown")]
 pub mod convert;
 
 pub use doc_id::{DocId, DocIdError};

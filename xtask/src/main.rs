@@ -5,7 +5,7 @@
 //!
 //! - [`setup`]: checks and installs of tools and packages.
 //! - [`test`]: every test suite, with one summary line at the end.
-//! - [`wasm`]: the browser module (client-wasm) built into `client-wasm/pkg/`, with its size.
+//! - [`wasm`]: the browser modules (client-wasm, client-markdown) built into their `pkg/`, with their sizes.
 //! - [`web`]: the browser app built into `web/dist/`.
 //! - [`fresh`]: the README's two commands as a fresh machine runs them.
 //! - [`services`]: PostgreSQL, Redis and HAProxy in temporary directories, for the tests and
@@ -31,7 +31,7 @@ commands:
   run [quire serve flags]   build the app and run quire (release), e.g. `cargo xtask run --addr 127.0.0.1:8080`
   test                      run every test: Rust unit and integration tests, Node interop tests, the wasm
                             module, the app in headless Chromium
-  wasm                      build the browser module into client-wasm/pkg/ and print its size
+  wasm                      build the browser modules into client-wasm/pkg/ and client-markdown/pkg/ and print their sizes
   web                       build the browser app (and the module) into web/dist/
   cluster [--port PORT]     run a cluster on this machine: Redis, PostgreSQL, three quire processes
                             and HAProxy in front on PORT (default 8080); prints the URL to open

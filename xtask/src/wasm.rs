@@ -1,5 +1,9 @@
-//! `cargo xtask wasm`: builds client-wasm into `client-wasm/pkg/` (`quire_client.js`,
-//! `quire_client.d.ts`, `quire_client_bg.wasm`) and prints its size, raw and gzipped.
+//! `cargo xtask wasm`: builds the browser's two WebAssembly modules and prints their sizes, raw
+//! and gzipped:
+//! - client-wasm into `client-wasm/pkg/` (`quire_client.js`, `quire_client.d.ts`,
+//!   `quire_client_bg.wasm`): the replica, which every editor page loads;
+//! - client-markdown into `client-markdown/pkg/` (`quire_markdown.*`): the Markdown writer, which
+//!   the app loads only when a device must save its copy of a document itself.
 //!
 //! Steps, each timed: the `wasm32-unknown-unknown` target (rustup), the wasm-bindgen CLI of
 //! exactly the version Cargo.lock pins (it refuses modules built by another version), the
@@ -23,42 +27,55 @@ use crate::{cargo, output, root, status};
 const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
 
+/// One module: its package, the file name its crate builds (and wasm-bindgen's output names),
+/// and where its package goes.
+struct Module {
+    package: &'static str,
+    name: &'static str,
+    pkg: &'static str,
+}
+
+const MODULES: [Module; 2] = [
+    Module { package: "quire-client", name: "quire_client", pkg: "client-wasm/pkg" },
+    Module { package: "quire-markdown", name: "quire_markdown", pkg: "client-markdown/pkg" },
+];
+
 pub fn build() -> Result<()> {
     step("rust target", wasm_target)?;
     let bindgen = step("wasm-bindgen CLI", wasm_bindgen_cli)?;
     step("cargo build", || {
-        status(cargo().args([
-            "build",
-            "-p",
-            "quire-client",
-            "--target",
-            TARGET,
-            "--profile",
-            PROFILE,
-        ]))
+        let mut build = cargo();
+        build.args(["build", "--target", TARGET, "--profile", PROFILE]);
+        for module in &MODULES {
+            build.args(["-p", module.package]);
+        }
+        status(&mut build)
     })?;
-    let built = target_dir()
-        .join(TARGET)
-        .join(PROFILE)
-        .join("quire_client.wasm");
-    let pkg = root().join("client-wasm/pkg");
-    let out = pkg.join("quire_client_bg.wasm");
-    if is_newer(&out, &built) && is_newer(&pkg.join("quire_client.js"), &built) {
-        println!("xtask: wasm: client-wasm/pkg is up to date");
-    } else {
-        step("wasm-bindgen", || {
-            // The name section only serves stack traces and is a third of the module.
-            let args = [
-                "--target",
-                "web",
-                "--remove-name-section",
-                "--remove-producers-section",
-                "--out-dir",
-            ];
-            status(Command::new(&bindgen).args(args).arg(&pkg).arg(&built))
-        })?;
+    for module in &MODULES {
+        let built = target_dir()
+            .join(TARGET)
+            .join(PROFILE)
+            .join(format!("{}.wasm", module.name));
+        let pkg = root().join(module.pkg);
+        let out = pkg.join(format!("{}_bg.wasm", module.name));
+        if is_newer(&out, &built) && is_newer(&pkg.join(format!("{}.js", module.name)), &built) {
+            println!("xtask: wasm: {} is up to date", module.pkg);
+        } else {
+            step("wasm-bindgen", || {
+                // The name section only serves stack traces and is a third of the module.
+                let args = [
+                    "--target",
+                    "web",
+                    "--remove-name-section",
+                    "--remove-producers-section",
+                    "--out-dir",
+                ];
+                status(Command::new(&bindgen).args(args).arg(&pkg).arg(&built))
+            })?;
+        }
+        report(&out)?;
     }
-    report(&out)
+    Ok(())
 }
 
 /// Runs one step and prints how long it took.

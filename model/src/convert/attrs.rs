@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "convert")]
 use yrs::types::Attrs;
 use yrs::Any;
 
@@ -121,6 +122,7 @@ impl Marks {
         marks
     }
 
+    #[cfg(feature = "convert")]
     pub fn add_to(&self, attrs: &mut Attrs) {
         for (on, name) in [
             (self.bold, BOLD),
@@ -141,6 +143,7 @@ impl Marks {
 
 /// `Attrs` equality, comparing string values as [`Shared`] does (yrs's `Any` compares them with
 /// `Arc<str>`'s `==`, reading both whole).
+#[cfg(feature = "convert")]
 pub(crate) fn same_attrs(a: &Attrs, b: &Attrs) -> bool {
     let same = |a: &Any, b: &Any| match (a, b) {
         (Any::String(a), Any::String(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -152,6 +155,7 @@ pub(crate) fn same_attrs(a: &Attrs, b: &Attrs) -> bool {
 }
 
 impl Block {
+    #[cfg(feature = "convert")]
     pub fn add_to(&self, attrs: &mut Attrs) {
         let (name, value) = match self {
             Block::Paragraph => return,

@@ -13,10 +13,13 @@
 use std::sync::Arc;
 
 use yrs::types::text::{Diff, YChange};
+#[cfg(feature = "convert")]
 use yrs::types::Attrs;
 use yrs::{Any, Out};
 
-use super::attrs::{self, same_attrs, Block, Link, LinkCheck, ListKind, Mark, Marks, Strictness};
+#[cfg(feature = "convert")]
+use super::attrs::same_attrs;
+use super::attrs::{self, Block, Link, LinkCheck, ListKind, Mark, Marks, Strictness};
 use super::budget::Budget;
 use super::ConvertError;
 
@@ -126,6 +129,7 @@ impl<'b> LineBuilder<'b> {
         !self.spans.is_empty()
     }
 
+    #[cfg(feature = "convert")]
     pub fn ends_with_space(&self) -> bool {
         self.spans
             .last()
@@ -291,6 +295,7 @@ impl<'b> Context<'b> {
 /// A run's attribute values are shared with the lines', but the document stores (and sends to
 /// every client) each run's formats with their own copy: each new run spends its string values.
 /// This is where a link around many short lines runs out of budget.
+#[cfg(feature = "convert")]
 pub(crate) fn to_runs(
     lines: &[Line],
     budget: &Budget,
@@ -323,6 +328,7 @@ pub(crate) fn to_runs(
     Ok(runs)
 }
 
+#[cfg(feature = "convert")]
 fn string_len(value: &Any) -> usize {
     match value {
         Any::String(s) => s.len(),

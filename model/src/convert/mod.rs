@@ -2,7 +2,9 @@
 //! Delta JSON. Sans-IO: strings in, strings out; the caller owns the `Doc` and the transport.
 //!
 //! Behind the `convert` feature (off by default): client-wasm compiles this crate for the browser,
-//! where the parsers would only add weight.
+//! where the parsers would only add weight. Feature `markdown` builds [`export_markdown`] alone
+//! (with the Markdown reader its writer checks lines with), so that the browser writes a document
+//! as the same Markdown as the server.
 //!
 //! Every format goes through one shape, Quill's view of a document: lines, each with one block
 //! format, holding spans of text with inline marks. Export reads it from `TextRef::diff`. Import
@@ -22,24 +24,33 @@
 
 mod attrs;
 mod budget;
+#[cfg(feature = "convert")]
 mod delta;
+#[cfg(feature = "convert")]
 mod html;
 mod lines;
 mod markdown;
+#[cfg(feature = "convert")]
 mod text;
 
+#[cfg(feature = "convert")]
 use std::fmt;
+#[cfg(feature = "convert")]
 use std::str::FromStr;
 
 use yrs::types::text::YChange;
+#[cfg(feature = "convert")]
 use yrs::types::Delta;
-use yrs::{Any, Doc, In, Text, TextRef, Transact, TransactionMut};
+use yrs::{Doc, Text, Transact};
+#[cfg(feature = "convert")]
+use yrs::{Any, In, TextRef, TransactionMut};
 
 use crate::schema::CONTENT;
 use budget::{document_size, Budget};
 
 pub use budget::{FLOOR, PER_INPUT_BYTE};
 
+#[cfg(feature = "convert")]
 /// A format the document body can be exported to and imported from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -53,6 +64,7 @@ pub enum Format {
     Delta,
 }
 
+#[cfg(feature = "convert")]
 impl Format {
     /// The format's canonical name, as [`FromStr`] reads it.
     pub fn name(self) -> &'static str {
@@ -91,6 +103,7 @@ impl Format {
     }
 }
 
+#[cfg(feature = "convert")]
 /// Reads a format name: `markdown` or `md`, `html`, `text` or `txt`, `delta` (any case).
 impl FromStr for Format {
     type Err = ConvertError;
@@ -106,6 +119,7 @@ impl FromStr for Format {
     }
 }
 
+#[cfg(feature = "convert")]
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -118,13 +132,17 @@ impl fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConvertError {
+    #[cfg(feature = "convert")]
     #[error("unknown format `{0}`: expected markdown, html, text or delta")]
     UnknownFormat(String),
+    #[cfg(feature = "convert")]
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[cfg(feature = "convert")]
     #[error("not a Quill Delta: expected an array of ops or an object with an `ops` array")]
     NotDelta,
     /// `index` counts from 0, as in the `ops` array.
+    #[cfg(feature = "convert")]
     #[error("delta op {index}: {problem}")]
     DeltaOp { index: usize, problem: String },
     /// The conversion would take more than [`PER_INPUT_BYTE`] times its input in memory and
@@ -144,8 +162,12 @@ pub enum ConvertError {
 /// Only what quire's schema knows is exported as Markdown or HTML; the Delta is the YText's
 /// exact content, every attribute included. Fails with [`ConvertError::TooLarge`] for a
 /// document whose export would be out of proportion to it (a long link over many lines).
+#[cfg(feature = "convert")]
 pub fn export(doc: &Doc, format: Format) -> Result<String, ConvertError> {
     let content = doc.get_or_insert_text(CONTENT);
+    if format == Format::Markdown {
+        return export_markdown(doc);
+    }
     let txn = doc.transact();
     if format == Format::Text {
         // The text as stored: it repeats nothing, so it needs no budget.
@@ -155,12 +177,22 @@ pub fn export(doc: &Doc, format: Format) -> Result<String, ConvertError> {
     let budget = Budget::for_input(document_size(&diff));
     match format {
         Format::Delta => delta::render(&diff, &budget),
-        Format::Markdown => markdown::render(&lines::from_diff(&diff, &budget)?, &budget),
         Format::Html => html::render(&lines::from_diff(&diff, &budget)?, &budget),
-        Format::Text => unreachable!("returned above"),
+        Format::Markdown | Format::Text => unreachable!("returned above"),
     }
 }
 
+/// The document body as Markdown: [`export`] with [`Format::Markdown`] on the server, and the
+/// whole of this module that the browser build (feature `markdown`) has.
+pub fn export_markdown(doc: &Doc) -> Result<String, ConvertError> {
+    let content = doc.get_or_insert_text(CONTENT);
+    let txn = doc.transact();
+    let diff = content.diff(&txn, YChange::identity);
+    let budget = Budget::for_input(document_size(&diff));
+    markdown::render(&lines::from_diff(&diff, &budget)?, &budget)
+}
+
+#[cfg(feature = "convert")]
 /// Replaces the document body with `input` read as `format`, in one transaction.
 ///
 /// The input is parsed completely before the document is touched, so on error nothing changes.
@@ -182,6 +214,7 @@ pub fn import(doc: &Doc, format: Format, input: &str) -> Result<(), ConvertError
     Ok(())
 }
 
+#[cfg(feature = "convert")]
 /// Deletes everything, then inserts `runs` with their attributes: one `applyDelta`, as y-quill's
 /// `setContents` would make it.
 fn replace(content: &TextRef, txn: &mut TransactionMut, runs: Vec<(String, yrs::types::Attrs)>) {
@@ -194,7 +227,7 @@ fn replace(content: &TextRef, txn: &mut TransactionMut, runs: Vec<(String, yrs::
     content.apply_delta(txn, delete.into_iter().chain(inserts));
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "convert"))]
 mod tests {
     use super::*;
 
