@@ -138,6 +138,10 @@ test('a document deleted through the API is closed in the editor and leaves this
   await page.keyboard.type('soon gone')
   await waitFor(async () => (await ownerFetch(env.server, `/api/docs/${docId}/content?format=text`)
     .then((r) => r.text())) === 'soon gone', TIMEOUT_MS, 'the text on the server')
+  // And this device knows it (with changes it cannot prove the server had, it would offer them
+  // for download before letting the copy go: copies.test.mjs).
+  await waitFor(async () => (await page.locator('.status .label').textContent()) === 'All changes synced',
+    TIMEOUT_MS, 'the editor to know its changes are synced')
   assert.equal((await ownerFetch(env.server, `/api/docs/${docId}`, { method: 'DELETE' })).status, 204)
   await waitFor(async () => (await page.locator('.status .label').textContent()) === 'This document was deleted',
     TIMEOUT_MS, 'the editor to say so')

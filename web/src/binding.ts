@@ -74,6 +74,12 @@ export class Binding {
 
   private localChange = (delta: Delta, _old: Delta, source: string): void => {
     if (source !== Quill.sources.USER) return;
+    if (this.session.readOnly) {
+      // A disabled Quill emits no user change; should one come anyway, the replica (what the
+      // others have) wins.
+      this.resetFromReplica();
+      return;
+    }
     let change = delta;
     if (this.held) {
       change = this.held.transform(delta, true);

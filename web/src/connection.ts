@@ -2,10 +2,31 @@
 // notices a dead network (a socket whose peer went silent sends no close event), and reports
 // its status for the indicator. It moves bytes only; the replica decides what they mean.
 //
+// Some closes end the connection for good (the document was deleted, this copy belongs to a
+// deleted document of the same id, access was removed or expired): reconnecting cannot help.
+// A server refuses a socket without valid credentials before upgrading it (401/403), and a
+// browser shows that only as a socket that failed to open; so after a failed open the handlers
+// are asked whether the server refuses us the document (the session API says), and if it does
+// the connection ends with that reason instead of saying "offline".
+//
 // Whether the server can be reached is decided by the socket alone: an attempt that fails, or
 // a question the server does not answer in time. `navigator.onLine` is only a hint that makes
 // us notice sooner: it is true on a network that reaches nothing (a captive portal, a LAN with
 // the server down), and browsers disagree about it, also under test-time network emulation.
+
+/** Why a connection ended for good. */
+export type Ending =
+  /** 4410: the document was deleted. */
+  | "deleted"
+  /** 4412: this copy belongs to a deleted document of the same id (deleted, then created
+   * again): it must never merge into the current document. */
+  | "stale"
+  /** 4403 "access revoked", or refused: the link it came in with was removed. */
+  | "revoked"
+  /** 4403 "access expired", or refused: the link's time is up. */
+  | "expired"
+  /** Refused: no credentials (never signed in, no link), or the owner's session is gone. */
+  | "no-access";
 
 export type Status =
   /** The first attempt of this page, not answered yet. */
@@ -16,7 +37,17 @@ export type Status =
   /** The server cannot be reached: an attempt failed, the socket went silent, or the browser
    * says it has no network. Attempts go on with backoff. */
   | "offline"
-  | "deleted";
+  /** 4507: the server cannot save changes now. Ours stay in the replica and on the device;
+   * attempts go on with backoff. */
+  | "not-saving"
+  /** 4413: our changes would take the document past its size limit; kept, retried with backoff
+   * (the document may shrink meanwhile). */
+  | "too-large"
+  | Ending;
+
+export function isEnding(status: Status): status is Ending {
+  return ["deleted", "stale", "revoked", "expired", "no-access"].includes(status);
+}
 
 export interface ConnectionHandlers {
   /** The socket opened: the messages to send first (sync step 1, our presence). */
@@ -26,6 +57,9 @@ export interface ConnectionHandlers {
   message(frame: Uint8Array): void;
   closed(): void;
   status(status: Status): void;
+  /** A socket failed to open: whether the server refuses us the document, and why (null: it
+   * does not; undefined: it did not answer). */
+  refused(): Promise<Ending | null | undefined>;
 }
 
 /** First retry after ~0.5 s, doubling up to 30 s: a restarted server is not hammered, and a
@@ -47,8 +81,13 @@ const CHECK_MS = 1_000;
 /** The retry backoff starts over only once a connection has stayed up this long: a server
  * that takes the connection and then refuses what we send must not be hit in a tight loop. */
 const STABLE_MS = 10_000;
-/** Close codes after which reconnecting cannot help. */
+/** quire's close codes (the server's `CloseReason`) that change what the connection does;
+ * every other close is followed by a reconnection with backoff (4409, 4001, 4408, 4429 …). */
 const CLOSE_DELETED = 4410;
+const CLOSE_STALE_COPY = 4412;
+const CLOSE_ACCESS = 4403;
+const CLOSE_NOT_SAVING = 4507;
+const CLOSE_TOO_LARGE = 4413;
 
 export class Connection {
   private socket: WebSocket | null = null;
@@ -63,6 +102,8 @@ export class Connection {
   private askedAt = 0;
   private stopped = false;
   private current: Status = "connecting";
+  /** Counts sockets, so that the answer about a failed one is dropped once a newer one exists. */
+  private sockets = 0;
 
   constructor(
     private readonly url: string,
@@ -116,6 +157,7 @@ export class Connection {
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
+    this.sockets += 1;
     this.startedAt = this.lastFrame = Date.now();
     this.askedAt = 0;
     this.checkTimer = window.setInterval(this.check, CHECK_MS);
@@ -137,16 +179,30 @@ export class Connection {
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.drop();
-      if (event.code === CLOSE_DELETED) {
-        this.stopped = true;
-        this.setStatus("deleted");
-        return;
-      }
-      // A socket that never opened found no server; one that did may be back at once (a
-      // restart, a slow client asked to resync), and the next attempt tells.
-      this.setStatus(opened ? "reconnecting" : "offline");
+      const ending = endingOf(event.code, event.reason);
+      if (ending) return this.end(ending);
       this.scheduleRetry();
+      if (event.code === CLOSE_NOT_SAVING) return this.setStatus("not-saving");
+      if (event.code === CLOSE_TOO_LARGE) return this.setStatus("too-large");
+      // One that did open may be back at once (a restart, a slow client asked to resync), and
+      // the next attempt tells. One that never opened found no server, or a server that refused
+      // it: a browser cannot tell which, so the server is asked (not when the browser knows it
+      // has no network).
+      if (opened) return this.setStatus("reconnecting");
+      if (!navigator.onLine) return this.setStatus("offline");
+      const attempt = this.sockets;
+      void this.handlers.refused().then((refusal) => {
+        if (this.stopped || attempt !== this.sockets) return;
+        if (refusal) this.end(refusal);
+        else if (this.current !== "connected") this.setStatus("offline");
+      });
     };
+  }
+
+  /** Ends the connection for good, saying why. */
+  private end(ending: Ending): void {
+    this.stop();
+    this.setStatus(ending);
   }
 
   /** Forgets the socket: no more events from it; the replica is told it is disconnected. */
@@ -217,5 +273,19 @@ export class Connection {
     if (status === this.current) return;
     this.current = status;
     this.handlers.status(status);
+  }
+}
+
+/** The ending a close code (and, for 4403, its reason) stands for, if it is one. */
+function endingOf(code: number, reason: string): Ending | null {
+  switch (code) {
+    case CLOSE_DELETED:
+      return "deleted";
+    case CLOSE_STALE_COPY:
+      return "stale";
+    case CLOSE_ACCESS:
+      return reason.includes("expired") ? "expired" : "revoked";
+    default:
+      return null;
   }
 }

@@ -1,14 +1,20 @@
-// `/d/{doc}`: the editor page. Assembles the parts (replica and connection, Quill and the
-// binding, title, presence, status, menu) and wires their events to each other.
+// `/d/{doc}`: the editor page. Assembles the parts (access, replica and connection, Quill and the
+// binding, title, presence, status, the Share dialog, the menu) and wires their events to each
+// other.
 
 import Quill from "quill";
 import quillCursorsCore from "quill-cursors/core";
+import { resolveAccess, takeLinkToken } from "./access";
 import { Binding } from "./binding";
+import { isEnding, type Ending } from "./connection";
 import { element } from "./dom";
+import { ENDED_STATUS, endedNotice } from "./ended";
+import { deviceMarkdown } from "./markdown";
 import { fileMenu } from "./menu";
 import { askUser, Presence } from "./presence";
 import type { LocalStore, StorageError } from "./local";
 import { Session } from "./session";
+import { shareButton } from "./share";
 
 // The core build (no <style> injected at run time: see main.ts) is a CommonJS module whose class
 // is its `default`; bundled as ES module code, what its default import gives is that module.
@@ -30,7 +36,9 @@ const TOOLBAR = [
  * and not yet synced. */
 function statusText(session: Session): string {
   const status = session.connection.status;
+  if (isEnding(status)) return ENDED_STATUS[status];
   const where = session.local.failure ? "changes kept in this tab only" : "changes saved on this device";
+  const kept = session.local.pending ? `: ${where}, not yet synced` : "";
   switch (status) {
     case "connected":
       if (!session.synced) return "Syncing…";
@@ -40,13 +48,27 @@ function statusText(session: Session): string {
     case "reconnecting":
       return session.local.pending ? `Reconnecting… ${where}, not yet synced` : "Reconnecting…";
     case "offline":
-      return session.local.pending ? `Offline: ${where}, not yet synced` : "Offline";
-    case "deleted":
-      return "This document was deleted";
+      return `Offline${kept}`;
+    case "not-saving":
+      return `The server cannot save changes right now${kept}`;
+    case "too-large":
+      return `This document has reached its size limit${kept}`;
   }
 }
 
+/** The lasting notice for a server that takes no changes for now (the status says it briefly). */
+const SERVER_REFUSES = {
+  "not-saving":
+    "The server cannot save changes right now. Your changes are kept on this device and are sent as soon as it can take them.",
+  "too-large":
+    "This document has reached its size limit, so your latest changes cannot be added to it. They are kept on this " +
+    "device and are sent if the document gets smaller.",
+};
+
 export async function editorPage(root: HTMLElement, docId: string, store: LocalStore | StorageError): Promise<void> {
+  // First: a share link's token leaves the address bar before anything else can copy it.
+  takeLinkToken(docId);
+  const access = resolveAccess(docId);
   const title = element("input", {
     class: "title",
     "aria-label": "Title",
@@ -57,16 +79,21 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     element("span", { class: "dot" }),
     element("span", { class: "label" }),
   ]);
+  const viewOnly = element("span", { class: "view-only", hidden: "" }, ["View only"]);
   const people = element("ul", { class: "people", "aria-label": "People here" });
+  const ended = element("div", { class: "ended-slot" });
+  const serverNotice = element("div", { class: "banner", role: "status", hidden: "" });
   const notice = element("div", { class: "notice", role: "alert", hidden: "" });
   const editor = element("div", { class: "editor" });
+  const page = element("main", { class: "page" }, [editor]);
   const header = element("header", { class: "bar" }, [
     element("a", { class: "home", href: "/", title: "All documents" }, ["quire"]),
     title,
+    viewOnly,
     status,
     people,
   ]);
-  root.replaceChildren(header, notice, element("main", { class: "page" }, [editor]));
+  root.replaceChildren(header, ended, serverNotice, notice, page);
 
   const quill = new Quill(editor, {
     theme: "snow",
@@ -74,6 +101,8 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     // Undo takes back this user's own changes only, never a collaborator's.
     modules: { toolbar: TOOLBAR, cursors: { hideDelayMs: 5000 }, history: { userOnly: true } },
     placeholder: "Start writing…",
+    // Until the session says whether this user may edit (see showMode).
+    readOnly: true,
   });
 
   // The session starts before the parts that listen to it exist (the binding below, before
@@ -83,7 +112,9 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   let presence: Presence | undefined;
   let titleComposing = false;
   let opened: Session | undefined;
-  const session = (opened = await Session.open(docId, store, {
+  /** The ending already told (a connection ends once). */
+  let endingShown: Ending | null = null;
+  const session = (opened = await Session.open(docId, store, await access, {
     content: (ops) => {
       binding?.remoteChange(ops);
       presence?.placeCarets();
@@ -101,7 +132,17 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     },
   }));
   binding = new Binding(quill, session);
-  const menu = fileMenu(docId, () => session.doc.title() ?? "", (message) => showNotice(message, true));
+  const menu = fileMenu({
+    docId,
+    token: session.access.token,
+    title: () => session.doc.title() ?? "",
+    canEdit: () => !session.readOnly,
+    notify: (message) => showNotice(message, true),
+  });
+  // Only the owner shares (and only a server that checks access has anything to share).
+  if (session.access.role === "owner" && session.access.accessControl) {
+    header.append(shareButton(docId, () => session.doc.title() ?? ""));
+  }
   header.append(menu.element);
 
   function showTitle(): void {
@@ -119,10 +160,26 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     status.dataset.status = s;
     status.dataset.pending = String(opened.local.pending);
     status.querySelector(".label")!.textContent = statusText(opened);
-    if (s === "deleted") {
-      quill.disable();
-      title.disabled = true;
+    showMode(opened);
+    if (s === "not-saving" || s === "too-large") {
+      serverNotice.textContent = SERVER_REFUSES[s];
+      serverNotice.hidden = false;
+    } else if ((s === "connected" && !opened.local.pending) || isEnding(s)) {
+      serverNotice.hidden = true;
     }
+    if (isEnding(s) && endingShown === null) {
+      endingShown = s;
+      const said = endedNotice(opened, s);
+      if (said) ended.replaceChildren(said);
+    }
+  }
+  /** Editable or not: a view role, or a connection that ended for good. */
+  function showMode(session: Session): void {
+    const readOnly = session.readOnly;
+    if (quill.isEnabled() === readOnly) quill.enable(!readOnly);
+    title.readOnly = readOnly;
+    page.classList.toggle("read-only", readOnly);
+    viewOnly.hidden = session.access.role !== "view" || session.ended !== null;
   }
   function showNotice(message: string, fades: boolean): void {
     notice.textContent = message;
@@ -130,6 +187,7 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     if (fades) setTimeout(() => (notice.hidden = true), 8000);
   }
   function setTitle(value: string): void {
+    if (session.readOnly) return;
     session.commit(session.doc.setTitle(value));
     session.local.titleChanged(value);
   }
@@ -160,13 +218,14 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") void session.local.flush();
   });
-  // For the browser tests and the devtools console: the editor and the replica behind it.
-  Object.assign(window, { quire: { quill, session, store } });
+  // For the browser tests and the devtools console: the editor and the replica behind it, and
+  // the device's copy as Markdown.
+  Object.assign(window, { quire: { quill, session, store, markdown: () => deviceMarkdown(session.doc) } });
 
   const user = await askUser();
   presence = new Presence(session, quill, people, user);
   // As y-quill does: after any change (typing moves the caret without a selection-change).
   quill.on(Quill.events.EDITOR_CHANGE, () => presence?.selectionChanged(quill.getSelection()));
   presence.render();
-  quill.focus();
+  if (!session.readOnly) quill.focus();
 }

@@ -1,16 +1,19 @@
 // `/`: the documents, newest change first, and "New document". Documents with changes this
 // device has not synced yet are marked; without the server, the list shows the documents this
 // device keeps.
+//
+// Only the owner lists and creates documents on the server. Anyone else (someone who opened
+// share links) sees the documents opened on this device, and each opens with the link it was
+// opened with (the editor finds the token kept for it).
 
-import { createDoc, listDocs, type DocInfo } from "./api";
+import { createDoc, getSession, listDocs, type DocInfo } from "./api";
 import { element } from "./dom";
 import { LocalStore, type LocalDoc, type StorageError } from "./local";
-
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+import { absolute, fromNow } from "./time";
 
 export async function listPage(root: HTMLElement, store: LocalStore | StorageError): Promise<void> {
   document.title = "Documents — quire";
+  const heading = element("h1", {}, ["Documents"]);
   const create = element("button", { type: "button", class: "primary", "data-action": "new" }, ["New document"]);
   const list = element("ul", { class: "docs", "aria-label": "Documents" });
   const more = element("button", { type: "button", class: "more", hidden: "" }, ["Show more"]);
@@ -18,16 +21,18 @@ export async function listPage(root: HTMLElement, store: LocalStore | StorageErr
   root.replaceChildren(
     element("header", { class: "bar" }, [element("a", { class: "home", href: "/" }, ["quire"])]),
     notice,
-    element("main", { class: "list-page" }, [
-      element("div", { class: "list-head" }, [element("h1", {}, ["Documents"]), create]),
-      list,
-      more,
-    ]),
+    element("main", { class: "list-page" }, [element("div", { class: "list-head" }, [heading, create]), list, more]),
   );
-  const fail = (what: string, error: unknown) => {
-    notice.textContent = `${what}: ${(error as Error).message}`;
+  const say = (message: string) => {
+    notice.textContent = message;
     notice.hidden = false;
   };
+  const fail = (what: string, error: unknown) => say(`${what}: ${(error as Error).message}`);
+  // The server sends a wrong sign-in key here (`/?key=…` → `/#signin=failed`).
+  if (location.hash === "#signin=failed") {
+    history.replaceState(history.state, "", location.pathname + location.search);
+    say("That sign-in address is not valid: use the one quire printed when it started (`quire owner-url` prints it again).");
+  }
 
   create.addEventListener("click", async () => {
     create.disabled = true;
@@ -45,40 +50,46 @@ export async function listPage(root: HTMLElement, store: LocalStore | StorageErr
     for (const doc of await store.docs().catch(() => [])) local.set(doc.id, doc);
   }
   const shown = new Set<string>();
-  const show = (docs: DocInfo[]) => {
+  const show = (docs: DocInfo[], empty: string) => {
     list.querySelector(".empty")?.remove();
     for (const doc of docs) {
       if (shown.has(doc.id)) continue;
       shown.add(doc.id);
       list.append(row(doc, local.get(doc.id)?.pending ?? false));
     }
-    if (list.childElementCount === 0) {
-      list.append(element("li", { class: "empty" }, ["No documents yet. Create one to start writing."]));
-    }
+    if (list.childElementCount === 0) list.append(element("li", { class: "empty" }, [empty]));
   };
-  // What this device changed and has not synced comes first: it is the newest work.
-  show(
+  const onDevice = (keep: (doc: LocalDoc) => boolean) =>
     [...local.values()]
-      .filter((doc) => doc.pending)
-      .sort((a, b) => b.changedMs - a.changedMs)
-      .map((doc) => ({ id: doc.id, title: doc.title, created_ms: 0, updated_ms: doc.changedMs, size_bytes: 0 })),
-  );
+      .filter(keep)
+      .map((doc) => ({ doc, at: Math.max(doc.changedMs, doc.openedMs ?? 0) }))
+      .sort((a, b) => b.at - a.at)
+      .map(({ doc, at }) => ({ id: doc.id, title: doc.title, created_ms: 0, updated_ms: at, size_bytes: 0 }));
 
+  // Who is asking: without an answer (offline), the list is tried as the owner's, and falls
+  // back to this device's documents.
+  const me = await getSession(null, null).catch(() => null);
+  if (me && !me.owner) {
+    heading.textContent = "Documents opened on this device";
+    create.remove();
+    show(onDevice(() => true), "No documents yet. Open a link someone shared with you to see it here.");
+    return;
+  }
+
+  const EMPTY = "No documents yet. Create one to start writing.";
+  // What this device changed and has not synced comes first: it is the newest work.
+  show(onDevice((doc) => doc.pending), EMPTY);
   let offset: number | null = 0;
   const load = async () => {
     if (offset === null) return;
     try {
       const page = await listDocs(offset);
-      show(page.docs);
+      show(page.docs, EMPTY);
       offset = page.next_offset;
       more.hidden = offset === null;
     } catch (error) {
       fail("Could not reach the server; showing the documents on this device", error);
-      show(
-        [...local.values()]
-          .sort((a, b) => b.changedMs - a.changedMs)
-          .map((doc) => ({ id: doc.id, title: doc.title, created_ms: 0, updated_ms: doc.changedMs, size_bytes: 0 })),
-      );
+      show(onDevice(() => true), EMPTY);
     }
   };
   more.addEventListener("click", load);
@@ -88,7 +99,7 @@ export async function listPage(root: HTMLElement, store: LocalStore | StorageErr
 function row(doc: DocInfo, pending: boolean): HTMLElement {
   const updated = new Date(doc.updated_ms);
   const time = element("time", { datetime: updated.toISOString(), title: absolute.format(updated) }, [
-    ago(doc.updated_ms),
+    fromNow(doc.updated_ms),
   ]);
   return element("li", { class: "doc", "data-id": doc.id }, [
     element("a", { href: `/d/${encodeURIComponent(doc.id)}` }, [
@@ -97,20 +108,4 @@ function row(doc: DocInfo, pending: boolean): HTMLElement {
       time,
     ]),
   ]);
-}
-
-/** "5 minutes ago", "yesterday", … */
-function ago(ms: number): string {
-  const seconds = (ms - Date.now()) / 1000;
-  const units: [Intl.RelativeTimeFormatUnit, number][] = [
-    ["year", 31_536_000],
-    ["month", 2_592_000],
-    ["day", 86_400],
-    ["hour", 3_600],
-    ["minute", 60],
-  ];
-  for (const [unit, size] of units) {
-    if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
-  }
-  return "just now";
 }

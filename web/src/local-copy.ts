@@ -46,6 +46,7 @@ export class LocalCopy {
     let failure: string | null = device instanceof LocalStore ? null : device.message;
     let keys: number[] = [];
     let rescued: Uint8Array | null = null;
+    let rescuedNew = false;
     if (store) {
       try {
         const log = await store.load(docId);
@@ -56,7 +57,8 @@ export class LocalCopy {
         keys = log.keys;
         meta = (await store.doc(docId)) ?? meta;
         rescued = rescue.take(docId);
-        if (rescued) doc.applyState(rescued);
+        // What it adds to the log (usually nothing: the last page's writes landed after all).
+        if (rescued) rescuedNew = doc.applyState(rescued).replies.length > 0;
       } catch (error) {
         // A copy that cannot be read is left as it is (not overwritten): the server has the
         // document, and the bytes stay for whoever looks into it.
@@ -67,8 +69,10 @@ export class LocalCopy {
     for (const key of keys) copy.owned.add(key);
     if (failure) copy.fail(failure);
     if (rescued && !failure) {
-      // What the last page rescued may hold changes the server has not confirmed.
-      copy.saveMeta({ pending: true });
+      // What the last page rescued beyond the log may hold changes the server has not
+      // confirmed. (Marking every rescue would make every reopened document "not synced" until
+      // the server answers, and a deleted one offer its copy for download.)
+      if (rescuedNew) copy.saveMeta({ pending: true });
       copy.compact(() => rescue.drop(docId));
     }
     return copy;
@@ -113,14 +117,23 @@ export class LocalCopy {
     if (title !== this.meta.title) this.saveMeta({ title });
   }
 
-  /** The document was deleted on the server: this device's copy goes too (kept, it would
-   * list the document forever; the server refuses to take it back anyway). */
-  forget(): void {
+  /** The first sync of a page: the record says when, for the documents list. */
+  synced(): void {
+    this.saveMeta({ openedMs: Date.now() });
+  }
+
+  /** The server will never take this copy (the document was deleted, or the copy belongs to a
+   * deleted document of the same id): it goes (kept, it would list the document forever), and
+   * nothing is written for it after. Resolves once it is gone from the device; rejects with a
+   * `StorageError` if it could not be removed. */
+  async forget(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.write((store) => store.forget(this.meta.id));
     this.meta = { ...this.meta, pending: false };
+    const store = this.failed ? null : this.store;
     this.failed = "the document was deleted";
+    // After every write started before (IndexedDB runs them in order).
+    if (store) await store.forget(this.meta.id);
   }
 
   /** The page is going away: if writes are still in flight, the whole state also goes to

@@ -33,6 +33,10 @@ export interface LocalDoc {
   pending: boolean;
   /** When this device last changed it (ms since the epoch). */
   changedMs: number;
+  /** When this device last synced it with the server (ms since the epoch; absent in records
+   * written before it was kept): the documents list of someone who is not the owner is these
+   * records, the documents opened here. */
+  openedMs?: number;
 }
 
 interface Schema extends DBSchema {

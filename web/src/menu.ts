@@ -1,15 +1,25 @@
 // The editor's File menu: Import (replaces the content with a .md, .html or .txt file) and
 // Export (downloads Markdown, HTML or plain text), both through the HTTP API, so the app
-// converts exactly as `quire export`/`quire import` and any script do.
+// converts exactly as `quire export`/`quire import` and any script do. Both carry the document's
+// credentials (a share link's token as a bearer token), so they are fetched rather than followed
+// as links; Import is there only for those who may edit.
 
-import { contentUrl, EXPORTS, IMPORTS, importFile } from "./api";
+import { EXPORTS, exportFile, IMPORTS, importFile } from "./api";
 import { element } from "./dom";
+import { fileName, saveFile } from "./download";
 
-export function fileMenu(
-  docId: string,
-  title: () => string,
-  notify: (message: string) => void,
-): { element: HTMLElement } {
+export interface MenuContext {
+  docId: string;
+  /** The share link's token, or null (the owner's session). */
+  token: string | null;
+  title(): string;
+  /** Whether this user may change the document now. */
+  canEdit(): boolean;
+  notify(message: string): void;
+}
+
+export function fileMenu(context: MenuContext): { element: HTMLElement } {
+  const { docId, token, notify } = context;
   const picker = element("input", {
     type: "file",
     accept: Object.keys(IMPORTS).map((extension) => `.${extension}`).join(","),
@@ -18,20 +28,32 @@ export function fileMenu(
   const importItem = element("button", { type: "button", class: "menu-item", "data-action": "import" }, [
     "Import…",
   ]);
+  const separator = element("hr");
   const exports = EXPORTS.map(({ format, label, extension }) => {
-    const link = element("a", { class: "menu-item", href: contentUrl(docId, format), "data-format": format }, [
+    const item = element("button", { type: "button", class: "menu-item", "data-format": format }, [
       `Download as ${label}`,
     ]);
-    // Named when clicked: the title may have changed since the menu was built.
-    link.addEventListener("click", () => (link.download = `${fileName(title())}.${extension}`));
-    return link;
+    item.addEventListener("click", async () => {
+      try {
+        const file = await exportFile(docId, format, token);
+        // Named now: the title may have changed since the menu was built.
+        saveFile(`${fileName(context.title())}.${extension}`, file);
+      } catch (error) {
+        notify(`Could not download the document: ${(error as Error).message}`);
+      }
+    });
+    return item;
   });
   const details = element("details", { class: "menu" }, [
     element("summary", {}, ["File"]),
-    element("div", { class: "menu-items" }, [importItem, picker, element("hr"), ...exports]),
+    element("div", { class: "menu-items" }, [importItem, picker, separator, ...exports]),
   ]);
 
-  // A chosen item closes the menu, as menus do (the link's download still goes ahead).
+  details.addEventListener("toggle", () => {
+    const canEdit = context.canEdit();
+    importItem.hidden = separator.hidden = !canEdit;
+  });
+  // A chosen item closes the menu, as menus do.
   for (const item of [importItem, ...exports]) item.addEventListener("click", () => (details.open = false));
   importItem.addEventListener("click", () => picker.click());
   picker.addEventListener("change", async () => {
@@ -44,17 +66,11 @@ export function fileMenu(
     }
     try {
       // The import reaches this editor like anyone's edit, through the document's socket.
-      await importFile(docId, file);
+      await importFile(docId, file, token);
       notify(`Imported ${file.name}.`);
     } catch (error) {
       notify(`Could not import ${file.name}: ${(error as Error).message}`);
     }
   });
   return { element: details };
-}
-
-/** A title as a file name: no path separators or characters that file systems refuse. */
-function fileName(title: string): string {
-  const name = title.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, " ").trim().slice(0, 100);
-  return name || "Untitled document";
 }

@@ -3,9 +3,16 @@
 // Frames go from the socket into the replica and the replica's answers go back out; local
 // changes go to the server and to the device; what changed is handed to the listeners the
 // editor registers. Nothing here knows the protocol's bytes.
+//
+// With a view role, or once the server has ended the connection for good, the session is read
+// only: no local change is kept or sent. When the server will never take this copy (deleted, or
+// a stale copy) it is dropped from the device, unless it holds changes the server never had:
+// then the editor offers them for download first and calls `forgetCopy`. A copy whose access
+// was removed is never dropped.
 
 import init, { QuireDoc, type Changes, type QuillOp } from "../../client-wasm/pkg/quire_client.js";
-import { Connection } from "./connection";
+import { refusal, type Access } from "./access";
+import { Connection, isEnding, type Ending } from "./connection";
 import type { LocalStore, StorageError } from "./local";
 import { LocalCopy } from "./local-copy";
 
@@ -49,15 +56,20 @@ export class Session {
   /** The local changes are confirmed once `answered` reaches this (0: nothing to confirm). */
   private confirmAt = 0;
   private confirmTimer: number | undefined;
+  /** Why the connection ended for good, if it did. */
+  private endedBy: Ending | null = null;
 
   private constructor(
     readonly docId: string,
     readonly doc: QuireDoc,
     readonly local: LocalCopy,
+    readonly access: Access,
     private readonly listeners: SessionListeners,
   ) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/ws/${encodeURIComponent(docId)}`;
+    // The token as y-websocket passes any parameter (the owner's cookie goes by itself).
+    const token = access.token ? `?token=${encodeURIComponent(access.token)}` : "";
+    const url = `${scheme}//${location.host}/ws/${encodeURIComponent(docId)}${token}`;
     this.connection = new Connection(url, {
       opened: () => {
         // start() opens with a sync step 1: the first question of this connection.
@@ -75,29 +87,60 @@ export class Session {
       },
       // May be called from within `new Connection` (offline at once): use the argument.
       status: (status) => {
-        if (status === "deleted") this.local.forget();
+        if (isEnding(status)) this.endedBy = status;
+        // Nothing the server lacks: nothing to offer, and the copy would list the document
+        // forever. (A stale copy goes once the user opens the current document.)
+        if (status === "deleted" && !this.local.pending) {
+          this.local.forget().catch((error) => console.warn("quire: could not remove the deleted document's copy", error));
+        }
         this.listeners.status();
       },
+      refused: () => refusal(docId, access.token),
     });
     this.ticker = window.setInterval(() => this.handle(this.doc.tick()), TICK_MS);
   }
 
-  /** Loads the module and the device's copy of `docId` (if `store`), then connects. */
-  static async open(docId: string, store: LocalStore | StorageError, listeners: SessionListeners): Promise<Session> {
+  /** Loads the module and the device's copy of `docId` (if `store`), then connects with
+   * `access`'s credentials. */
+  static async open(
+    docId: string,
+    store: LocalStore | StorageError,
+    access: Access,
+    listeners: SessionListeners,
+  ): Promise<Session> {
     await loadReplica();
     const doc = new QuireDoc();
     const local = await LocalCopy.open(store, docId, doc, (reason) => listeners.storageFailed(reason));
-    return new Session(docId, doc, local, listeners);
+    return new Session(docId, doc, local, access, listeners);
   }
 
   get synced(): boolean {
     return this.isSynced;
   }
 
+  /** Why the connection ended for good, or null while it goes on. */
+  get ended(): Ending | null {
+    return this.endedBy;
+  }
+
+  /** Whether local changes are refused: a view role, a server that said this device may do
+   * nothing with the document, or a connection that ended for good. */
+  get readOnly(): boolean {
+    const { role, answered } = this.access;
+    return role === "view" || (answered && role === null) || this.endedBy !== null;
+  }
+
+  /** Drops the device's copy (the server will never take it). */
+  forgetCopy(): Promise<void> {
+    return this.local.forget();
+  }
+
   /** A local change to the document (the message the replica produced, if any): kept on the
    * device and sent to the server. */
   commit(message: Uint8Array | undefined): void {
-    if (!message) return;
+    // Read only: the editor lets no change through, and one that came anyway is neither kept
+    // nor sent (the server would drop it).
+    if (!message || this.readOnly) return;
     const wasPending = this.local.pending;
     this.local.committed(message);
     this.connection.send(message);
@@ -164,6 +207,7 @@ export class Session {
     if (changes.awarenessChanged) this.listeners.presence();
     if (changes.synced && !this.isSynced) {
       this.isSynced = true;
+      this.local.synced();
       // Whatever the server lacked went out above, in our answer to its sync step 1; a
       // question asked now is answered after it.
       if (this.local.pending) this.confirmSoon();
