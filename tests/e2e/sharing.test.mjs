@@ -51,6 +51,16 @@ async function openLink (context, url) {
   return page
 }
 
+/** Collects the content security policy's violations in every page of `context`. */
+function watchPolicy (context) {
+  return context.addInitScript(() => {
+    window.cspViolations = []
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.cspViolations.push(`${event.violatedDirective}: ${event.blockedURI}`)
+    })
+  })
+}
+
 /** Creates a link in the open Share dialog and returns its row's URL. */
 async function createLink (page, { role, label, expires = '' }) {
   const before = await page.locator('.share-dialog .link').count()
@@ -89,6 +99,7 @@ test('the owner shares a view and an edit link; removing the edit link tells its
   // The owner signs in with the URL quire printed.
   const ownerContext = await newUser(browser, 'Olivia', '#d93025')
   await ownerContext.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.httpUrl })
+  await watchPolicy(ownerContext)
   const owner = await ownerContext.newPage()
   await owner.goto(`${server.httpUrl}/?key=${server.ownerKey}`)
   assert.equal(new URL(owner.url()).search, '', 'the key leaves the address bar')
@@ -121,10 +132,17 @@ test('the owner shares a view and an edit link; removing the edit link tells its
   await owner.click('[data-action="share"]')
   await waitFor(async () => (await owner.locator('.share-dialog .link').count()) === 2, TIMEOUT_MS, 'both links listed')
   await owner.click('.share-dialog [data-action="close"]')
+  // The owner opening one of their own links still owns the document (their session outranks it).
+  const own = await openLink(ownerContext, view.url)
+  assert.equal(await own.locator('.view-only').isVisible(), false)
+  assert.equal(await editable(own), 'true')
+  assert.equal(await own.locator('[data-action="share"]').count(), 1)
+  await own.close()
 
   // Eve, never signed in, opens the edit link and edits. Her socket goes through a hook that
   // can hold what she sends from the server (her edits then stay unsynced, on her device).
   const eveContext = await newUser(browser, 'Eve', '#188038')
+  await watchPolicy(eveContext)
   let holdEve = false
   await eveContext.routeWebSocket(/\/ws\//, (socket) => {
     const upstream = socket.connectToServer()
@@ -227,6 +245,8 @@ test('the owner shares a view and an edit link; removing the edit link tells its
   assert.equal(answer, 403)
 
   for (const page of [owner, eve, victor]) assert.deepEqual(page.errors ?? [], [])
+  // The dialog, the downloads and the notices run under the app's content security policy.
+  for (const page of [owner, eve]) assert.deepEqual(await page.evaluate(() => window.cspViolations), [])
 })
 
 test('a link holder\'s documents list shows the documents opened on this device, each opening with its link', async () => {
@@ -290,4 +310,13 @@ test('a link that expires closes the editor with "This link has expired", then a
   await page.reload()
   await waitStatus(page, 'This link has expired')
   assert.ok((await text(page)).startsWith('Soon out of reach.\n'), 'the copy on the device still shows')
+})
+
+test('a wrong sign-in address signs nothing in and says so', async () => {
+  const page = await (await newUser(env.browser, 'Mallory')).newPage()
+  await page.goto(`${env.server.httpUrl}/?key=not-the-key`)
+  await page.waitForSelector('.notice:not([hidden])')
+  assert.match(await page.locator('.notice').textContent(), /sign-in address is not valid/)
+  assert.equal(new URL(page.url()).hash, '', 'the address is clean again')
+  assert.equal(await page.locator('[data-action="new"]').count(), 0, 'not the owner')
 })
