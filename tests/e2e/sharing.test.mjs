@@ -178,6 +178,7 @@ test('the owner shares a view and an edit link; removing the edit link tells its
   assert.equal(await text(victor), shown)
   assert.equal(await victor.inputValue('.title'), 'Board notes')
   assert.equal(await victor.evaluate(() => window.quire.session.local.pending), false, 'no local edit kept')
+  console.log(`# screenshot: ${await screenshot(victor, 'view-only.png')}`)
   // Presence still shows, both ways.
   await waitFor(async () => /Olivia/.test(await victor.locator('.people').textContent()) &&
     /Eve/.test(await victor.locator('.people').textContent()), TIMEOUT_MS, 'Victor to see who is here')
@@ -198,6 +199,7 @@ test('the owner shares a view and an edit link; removing the edit link tells its
   // Within 2 s of the removal, Eve is told, cannot type, and is offered her unsynced changes.
   await waitStatus(eve, 'Your access to this document was removed', 2000)
   assert.equal(await editable(eve), 'false')
+  console.log(`# screenshot: ${await screenshot(eve, 'access-removed.png')}`)
   const file = await download(eve, '[data-action="download-changes"]')
   assert.equal(file.name, 'Board notes.md')
   const evesText = await text(eve)
