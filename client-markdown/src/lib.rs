@@ -53,7 +53,10 @@ mod tests {
         let doc = schema::new_doc();
         import(&doc, Format::Markdown, MARKDOWN).unwrap();
         let server = export(&doc, Format::Markdown).unwrap();
-        assert_eq!(server, MARKDOWN, "the fixture is in the writer's canonical form");
+        assert_eq!(
+            server, MARKDOWN,
+            "the fixture is in the writer's canonical form"
+        );
         assert_eq!(write(&protocol::full_state(&doc)).unwrap(), server);
     }
 
@@ -65,6 +68,8 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_state() {
-        assert!(write(&[0xff, 0xff, 0xff]).unwrap_err().starts_with("not a document state"));
+        assert!(write(&[0xff, 0xff, 0xff])
+            .unwrap_err()
+            .starts_with("not a document state"));
     }
 }

@@ -36,8 +36,16 @@ struct Module {
 }
 
 const MODULES: [Module; 2] = [
-    Module { package: "quire-client", name: "quire_client", pkg: "client-wasm/pkg" },
-    Module { package: "quire-markdown", name: "quire_markdown", pkg: "client-markdown/pkg" },
+    Module {
+        package: "quire-client",
+        name: "quire_client",
+        pkg: "client-wasm/pkg",
+    },
+    Module {
+        package: "quire-markdown",
+        name: "quire_markdown",
+        pkg: "client-markdown/pkg",
+    },
 ];
 
 pub fn build() -> Result<()> {

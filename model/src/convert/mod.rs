@@ -41,9 +41,9 @@ use std::str::FromStr;
 use yrs::types::text::YChange;
 #[cfg(feature = "convert")]
 use yrs::types::Delta;
-use yrs::{Doc, Text, Transact};
 #[cfg(feature = "convert")]
 use yrs::{Any, In, TextRef, TransactionMut};
+use yrs::{Doc, Text, Transact};
 
 use crate::schema::CONTENT;
 use budget::{document_size, Budget};
