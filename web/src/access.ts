@@ -10,7 +10,7 @@
 // localStorage, so a reload or an offline start still has it.
 //
 // The owner's session outranks a link: an owner who opens one of their own links keeps owning
-// the document (as in Google Docs), so the session is asked about first, without the token.
+// the document (as in Google Docs), so the session is asked about too, without the token.
 
 import { getSession, type Role } from "./api";
 
@@ -57,26 +57,34 @@ export function takeLinkToken(docId: string): void {
   if (token) keep(docId, { token });
 }
 
+/** How long opening a document waits for the server to say what this device may do. Past it,
+ * the document opens with what the device remembers (a network that swallows requests must not
+ * keep a copy on the device from showing), and the socket finds out the rest. */
+const ANSWER_WAIT_MS = 1_500;
+
 /** The device's credentials for `docId` and what the server says they allow (asked now; if it
- * does not answer, what the device remembers). */
-export async function resolveAccess(docId: string): Promise<Access> {
+ * does not answer soon, what the device remembers). */
+export function resolveAccess(docId: string): Promise<Access> {
   const kept = load(docId);
   const token = kept.token ?? null;
+  const role = kept.role ?? (token ? claims(token)?.role ?? null : null);
+  const remembered: Access = { token, role, answered: false, accessControl: true };
+  const waited = new Promise<Access>((resolve) => setTimeout(() => resolve(remembered), ANSWER_WAIT_MS));
+  return Promise.race([ask(docId, kept, remembered), waited]);
+}
+
+async function ask(docId: string, kept: Kept, remembered: Access): Promise<Access> {
+  const token = remembered.token;
   const [session, linked] = await Promise.all([
     getSession(docId, null).catch(() => null),
     token ? getSession(docId, token).catch(() => null) : null,
   ]);
-  if (!session) {
-    // No answer (offline, or the server is down): what the device knew.
-    const role = kept.role ?? (token ? claims(token)?.role ?? null : null);
-    return { token, role, answered: false, accessControl: true };
-  }
+  // No answer (offline, or the server is down): what the device knew.
+  if (!session) return remembered;
   const accessControl = session.access_control;
-  if (session.owner || !token) {
-    if (session.role) keep(docId, { ...kept, role: session.role });
-    return { token: null, role: session.role, answered: true, accessControl };
-  }
-  if (!linked) return { token, role: kept.role ?? null, answered: false, accessControl };
+  // The owner's session (or no link: the server's answer is all there is to know).
+  if (session.owner || !token) return { token: null, role: session.role, answered: true, accessControl };
+  if (!linked) return { ...remembered, accessControl };
   if (linked.role) keep(docId, { ...kept, role: linked.role });
   return { token, role: linked.role, answered: true, accessControl };
 }

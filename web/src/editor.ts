@@ -68,6 +68,7 @@ const SERVER_REFUSES = {
 export async function editorPage(root: HTMLElement, docId: string, store: LocalStore | StorageError): Promise<void> {
   // First: a share link's token leaves the address bar before anything else can copy it.
   takeLinkToken(docId);
+  // Asked while the module and the device's copy load.
   const access = resolveAccess(docId);
   const title = element("input", {
     class: "title",
@@ -114,7 +115,7 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
   let opened: Session | undefined;
   /** The ending already told (a connection ends once). */
   let endingShown: Ending | null = null;
-  const session = (opened = await Session.open(docId, store, await access, {
+  const session = (opened = await Session.open(docId, store, access, {
     content: (ops) => {
       binding?.remoteChange(ops);
       presence?.placeCarets();

@@ -101,17 +101,17 @@ export class Session {
   }
 
   /** Loads the module and the device's copy of `docId` (if `store`), then connects with
-   * `access`'s credentials. */
+   * `access`'s credentials (being resolved meanwhile). */
   static async open(
     docId: string,
     store: LocalStore | StorageError,
-    access: Access,
+    access: Promise<Access>,
     listeners: SessionListeners,
   ): Promise<Session> {
     await loadReplica();
     const doc = new QuireDoc();
     const local = await LocalCopy.open(store, docId, doc, (reason) => listeners.storageFailed(reason));
-    return new Session(docId, doc, local, access, listeners);
+    return new Session(docId, doc, local, await access, listeners);
   }
 
   get synced(): boolean {
