@@ -1,4 +1,5 @@
-//! quire's collaboration server: y-websocket sync over axum, documents persisted in sled.
+//! quire's collaboration server: y-websocket sync over axum, documents persisted in sled (one
+//! process) or in Redis streams and PostgreSQL (a cluster).
 //!
 //! The binary (`main.rs`) is a thin shell: it parses flags into a [`Config`] and calls [`run`].
 //! Tests start the same server in-process with [`run`] or [`serve`] on `127.0.0.1:0`.
@@ -13,7 +14,8 @@
 //! - [`http`]: the HTTP routes, one feature per file.
 //! - [`ws`]: the WebSocket endpoint, the per-connection reader/writer, the bounded outbox.
 //! - [`doc`]: one task per live document, the registry that finds or starts it.
-//! - [`store`]: the storage trait, sled and memory backends, the group-commit flusher.
+//! - [`store`]: the storage trait, the sled, cluster (Redis + PostgreSQL) and memory backends,
+//!   the group-commit flusher.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`shutdown`]: the shutdown order and the signals that start it.
 

@@ -89,12 +89,7 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                 // The map keeps a sender until we retire, so the queue cannot end here.
                 let Some(command) = command else { return };
                 handle(live, command).await;
-                if let Lifecycle::Ended(reason) = live.lifecycle() {
-                    // Nothing is written here: either the document is gone, or its in-memory
-                    // state is the suspect one.
-                    let reason = reason.clone();
-                    live.close_all(reason);
-                    slot.retire_now(rx);
+                if ended(live, slot, rx) {
                     break;
                 }
                 if live.has_peers() {
@@ -115,10 +110,7 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                 if let Some(remote) = remote {
                     live.remote(remote).await;
                 }
-                if let Lifecycle::Ended(reason) = live.lifecycle() {
-                    let reason = reason.clone();
-                    live.close_all(reason);
-                    slot.retire_now(rx);
+                if ended(live, slot, rx) {
                     break;
                 }
             }
@@ -170,6 +162,16 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
     // Retired: whatever slipped into the queue before it closed goes unanswered; a dropped
     // reply makes its sender retry on a fresh task, which loads what we wrote.
     while rx.recv().await.is_some() {}
+}
+
+/// Whether the document ended (deleted, or its in-memory state is suspect): then everyone is
+/// closed and the task retires, writing nothing.
+fn ended(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>) -> bool {
+    let Lifecycle::Ended(reason) = live.lifecycle() else { return false };
+    let reason = reason.clone();
+    live.close_all(reason);
+    slot.retire_now(rx);
+    true
 }
 
 async fn handle(live: &mut LiveDoc, command: Command) {

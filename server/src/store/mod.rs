@@ -1,7 +1,9 @@
 //! Durable per-document storage: an append-only log of updates, compacted into snapshots.
 //!
-//! A backend is one file implementing [`Store`]: [`sled`](self::sled) is the default,
-//! [`memory`] serves tests. Durability is explicit: `append` makes an update visible to later
+//! A backend is a module implementing [`Store`]: [`sled`](self::sled) is the default,
+//! [`cluster`] (Redis streams + PostgreSQL) serves many processes at once, [`memory`] serves
+//! tests. A backend other processes write too also feeds each document task what they did
+//! ([`Store::follow`]). Durability is explicit: `append` makes an update visible to later
 //! loads at once, `flush` makes everything appended so far survive a crash. The
 //! [`flusher`] owns that barrier as a group commit.
 
