@@ -11,8 +11,8 @@
 //! - an empty npm cache and no `node_modules`;
 //! - with `--uninstall`, meant for throwaway machines and CI runners because it changes this
 //!   one: without the wasm target and without the Debian packages the commands install
-//!   (Chromium, the fonts), so those installs run too. Without it, the ones already here are
-//!   listed as not exercised.
+//!   (Chromium, the fonts, Redis, PostgreSQL, HAProxy), so those installs run too. Without it,
+//!   the ones already here are listed as not exercised.
 //!
 //! What it cannot undo is the age of the machine's apt package lists; the commands refresh
 //! them before installing anything, so that does not change what gets installed.
@@ -31,7 +31,16 @@ use crate::{output, root, status};
 /// The wasm target the build adds with rustup.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The Debian packages `cargo xtask test` installs when they are missing.
-const PACKAGES: &[&str] = &["chromium", "chromium-common", "fonts-wqy-zenhei", "fonts-noto-color-emoji"];
+const PACKAGES: &[&str] = &[
+    "chromium",
+    "chromium-common",
+    "fonts-wqy-zenhei",
+    "fonts-noto-color-emoji",
+    "redis-server",
+    "postgresql",
+    "postgresql-15",
+    "haproxy",
+];
 /// A cold build of everything, wasm-bindgen-cli included, takes ~15 min on 2 cores.
 const RUN_DEADLINE: Duration = Duration::from_secs(60 * 60);
 

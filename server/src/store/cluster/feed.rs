@@ -16,10 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use quire_model::DocId;
 use redis::streams::StreamRangeReply;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{redis_error, Conn};
@@ -27,8 +27,11 @@ use super::stream::{self, Entry, Keys};
 use super::ClusterMetrics;
 use crate::store::{Change, Remote, Seq, StoreError};
 
-/// Every followed stream is read at least this often, doorbell or not.
-const SWEEP: Duration = Duration::from_secs(1);
+/// Every followed stream is read at least this often, doorbell or not: what a lost doorbell
+/// can delay an edit by. (Doorbells are lost only when pub/sub drops a slow or broken
+/// connection, and a reconnect reads everything anyway.) Also how soon the position of this
+/// process's own entries reaches its documents (they fold up to it).
+const SWEEP: Duration = Duration::from_secs(2);
 /// A process refreshes its heartbeat this often; it expires after [`HEARTBEAT_TTL`].
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(6);
@@ -61,13 +64,15 @@ struct Follower {
 
 pub struct Feed {
     process: String,
-    // std Mutex: held for map operations only, never across an await.
+    // std Mutexes: held for map operations only, never across an await.
     follows: Mutex<HashMap<DocId, Follower>>,
+    /// Documents followed since the task last looked: to subscribe.
+    fresh: Mutex<Vec<DocId>>,
     /// Wakes the task when a document is followed (subscribe it, read it).
     changed: Notify,
     metrics: Arc<ClusterMetrics>,
-    /// Whether the pub/sub connection is up.
-    up: std::sync::atomic::AtomicBool,
+    /// Whether the pub/sub connection is up (a watch: the start waits for the first time).
+    up: watch::Sender<bool>,
 }
 
 fn key_of_heartbeat(process: &str) -> String {
@@ -79,18 +84,31 @@ impl Feed {
         Feed {
             process,
             follows: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(Vec::new()),
             changed: Notify::new(),
             metrics,
-            up: std::sync::atomic::AtomicBool::new(false),
+            up: watch::Sender::new(false),
         }
     }
 
     pub fn is_up(&self) -> bool {
-        self.up.load(std::sync::atomic::Ordering::Relaxed)
+        *self.up.borrow()
+    }
+
+    /// Waits until the pub/sub connection is up, at most `limit`: until then this process
+    /// could neither hear the others nor be trusted with a client.
+    pub async fn connected_within(&self, limit: Duration) -> bool {
+        let mut up = self.up.subscribe();
+        let connected = tokio::time::timeout(limit, up.wait_for(|up| *up)).await;
+        matches!(connected, Ok(Ok(_)))
     }
 
     fn follows(&self) -> std::sync::MutexGuard<'_, HashMap<DocId, Follower>> {
         self.follows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self) -> std::sync::MutexGuard<'_, Vec<DocId>> {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Follows `doc` from just after `after`; replaces an earlier follower of it (whose task
@@ -103,6 +121,7 @@ impl Feed {
             present: HashSet::new(),
         };
         self.follows().insert(doc.clone(), follower);
+        self.fresh().push(doc.clone());
         self.changed.notify_one();
         rx
     }
@@ -114,7 +133,7 @@ impl Feed {
             match self.connected(&conn, &cancel).await {
                 Ok(()) => return,
                 Err(error) => {
-                    if self.up.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    if self.up.send_replace(false) {
                         // It was up: this is a new outage, not the next failure of one.
                         retry = RETRY_FIRST;
                     }
@@ -133,30 +152,17 @@ impl Feed {
     async fn connected(&self, conn: &Conn, cancel: &CancellationToken) -> Result<(), StoreError> {
         let pubsub = conn.client().get_async_pubsub().await.map_err(redis_error)?;
         let (mut sink, mut messages) = pubsub.split();
-        self.up.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.up.send_replace(true);
         tracing::info!("cluster feed connected");
+        // Everything followed, subscribed afresh, and read: it may have moved while we were away.
+        self.fresh().clear();
         let mut subscribed: HashSet<DocId> = HashSet::new();
-        // Everything may have moved while we were away.
         let mut dirty: HashSet<DocId> = HashSet::new();
+        let everything: Vec<DocId> = self.follows().keys().cloned().collect();
+        self.subscribe(conn, &mut sink, everything, &mut subscribed, &mut dirty).await?;
         let mut sweep = tokio::time::interval(SWEEP);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
-            // Subscribe what is newly followed, drop what nobody follows any more.
-            let (wanted, gone) = self.prune();
-            for doc in gone {
-                if subscribed.remove(&doc) {
-                    sink.unsubscribe(Keys::of(&doc).channel).await.map_err(redis_error)?;
-                }
-            }
-            for doc in wanted {
-                if subscribed.insert(doc.clone()) {
-                    let keys = Keys::of(&doc);
-                    sink.subscribe(&keys.channel).await.map_err(redis_error)?;
-                    let query = message(QUERY, &self.process, &[]);
-                    conn.cmd::<i64>(redis::cmd("PUBLISH").arg(&keys.channel).arg(query)).await?;
-                    dirty.insert(doc);
-                }
-            }
             if !dirty.is_empty() {
                 self.read(conn, &mut dirty).await?;
             }
@@ -165,26 +171,73 @@ impl Feed {
                     let Some(message) = message else {
                         return Err(StoreError::Backend(Box::new(FeedClosed)));
                     };
-                    if let Some(doc) = self.on_message(&message) {
-                        dirty.insert(doc);
+                    dirty.extend(self.on_message(&message));
+                    // Whatever else arrived meanwhile, before reading: one read for many bells.
+                    for _ in 0..BATCH {
+                        match messages.next().now_or_never() {
+                            Some(Some(message)) => dirty.extend(self.on_message(&message)),
+                            Some(None) => return Err(StoreError::Backend(Box::new(FeedClosed))),
+                            None => break,
+                        }
                     }
                 }
-                () = self.changed.notified() => {}
-                _ = sweep.tick() => dirty.extend(subscribed.iter().cloned()),
+                () = self.changed.notified() => {
+                    let fresh = std::mem::take(&mut *self.fresh());
+                    self.subscribe(conn, &mut sink, fresh, &mut subscribed, &mut dirty).await?;
+                }
+                _ = sweep.tick() => {
+                    // Drop what nobody follows any more; read the rest (a lost doorbell).
+                    let gone: Vec<String> = self
+                        .prune()
+                        .iter()
+                        .filter(|doc| subscribed.remove(*doc))
+                        .map(|doc| Keys::of(doc).channel)
+                        .collect();
+                    if !gone.is_empty() {
+                        sink.unsubscribe(gone).await.map_err(redis_error)?;
+                    }
+                    dirty.extend(subscribed.iter().cloned());
+                }
                 _ = heartbeat.tick() => self.heartbeat(conn).await?,
                 () = cancel.cancelled() => return Ok(()),
             }
         }
     }
 
-    /// The followed documents, after dropping those whose task is gone; and the dropped ones.
-    fn prune(&self) -> (Vec<DocId>, Vec<DocId>) {
+    /// Subscribes `docs` (newly followed, or followed again after a reload), marks them to be
+    /// read, and asks who is there.
+    async fn subscribe(
+        &self,
+        conn: &Conn,
+        sink: &mut redis::aio::PubSubSink,
+        docs: Vec<DocId>,
+        subscribed: &mut HashSet<DocId>,
+        dirty: &mut HashSet<DocId>,
+    ) -> Result<(), StoreError> {
+        let channels: Vec<String> = docs.iter().filter(|doc| !subscribed.contains(*doc)).map(|doc| Keys::of(doc).channel).collect();
+        for chunk in channels.chunks(PIPELINE) {
+            sink.subscribe(chunk).await.map_err(redis_error)?;
+        }
+        if !docs.is_empty() {
+            let mut pipe = redis::pipe();
+            for doc in &docs {
+                pipe.cmd("PUBLISH").arg(Keys::of(doc).channel).arg(message(QUERY, &self.process, &[])).ignore();
+            }
+            conn.pipe::<()>(&pipe).await?;
+        }
+        subscribed.extend(docs.iter().cloned());
+        dirty.extend(docs);
+        Ok(())
+    }
+
+    /// Drops the followers whose task is gone; returns their documents.
+    fn prune(&self) -> Vec<DocId> {
         let mut follows = self.follows();
         let gone: Vec<DocId> = follows.iter().filter(|(_, f)| f.tx.is_closed()).map(|(d, _)| d.clone()).collect();
         for doc in &gone {
             follows.remove(doc);
         }
-        (follows.keys().cloned().collect(), gone)
+        gone
     }
 
     /// Handles a channel message; the document to read if it was a doorbell from elsewhere.
@@ -362,3 +415,7 @@ pub fn presence(process: &str, update: &[u8]) -> Vec<u8> {
 #[derive(Debug, thiserror::Error)]
 #[error("the pub/sub connection to redis closed")]
 struct FeedClosed;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the pub/sub connection to redis did not open within {0:?}")]
+pub struct FeedNotConnected(pub Duration);

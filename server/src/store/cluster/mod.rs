@@ -89,6 +89,8 @@ impl ClusterMetrics {
 const PRESENCE_QUEUE: usize = 1024;
 /// How often Redis and PostgreSQL are checked for `/healthz` and admission.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// How long the start waits for the cluster feed's first connection.
+const FEED_CONNECT: Duration = Duration::from_secs(10);
 
 pub struct ClusterStore {
     /// This process's name in the streams (random per start).
@@ -120,6 +122,12 @@ impl ClusterStore {
         let (presence, queue) = mpsc::channel(PRESENCE_QUEUE);
         tokio::spawn(publish_presence(conn.clone(), process.clone(), queue, cancel.clone()));
         tokio::spawn(check_health(conn.clone(), pg.clone(), cancel.clone()));
+        // Listening before the feed is up would answer the first clients 503 (and not hear
+        // the other processes): the start waits for it.
+        if !feed.connected_within(FEED_CONNECT).await {
+            cancel.cancel();
+            return Err(StoreError::Backend(Box::new(feed::FeedNotConnected(FEED_CONNECT))));
+        }
         tracing::info!(%process, "joined the cluster");
         Ok(ClusterStore {
             process,
