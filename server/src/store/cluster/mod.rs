@@ -190,7 +190,6 @@ impl ClusterStore {
         let (id,): (String,) = self.conn.pipe(&pipe).await?;
         stream::parse_id(&id)
     }
-
 }
 
 /// Tries to load `doc` this many times when folds keep landing between the two reads.
