@@ -149,3 +149,67 @@ async fn invalid_document_ids_are_refused_before_the_upgrade() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn typing_during_a_reconnect_before_the_sync_step_2_loses_nothing() {
+    // A stock client that typed while away and types again as it reconnects sends that edit
+    // before its step 2 (the answer to the server's step 1) brings what it typed while away.
+    // The edit skips over those changes, which a hostile update may do too (yrs takes it behind
+    // a skip when its neighbours are known: `hostile::an_update_that_skips_over_changes_...`).
+    // The server holds it apart from yrs until the step 2, instead of refusing it (4400).
+    use futures_util::{SinkExt, StreamExt};
+    use quire_model::protocol::{self, Inbound};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use yrs::sync::{Message, SyncMessage};
+    use yrs::{ReadTxn, Text, Transact};
+
+    let dir = TempDir::new("catchup");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("catchup");
+    let a = Client::connect_synced(&url).await;
+    let b = Client::connect_synced(&url).await;
+    a.push("shared\n");
+    b.wait_text("shared\n").await;
+    let offline = b.disconnect();
+    let text = offline.get_or_insert_text(schema::CONTENT);
+    let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| {
+        let before = offline.transact().state_vector();
+        f(&mut offline.transact_mut());
+        offline.transact().encode_state_as_update_v1(&before)
+    };
+    edit(&|txn| text.insert(txn, 7, "away"));
+    // Typed during the reconnect: before known text (its neighbour is known), and after the
+    // text typed away (its neighbour is not).
+    let before_known = edit(&|txn| text.insert(txn, 0, ">"));
+    let after_away = edit(&|txn| text.push(txn, "!"));
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let send = |message: Message| WsMessage::Binary(protocol::encode(&message).into());
+    socket.send(send(protocol::sync_step1(&offline))).await.unwrap();
+    for update in [before_known, after_away] {
+        socket.send(send(Message::Sync(SyncMessage::Update(update)))).await.unwrap();
+    }
+    // Then the step 2, once the server's step 1 is in.
+    while let Some(Ok(frame)) = socket.next().await {
+        let WsMessage::Binary(bytes) = frame else { continue };
+        let server_state = protocol::decode_inbound(&bytes)
+            .unwrap()
+            .into_iter()
+            .find_map(|message| match message {
+                Inbound::StateVector(sv) => Some(sv),
+                _ => None,
+            });
+        if let Some(sv) = server_state {
+            let step2 = offline.transact().encode_state_as_update_v1(&sv);
+            socket.send(send(Message::Sync(SyncMessage::SyncStep2(step2)))).await.unwrap();
+            break;
+        }
+    }
+    a.wait_text(">shared\naway!").await;
+    Client::connect(&url).await.wait_text(">shared\naway!").await;
+    // Still connected: nothing was refused.
+    socket.send(send(protocol::sync_step1(&offline))).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap();
+    assert!(matches!(answer, Some(Ok(WsMessage::Binary(_)))), "{answer:?}");
+    server.stop().await;
+}

@@ -258,3 +258,77 @@ async fn titles_are_capped_in_the_api_and_in_the_list() {
     assert!(listed.chars().all(|c| c == '长'));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_update_that_skips_over_changes_the_server_lacks_is_refused() {
+    // yrs integrates an item whose own client's earlier items are missing "out of order" (behind
+    // a skip) when its neighbours are known. A server must not: the delta it stores and sends on
+    // cannot carry such an item, so the server would hold text nobody else ever gets (found by
+    // the fuzzer: `cargo xtask bench fuzz`).
+    let server = server(Config::default()).await;
+    let url = server.ws_url("skips");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("known");
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("known").await;
+    // Client 77 at clock 100, after the writer's last character: its 0..100 never existed.
+    let mut update = vec![1, 1, 77, 100, 0x80 | 4];
+    yrs::encoding::write::Write::write_var(&mut update, writer.client_id());
+    update.extend([4, 3, b'G', b'A', b'P', 0]);
+    let hostile = Client::connect_synced(&url).await;
+    hostile.send(&Message::Sync(SyncMessage::Update(update)));
+    let (code, reason) = hostile.wait_closed().await;
+    assert_eq!(code, 4400, "{reason}");
+    let text = Api(server.addr).get("/api/docs/skips/content?format=text").await.text();
+    assert!(!text.contains("GAP"), "the server holds an item nobody else has: {text:?}");
+    writer.push(" still");
+    watcher.wait_text("known still").await;
+    Client::connect(&url).await.wait_text("known still").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_presence_clock_at_its_limit_is_refused_and_the_document_lives_on() {
+    // yrs adds one to a client's presence clock when the client leaves: from u32::MAX that
+    // overflows, which panicked the document task (debug builds) or wrapped to 0, leaving a
+    // ghost everyone still sees (release builds). Found by the fuzzer.
+    let server = server(Config::default()).await;
+    let url = server.ws_url("clock");
+    let watcher = Client::connect_synced(&url).await;
+    let hostile = Client::connect_synced(&url).await;
+    let mut presence = vec![1, 0, 1, 42];
+    yrs::encoding::write::Write::write_var(&mut presence, u32::MAX);
+    presence.extend([2, b'{', b'}']);
+    presence[1] = (presence.len() - 2) as u8;
+    hostile.send_raw(presence);
+    let (code, reason) = hostile.wait_closed().await;
+    assert_eq!(code, 4400, "{reason}");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("alive");
+    watcher.wait_text("alive").await;
+    wait_for(Duration::from_secs(5), "no ghost presence", || watcher.presence().is_empty()).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_ids_past_53_bits_are_refused() {
+    // Yjs client ids are 53 bits; yrs kept the low 53 bits of a longer one (two ids on the wire,
+    // one client) and asserted in debug builds. Found by the fuzzer.
+    let server = server(Config::default()).await;
+    let url = server.ws_url("wide");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("mine");
+    let hostile = Client::connect_synced(&url).await;
+    // The writer's id with bit 60 set, writing at clock 0.
+    let mut update = vec![1, 1];
+    yrs::encoding::write::Write::write_var(&mut update, writer.client_id() | 1 << 60);
+    update.extend([0, 4, 1, 7]);
+    update.extend(b"content");
+    update.extend([4, b'w', b'i', b'd', b'e', 0]);
+    hostile.send(&Message::Sync(SyncMessage::Update(update)));
+    let (code, reason) = hostile.wait_closed().await;
+    assert_eq!((code, reason.as_str()), (4400, format!("malformed message: client id {} is longer than 53 bits", writer.client_id() | 1 << 60).as_str()));
+    writer.push(" still");
+    Client::connect(&url).await.wait_text("mine still").await;
+    server.stop().await;
+}

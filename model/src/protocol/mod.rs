@@ -19,7 +19,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-pub use wire::MAX_DEPTH;
+pub use wire::{CLIENT_ID_BITS, MAX_DEPTH};
 
 /// Why a frame or update was refused. Nothing was applied when one of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +43,16 @@ pub enum ProtocolError {
     /// Values nested deeper than [`MAX_DEPTH`]: decoding recurses once per level.
     #[error("value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("client id {0} is longer than 53 bits")]
+    ClientId(u64),
     #[error("subdocuments are not part of quire's documents")]
     Subdocument,
     #[error("unsupported message type {0}")]
     Unsupported(u8),
+    /// Items of `client` from `clock` on, when the receiver holds that client's items only up
+    /// to `known`: see [`continues`].
+    #[error("update skips over changes the receiver does not have (client {client} from clock {clock}, known up to {known})")]
+    Gap { client: u64, clock: u32, known: u32 },
     /// yrs panicked. The caller must assume the `Doc` it passed may be inconsistent.
     #[error("internal error while handling {0}")]
     Panicked(&'static str),
@@ -136,6 +142,28 @@ pub fn apply_update(doc: &Doc, update: Update) -> Result<Option<Vec<u8>>, Protoc
     } else {
         Some(outcome)
     })
+}
+
+/// Refuses an update that skips over changes `known` lacks: items of a client that start past
+/// the last of that client's items `known` holds. yrs 0.28 integrates such an item "out of
+/// order", behind a skip, whenever its neighbours are known; a server must not take it, because
+/// the delta it stores and sends on (`TransactionMut::encode_update_v1` starts each client at its
+/// state vector, and a skip holds that back) cannot carry it: the server would hold text that no
+/// peer and no reload ever sees, and send on deletions of it that its peers keep pending for
+/// ever. (Items whose neighbours are missing are another matter: yrs keeps those pending.)
+pub fn continues(known: &StateVector, update: &Update) -> Result<(), ProtocolError> {
+    for (client, ranges) in update.insertions(true).iter() {
+        let mut end = known.get(client);
+        let mut ranges: Vec<_> = ranges.iter().cloned().collect();
+        ranges.sort_unstable_by_key(|range| range.start);
+        for range in ranges {
+            if range.start > end {
+                return Err(ProtocolError::Gap { client: client.get(), clock: range.start, known: end });
+            }
+            end = end.max(range.end);
+        }
+    }
+    Ok(())
 }
 
 /// Decodes and applies a v1 update: [`decode_update`] then [`apply_update`].
@@ -243,6 +271,44 @@ mod tests {
             decode_inbound(&encode(&update_message(vec![0xff; 8]))),
             Err(ProtocolError::BadUpdate(_))
         ));
+    }
+
+    #[test]
+    fn an_update_must_continue_each_clients_history() {
+        let (doc, _) = typed(1, "abc");
+        let known = doc.transact().state_vector();
+        let next = {
+            let peer = doc_with_client_id(2);
+            apply_bytes(&peer, &full_state(&doc)).unwrap();
+            let before = peer.transact().state_vector();
+            peer.get_or_insert_text(CONTENT).insert(&mut peer.transact_mut(), 3, "d");
+            let update = peer.transact().encode_state_as_update_v1(&before);
+            decode_update(&update).unwrap()
+        };
+        assert!(continues(&known, &next).is_ok(), "a new client from clock 0");
+        assert!(continues(&known, &decode_update(&full_state(&doc)).unwrap()).is_ok(), "what it has");
+        // Client 2's item at clock 5 after client 1's last: known neighbours, a missing past.
+        let skipping = [1, 1, 2, 5, 0x84, 1, 2, 1, b'x', 0];
+        let error = continues(&known, &decode_update(&skipping).unwrap()).unwrap_err();
+        assert!(matches!(error, ProtocolError::Gap { client: 2, clock: 5, known: 0 }), "{error}");
+    }
+
+    #[test]
+    fn client_ids_past_53_bits_are_refused_everywhere() {
+        // yrs would keep the low 53 bits (and assert in debug builds): two ids, one client.
+        let wide = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]; // 2^56
+        let mut update = vec![1, 1];
+        update.extend(wide);
+        update.extend([0, 4, 1, 1, b'c', 1, b'x', 0]);
+        assert!(matches!(decode_update(&update), Err(ProtocolError::ClientId(_))));
+        let mut sv = vec![0, 0, 11, 1];
+        sv.extend(wide);
+        sv.push(0);
+        assert!(matches!(decode_frame(&sv), Err(ProtocolError::ClientId(_))));
+        let mut presence = vec![1, 14, 1];
+        presence.extend(wide);
+        presence.extend([1, 2, b'{', b'}']);
+        assert!(matches!(decode_frame(&presence), Err(ProtocolError::ClientId(_))));
     }
 
     #[test]

@@ -41,6 +41,8 @@ use super::ProtocolError;
 /// The deepest nesting of `Any` values accepted: serde_json's default recursion limit, so a
 /// value that passes here can also be read back from the JSON that yrs writes for it.
 pub const MAX_DEPTH: usize = 128;
+/// Bits of a Yjs client id: a JavaScript safe integer.
+pub const CLIENT_ID_BITS: u32 = 53;
 
 /// Why a walk stopped.
 #[derive(Debug)]
@@ -54,6 +56,8 @@ pub(super) enum Refusal {
         room: usize,
     },
     TooDeep,
+    /// A client id past 53 bits.
+    ClientId(u64),
     /// A subdocument: quire's documents have none, and a few bytes of one decode into a whole
     /// `Doc` (about a hundred times their size).
     Subdocument,
@@ -68,6 +72,7 @@ impl Refusal {
                 ProtocolError::Oversized { what, count, room }
             }
             Refusal::TooDeep => ProtocolError::TooDeep,
+            Refusal::ClientId(client) => ProtocolError::ClientId(client),
             Refusal::Subdocument => ProtocolError::Subdocument,
         }
     }
@@ -171,7 +176,7 @@ impl<'a> Walk<'a> {
         let len: u32 = self.cursor.read_var()?;
         self.fits("state vector", len.into(), 2)?;
         for _ in 0..len {
-            let _client: u64 = self.cursor.read_var()?;
+            self.client()?;
             let _clock: u32 = self.cursor.read_var()?;
         }
         Ok(())
@@ -182,7 +187,7 @@ impl<'a> Walk<'a> {
         let len: usize = self.cursor.read_var()?;
         self.fits("awareness update", len as u64, 3)?;
         for _ in 0..len {
-            let _client: u64 = self.cursor.read_var()?;
+            self.client()?;
             let _clock: u32 = self.cursor.read_var()?;
             self.buf()?;
         }
@@ -196,7 +201,7 @@ impl<'a> Walk<'a> {
         self.fits("update", clients.into(), 3)?;
         for _ in 0..clients {
             let blocks: u32 = self.cursor.read_var()?;
-            let _client: u64 = self.cursor.read_var()?;
+            self.client()?;
             let _clock: u32 = self.cursor.read_var()?;
             // The smallest block, GC or skip, is an info byte and a length.
             self.fits("client's block list", blocks.into(), 2)?;
@@ -235,8 +240,18 @@ impl<'a> Walk<'a> {
         self.content(info & 0b1111)
     }
 
+    /// A client id. Yjs's are JavaScript safe integers (53 bits); yrs keeps only those bits of a
+    /// longer one (its debug builds assert), so two ids on the wire would name one client.
+    fn client(&mut self) -> Walked {
+        let client: u64 = self.cursor.read_var()?;
+        if client >> CLIENT_ID_BITS != 0 {
+            return Err(Refusal::ClientId(client));
+        }
+        Ok(())
+    }
+
     fn id(&mut self) -> Walked {
-        let _client: u64 = self.cursor.read_var()?;
+        self.client()?;
         let _clock: u32 = self.cursor.read_var()?;
         Ok(())
     }
@@ -307,7 +322,7 @@ impl<'a> Walk<'a> {
         let clients: u32 = self.cursor.read_var()?;
         self.fits("delete set", clients.into(), 2)?;
         for _ in 0..clients {
-            let _client: u64 = self.cursor.read_var()?;
+            self.client()?;
             let ranges: u32 = self.cursor.read_var()?;
             self.fits("client's deleted ranges", ranges.into(), 2)?;
             for _ in 0..ranges {

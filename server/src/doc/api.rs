@@ -166,6 +166,7 @@ async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocEr
     if live.storage().is_stale_update(&update) {
         return Err(DocError::StaleCopy);
     }
+    protocol::continues(&live.doc().transact().state_vector(), &update).map_err(DocError::BadUpdate)?;
     let doc = live.doc().clone();
     let applied = live
         .context()

@@ -24,6 +24,12 @@ pub fn check(update: &AwarenessUpdate, mine: &HashSet<ClientID>, max_state_bytes
     if update.clients.values().any(|entry| entry.json.len() > max_state_bytes) {
         return Err(CloseReason::Malformed("presence state too large".into()));
     }
+    // yrs adds one to a client's clock when it leaves: at u32::MAX that overflows (a panic in
+    // debug builds; in release the clock wraps to 0 and the removal is ignored by everyone, a
+    // ghost). A clock goes up by one per change of presence: no person gets near it.
+    if update.clients.values().any(|entry| entry.clock == u32::MAX) {
+        return Err(CloseReason::Malformed("presence clock at its limit".into()));
+    }
     let new = update
         .clients
         .iter()

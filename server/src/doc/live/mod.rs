@@ -36,7 +36,6 @@ use crate::error::{CloseReason, DocError};
 use crate::state::INLINE_BYTES;
 use crate::ws::outbox::{Frame, Outbox};
 
-
 /// Whether a document task keeps serving.
 #[derive(Debug, Clone)]
 pub enum Lifecycle {
@@ -59,6 +58,8 @@ pub struct LiveDoc {
     remote_clients: HashMap<String, HashSet<ClientID>>,
     /// Updates waiting for changes we lack (see [`pending`]).
     waiting: Option<pending::Waiting>,
+    /// Updates that skip over their sender's own earlier changes, held for its step 2.
+    gapped: pending::Gapped,
 }
 
 impl LiveDoc {
@@ -74,6 +75,7 @@ impl LiveDoc {
             feed,
             remote_clients: HashMap::new(),
             waiting: None,
+            gapped: pending::Gapped::default(),
         }
     }
 
@@ -175,6 +177,13 @@ impl LiveDoc {
                 return;
             }
             self.apply(conn, update, bytes).await;
+            if self.peers.get(conn).is_some_and(|peer| peer.answered) {
+                // Its step 2 is in (perhaps with this very message): what it sent ahead of it
+                // continues from here now, or is refused.
+                for (update, bytes) in self.gapped.release(conn) {
+                    self.apply(conn, update, bytes).await;
+                }
+            }
         }
     }
 
@@ -230,6 +239,7 @@ impl LiveDoc {
             self.forget(peer);
         }
         self.left_while_waiting(conn);
+        self.gapped.release(conn);
         let (_held_for_it, it_owned) = self.probes.gone(conn);
         for probe in it_owned {
             self.release(probe).await;
@@ -360,6 +370,12 @@ impl LiveDoc {
         }
         if self.storage.is_stale_update(&update) {
             return self.close(conn, CloseReason::StaleCopy);
+        }
+        if protocol::continues(&self.doc().transact().state_vector(), &update).is_err() {
+            // Never handed to yrs, which would take it behind a skip (see
+            // `protocol::continues`): held until the sender's sync step 2 brings what it skips
+            // over, or refused.
+            return self.hold_gapped(conn, update, bytes);
         }
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();

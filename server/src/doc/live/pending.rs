@@ -7,12 +7,18 @@
 //! waiting has not answered yet, within [`CATCH_UP`] of its joining, up to [`CATCH_UP_BYTES`]. Anything else that waits would wait in
 //! memory for changes that may never come: whoever sent updates meanwhile is closed (4400) and
 //! resyncs, which loses nothing (each client keeps its own edits and sends them again).
+//!
+//! An update that skips over its own client's earlier changes (typed after edits made while
+//! away, before those arrive) never reaches yrs while it skips: yrs would integrate it behind a
+//! skip whenever its neighbours are known, and the skipped changes could then never be applied
+//! (see `protocol::continues`). Within the same bounds it is held here, apart from yrs, and
+//! applied after its sender's sync step 2; otherwise its sender is closed (4400) and resyncs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use yrs::{ReadTxn, Transact, WriteTxn};
+use yrs::{ReadTxn, Transact, Update, WriteTxn};
 
 use super::LiveDoc;
 use crate::doc::ConnId;
@@ -23,6 +29,10 @@ pub const CATCH_UP: Duration = Duration::from_secs(10);
 /// How much may wait.
 pub const CATCH_UP_BYTES: usize = 1024 * 1024;
 
+/// Why a client's update is refused when the server lacks what it builds on: the client sent
+/// it out of order, and resyncs.
+pub const MISSING_DEPENDENCIES: &str = "update depends on changes the server does not have";
+
 /// Updates waiting for their dependencies, and who sent updates since they started waiting.
 pub struct Waiting {
     since: Instant,
@@ -30,7 +40,38 @@ pub struct Waiting {
     senders: HashSet<ConnId>,
 }
 
+/// Updates that skip over their sender's own earlier changes, held until its sync step 2, by
+/// connection, in the order they came; at most [`CATCH_UP_BYTES`] in all.
+#[derive(Default)]
+pub struct Gapped {
+    by_conn: HashMap<ConnId, Vec<(Update, usize)>>,
+    bytes: usize,
+}
+
+impl Gapped {
+    /// What is held for `conn`, in order, no longer held.
+    pub fn release(&mut self, conn: ConnId) -> Vec<(Update, usize)> {
+        let held = self.by_conn.remove(&conn).unwrap_or_default();
+        self.bytes -= held.iter().map(|(_, bytes)| bytes).sum::<usize>();
+        held
+    }
+}
+
 impl LiveDoc {
+    /// `conn`'s update (`bytes` long) skips over changes of its own client that we lack: held
+    /// while `conn` is catching up (its step 2 may bring them), refused otherwise.
+    pub(super) fn hold_gapped(&mut self, conn: ConnId, update: Update, bytes: usize) {
+        let catching_up = self.peers.get(conn).is_some_and(|peer| !peer.answered && peer.joined.elapsed() < CATCH_UP);
+        if catching_up && self.gapped.bytes + bytes <= CATCH_UP_BYTES {
+            self.gapped.bytes += bytes;
+            self.gapped.by_conn.entry(conn).or_default().push((update, bytes));
+            return;
+        }
+        self.gapped.release(conn);
+        self.context.shared.metrics.messages_rejected.inc();
+        self.close(conn, CloseReason::Malformed(MISSING_DEPENDENCIES.into()));
+    }
+
     /// After `conn`'s update (`bytes` long) was applied: lets what waits wait, within bounds,
     /// or drops it and closes whoever sent updates while it waited.
     pub(super) fn check_pending(&mut self, conn: ConnId, bytes: usize) {
@@ -69,7 +110,7 @@ impl LiveDoc {
         self.doc().transact_mut().prune_pending();
         self.context.shared.metrics.messages_rejected.inc();
         for sender in waiting.senders {
-            self.close(sender, CloseReason::Malformed("update depends on changes the server does not have".into()));
+            self.close(sender, CloseReason::Malformed(MISSING_DEPENDENCIES.into()));
         }
     }
 }
