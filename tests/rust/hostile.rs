@@ -332,3 +332,34 @@ async fn client_ids_past_53_bits_are_refused() {
     Client::connect(&url).await.wait_text("mine still").await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_update_a_newcomer_leaves_waiting_closes_nobody_else_when_it_goes() {
+    // A connection that has not answered the server's step 1 yet may leave an update waiting
+    // for changes its answer would bring. When it goes without them, what waits is dropped and
+    // whoever sent it is closed: only that, never the editors who typed meanwhile (found by
+    // the fuzzer, which saw every honest editor of a document closed with 4400).
+    let server = server(Config::default()).await;
+    let url = server.ws_url("waits");
+    let writer = Client::connect_synced(&url).await;
+    let watcher = Client::connect_synced(&url).await;
+    writer.push("typing");
+    watcher.wait_text("typing").await;
+    let (mut newcomer, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    // Client 99's first item, after an item of client 12345 that nobody has: it waits.
+    let mut update = vec![1, 1, 99, 0, 0x80 | 4];
+    yrs::encoding::write::Write::write_var(&mut update, 12345u64);
+    update.extend([7, 3, b'a', b'b', b'c', 0]);
+    let frame = |message: Message| WsMessage::Binary(protocol::encode(&message).into());
+    newcomer.send(frame(Message::Sync(SyncMessage::Update(update)))).await.unwrap();
+    writer.push(" on");
+    watcher.wait_text("typing on").await;
+    newcomer.close(None).await.unwrap();
+    while newcomer.next().await.is_some() {}
+    writer.push(" still");
+    Client::connect(&url).await.wait_text("typing on still").await;
+    watcher.wait_text("typing on still").await;
+    assert_eq!(writer.closed(), None);
+    assert_eq!(watcher.closed(), None);
+    server.stop().await;
+}

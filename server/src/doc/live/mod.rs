@@ -377,6 +377,7 @@ impl LiveDoc {
             // over, or refused.
             return self.hold_gapped(conn, update, bytes);
         }
+        let footprint = pending::Footprint::of(&update);
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();
             self.context
@@ -387,7 +388,7 @@ impl LiveDoc {
         } else {
             protocol::apply_update(self.doc(), update)
         };
-        self.check_pending(conn, bytes);
+        self.check_pending(conn, bytes, &footprint);
         match applied {
             Ok(None) => {}
             Ok(Some(delta)) => self.commit(&delta, Some(conn)).await,

@@ -3,10 +3,13 @@
 //! A client that just (re)connected may send a live edit before its sync step 2 (its answer to
 //! our step 1) has brought what the edit builds on: what it typed while away. That is how a
 //! stock y-websocket client behaves when someone types during a reconnect, so those updates
-//! wait (yrs holds them as pending) while a connection that sent updates since they started
-//! waiting has not answered yet, within [`CATCH_UP`] of its joining, up to [`CATCH_UP_BYTES`]. Anything else that waits would wait in
-//! memory for changes that may never come: whoever sent updates meanwhile is closed (4400) and
-//! resyncs, which loses nothing (each client keeps its own edits and sends them again).
+//! wait (yrs holds them as pending) while a connection whose updates wait has not answered
+//! yet, within [`CATCH_UP`] of its joining, up to [`CATCH_UP_BYTES`]. Anything else that waits
+//! would wait in memory for changes that may never come: whoever sent what waits is closed
+//! (4400) and resyncs, which loses nothing (each client keeps its own edits and sends them
+//! again). Whose updates wait is read from yrs's pending update, so that the others typing
+//! meanwhile are left alone (the fuzzer found a hostile connection that had just joined
+//! getting every editor of its document closed by leaving an update pending and then going).
 //!
 //! An update that skips over its own client's earlier changes (typed after edits made while
 //! away, before those arrive) never reaches yrs while it skips: yrs would integrate it behind a
@@ -18,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use yrs::{ReadTxn, Transact, Update, WriteTxn};
+use yrs::{IdSet, ReadTxn, Transact, Update, WriteTxn, ID};
 
 use super::LiveDoc;
 use crate::doc::ConnId;
@@ -33,7 +36,31 @@ pub const CATCH_UP_BYTES: usize = 1024 * 1024;
 /// it out of order, and resyncs.
 pub const MISSING_DEPENDENCIES: &str = "update depends on changes the server does not have";
 
-/// Updates waiting for their dependencies, and who sent updates since they started waiting.
+/// What an update inserts and deletes, to tell afterwards whether any of it waits.
+pub struct Footprint {
+    insertions: IdSet,
+    deletions: IdSet,
+}
+
+impl Footprint {
+    pub fn of(update: &Update) -> Footprint {
+        Footprint {
+            insertions: update.insertions(true),
+            deletions: update.delete_set().clone(),
+        }
+    }
+
+    /// Whether any of it is in `waiting` (yrs keeps what waits in whole blocks, less what it
+    /// already has: the end of each range is enough to look at).
+    fn any_in(mine: &IdSet, waiting: Option<&IdSet>) -> bool {
+        let Some(waiting) = waiting else { return false };
+        mine.iter().any(|(&client, ranges)| {
+            ranges.iter().any(|range| range.end > range.start && waiting.contains(&ID::new(client, range.end - 1)))
+        })
+    }
+}
+
+/// Updates waiting for their dependencies, and the connections whose updates they are.
 pub struct Waiting {
     since: Instant,
     bytes: usize,
@@ -72,22 +99,32 @@ impl LiveDoc {
         self.close(conn, CloseReason::Malformed(MISSING_DEPENDENCIES.into()));
     }
 
-    /// After `conn`'s update (`bytes` long) was applied: lets what waits wait, within bounds,
-    /// or drops it and closes whoever sent updates while it waited.
-    pub(super) fn check_pending(&mut self, conn: ConnId, bytes: usize) {
-        if !self.doc().transact().has_missing_updates() {
-            self.waiting = None;
-            return;
-        }
+    /// After `conn`'s update (`bytes` long, `footprint` its content) was applied: lets what
+    /// waits wait, within bounds, or drops it and closes whoever sent it.
+    pub(super) fn check_pending(&mut self, conn: ConnId, bytes: usize, footprint: &Footprint) {
+        let waits = {
+            let txn = self.doc().transact();
+            if !txn.has_missing_updates() {
+                drop(txn);
+                self.waiting = None;
+                return;
+            }
+            let store = txn.store();
+            let pending = store.pending_update().map(|pending| pending.update.insertions(true));
+            Footprint::any_in(&footprint.insertions, pending.as_ref())
+                || Footprint::any_in(&footprint.deletions, store.pending_ds())
+        };
         let waiting = self.waiting.get_or_insert_with(|| Waiting {
             since: Instant::now(),
             bytes: 0,
             senders: HashSet::new(),
         });
-        waiting.bytes += bytes;
-        waiting.senders.insert(conn);
-        // Whose updates wait is not known (yrs keeps one pending update): they may wait while
-        // any sender since they started waiting is still catching up.
+        if waits {
+            waiting.bytes += bytes;
+            waiting.senders.insert(conn);
+        }
+        // yrs keeps one pending update for everyone's: it may wait while any whose updates
+        // are in it is still catching up.
         let catching_up = waiting
             .senders
             .iter()
