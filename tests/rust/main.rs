@@ -10,6 +10,7 @@ mod crash;
 mod disk_full;
 mod durability;
 mod faults;
+mod fuzz;
 mod heavy;
 mod hostile;
 mod lifecycle;

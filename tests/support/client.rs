@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::sync::{Awareness, Message};
 use yrs::types::text::YChange;
 use yrs::types::Attrs;
-use yrs::{Doc, GetString, Map, MapRef, Text, TextRef, Transact};
+use yrs::{Doc, GetString, Map, MapRef, ReadTxn, Text, TextRef, Transact};
 
 use crate::wait::wait_for;
 
@@ -29,6 +29,9 @@ struct Status {
     denied: Option<String>,
     /// Close code and reason, once the connection ended (1006 = no close frame).
     closed: Option<(u16, String)>,
+    /// The first frame from the server after which the replica held changes whose
+    /// dependencies it lacked: a server must never send one.
+    first_incomplete: Option<Vec<u8>>,
 }
 
 struct Shared {
@@ -207,6 +210,17 @@ impl Client {
         format!("{:?}", text.diff(&doc.transact(), YChange::identity))
     }
 
+    /// The first frame from the server that left this replica with changes whose dependencies
+    /// it lacks, if one did.
+    pub fn first_incomplete(&self) -> Option<Vec<u8>> {
+        self.lock().status.first_incomplete.clone()
+    }
+
+    /// The replica's whole state as one v1 update.
+    pub fn state(&self) -> Vec<u8> {
+        protocol::full_state(self.lock().awareness.doc())
+    }
+
     pub fn title(&self) -> Option<String> {
         let shared = self.lock();
         let doc = shared.awareness.doc();
@@ -346,6 +360,9 @@ fn handle_frame(shared: &mut Shared, frame: &[u8]) -> Vec<Message> {
             Inbound::StateVector(sv) => replies.push(protocol::sync_step2(shared.awareness.doc(), &sv)),
             Inbound::Update(update) | Inbound::Answer(update) => {
                 protocol::apply_update(shared.awareness.doc(), update).expect("server update applies");
+                if shared.status.first_incomplete.is_none() && shared.awareness.doc().transact().has_missing_updates() {
+                    shared.status.first_incomplete = Some(frame.to_vec());
+                }
                 // The server's step 2 follows its step 1 (y-websocket order): after it, we are
                 // in sync. Live updates keep that true.
                 shared.status.synced = true;

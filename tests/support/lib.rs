@@ -6,12 +6,15 @@
 //! - [`client`]: a yrs replica speaking the y-websocket protocol over tokio-tungstenite.
 //! - [`cluster`]: a Redis of the test's own and a fresh PostgreSQL database.
 //! - [`http`]: raw HTTP/1.1: quire's API, `/metrics`, `/healthz`.
+//! - [`fuzz`]: hostile frames from real traces against an in-process server, and the checks
+//!   after them.
 //! - [`relay`]: a TCP relay that can go silent, as a dead network does.
 //! - [`tmpfs`]: a size-limited directory, for a full disk.
 //! - [`wait`]: polling with a deadline and a message saying what was expected.
 
 pub mod client;
 pub mod cluster;
+pub mod fuzz;
 pub mod http;
 pub mod process;
 pub mod relay;

@@ -42,6 +42,8 @@ commands:
                             machines only)
   bench load [flags]        the load generator against quire and the reference y-websocket server
                             (flags: `cargo xtask bench load --help`)
+  bench fuzz [flags]        hostile frames from a real trace against an in-process server, beside honest
+                            clients (default 10,000,000 frames; flags: `cargo xtask bench fuzz --help`)
   bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)
   bench replay [TRACE]      replay an editing trace (default automerge-paper) one keystroke at a
                             time: the wasm module, native yrs, npm yjs";
@@ -69,6 +71,12 @@ fn main() -> Result<()> {
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A binary of the release build, where cargo puts it (`CARGO_TARGET_DIR` or `target/`).
+pub fn release(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    target.join("release").join(name)
 }
 
 /// A `cargo` command run from the workspace root, with the cargo that runs xtask.
@@ -103,7 +111,7 @@ pub fn output(command: &mut Command) -> Result<String> {
 fn run(args: &[String]) -> Result<()> {
     web::build()?;
     status(cargo().args(["build", "--release", "-p", "quire", "--bin", "quire"]))?;
-    let bin = root().join("target/release/quire");
+    let bin = release("quire");
     let mut command = Command::new(bin);
     command.arg("serve").args(args);
     status(&mut command)
@@ -114,7 +122,10 @@ fn bench(args: &[String]) -> Result<()> {
         Some((kind, rest)) if kind == "load" => bench_load(rest),
         Some((kind, rest)) if kind == "typing" => bench_typing(rest),
         Some((kind, rest)) if kind == "replay" => bench_replay(rest),
-        _ => bail!("which benchmark? `load`, `typing` or `replay`\n\n{USAGE}"),
+        Some((kind, rest)) if kind == "fuzz" => {
+            status(cargo().args(["run", "--release", "-p", "quire-tests", "--bin", "fuzz", "--"]).args(rest))
+        }
+        _ => bail!("which benchmark? `load`, `fuzz`, `typing` or `replay`\n\n{USAGE}"),
     }
 }
 
@@ -142,7 +153,7 @@ fn bench_typing(args: &[String]) -> Result<()> {
             .arg("tests/bench/typing-latency.mjs")
             .args(args)
             .current_dir(root())
-            .env("QUIRE_BIN", root().join("target/release/quire")),
+            .env("QUIRE_BIN", release("quire")),
     )
 }
 
@@ -151,10 +162,10 @@ fn bench_load(args: &[String]) -> Result<()> {
     status(cargo().args([
         "build", "--release", "-p", "quire", "-p", "quire-tests", "--bin", "quire", "--bin", "loadgen",
     ]))?;
-    let mut command = Command::new(root().join("target/release/loadgen"));
+    let mut command = Command::new(release("loadgen"));
     command
         .current_dir(root())
-        .env("QUIRE_BIN", root().join("target/release/quire"))
+        .env("QUIRE_BIN", release("quire"))
         .args(args);
     status(&mut command)
 }

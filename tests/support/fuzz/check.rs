@@ -1,0 +1,82 @@
+//! The end of a run: are two states of a document the same document?
+
+use quire_model::protocol;
+use quire_model::schema::{new_doc, CONTENT, META, TITLE};
+use yrs::types::text::YChange;
+use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact};
+
+/// What a person and a replica see of a document: its items (state vector), text, formatting
+/// and title.
+#[derive(Debug, PartialEq)]
+pub struct View {
+    pub state_vector: Vec<(u64, u32)>,
+    pub text: String,
+    pub delta: String,
+    pub title: Option<String>,
+}
+
+impl View {
+    pub fn of(doc: &Doc) -> View {
+        let (text, meta) = (doc.get_or_insert_text(CONTENT), doc.get_or_insert_map(META));
+        let txn = doc.transact();
+        let mut state_vector: Vec<(u64, u32)> = txn.state_vector().iter().map(|(c, &k)| (c.get(), k)).collect();
+        state_vector.sort_unstable();
+        View {
+            state_vector,
+            text: text.get_string(&txn),
+            delta: format!("{:?}", text.diff(&txn, YChange::identity)),
+            title: meta.get(&txn, TITLE).map(|v| v.to_string(&txn)),
+        }
+    }
+}
+
+/// A document holding `state` (a v1 update), or why it cannot be built.
+pub fn load(state: &[u8]) -> Result<Doc, String> {
+    let doc = new_doc();
+    protocol::apply_bytes(&doc, state).map_err(|e| format!("the state does not apply: {e}"))?;
+    let txn = doc.transact();
+    if txn.has_missing_updates() {
+        let store = txn.store();
+        return Err(format!(
+            "the state has changes whose dependencies it lacks: items {:?}, deletions {:?}",
+            store.pending_update().map(|p| &p.missing),
+            store.pending_ds()
+        ));
+    }
+    drop(txn);
+    Ok(doc)
+}
+
+/// Whether `a` and `b` (v1 updates of whole states) are the same document: the same view,
+/// and neither holds an item or a deletion the other lacks.
+pub fn same(a: &[u8], b: &[u8]) -> Result<(), String> {
+    let (doc_a, doc_b) = (load(a)?, load(b)?);
+    let (view_a, view_b) = (View::of(&doc_a), View::of(&doc_b));
+    if view_a != view_b {
+        return Err(format!("they differ:\n  {}\n  {}", summary(&view_a), summary(&view_b)));
+    }
+    for (from, into, what) in [(a, &doc_b, "the first"), (b, &doc_a, "the second")] {
+        if protocol::apply_bytes(into, from).map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("{what} holds changes the other lacks (same text, other items or deletions)"));
+        }
+    }
+    Ok(())
+}
+
+/// Items `client` made, as far as `state` holds them.
+pub fn clock_of(state: &[u8], client: u64) -> Result<u32, String> {
+    let doc = load(state)?;
+    let sv: StateVector = doc.transact().state_vector();
+    Ok(sv.get(&yrs::ClientID::new(client)))
+}
+
+fn summary(view: &View) -> String {
+    let text: String = view.text.chars().take(80).collect();
+    format!(
+        "{} chars {:?}…, title {:?}, clients {:?}",
+        view.text.chars().count(),
+        text,
+        view.title,
+        view.state_vector.iter().take(8).collect::<Vec<_>>()
+    )
+}

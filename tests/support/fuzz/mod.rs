@@ -1,0 +1,410 @@
+//! Fuzzing the server end to end: frame → decode → document task → store, on stable Rust.
+//!
+//! A corpus of real updates is made by replaying an editing trace ([`corpus`]); a seeded
+//! mutator turns it into hostile frames ([`mutate`]); hostile connections send them to an
+//! in-process server, one frame and one question at a time, so that each frame's fate is known
+//! ([`hostile`]); honest clients type the trace meanwhile. At the end ([`check`]): every honest
+//! replica, a fresh client and the store reloaded by a restarted server hold the same document,
+//! nothing an honest client typed is missing, `/healthz` answered throughout, and no panic
+//! happened on the server's threads ([`panics`]) or the clients'.
+//!
+//! The short run is a test (`tests/rust/fuzz.rs`); the long one is `tests/fuzz/main.rs`.
+
+pub mod check;
+pub mod corpus;
+pub mod hostile;
+pub mod mutate;
+pub mod panics;
+pub mod report;
+pub mod trace;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quire::store::memory::MemoryStore;
+use quire::store::Store;
+use quire::Config;
+use quire_model::schema::{doc_with_client_id, CONTENT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Handle;
+use yrs::{Text, Transact};
+
+use crate::http::Api;
+use crate::{Client, TempDir, TestServer};
+use corpus::Corpus;
+use report::Report;
+
+/// The document the honest clients edit; half of the hostile connections join it too.
+pub const HONEST_DOC: &str = "fuzz-honest";
+/// How often `/healthz` is asked during the run, and how long it may take to answer.
+const HEALTH_EVERY: Duration = Duration::from_millis(250);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+/// How long the honest replicas get to agree with the server once the attack is over.
+const SETTLE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sled,
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hostile frames to send in all.
+    pub frames: u64,
+    pub seed: u64,
+    /// A sequential trace in `../shared/traces/` (without `.json.gz`).
+    pub trace: String,
+    /// Keystrokes of the trace the corpus is made of.
+    pub corpus_patches: usize,
+    /// Hostile connections at once.
+    pub hostile: usize,
+    /// Documents only the hostile connections use (besides the honest one).
+    pub hostile_docs: usize,
+    /// Honest clients, typing the trace in turn, one keystroke every `pace`.
+    pub honest: usize,
+    pub pace: Duration,
+    pub store: StoreKind,
+    /// Print every frame and its fate on stderr, in the order their fates were known.
+    pub dump: bool,
+}
+
+impl Options {
+    /// A short run (seconds), with `seed`.
+    pub fn short(seed: u64) -> Options {
+        Options {
+            frames: 4_000,
+            seed,
+            trace: "automerge-paper".into(),
+            corpus_patches: 2_000,
+            hostile: 8,
+            hostile_docs: 4,
+            honest: 3,
+            pace: Duration::from_millis(5),
+            store: StoreKind::Sled,
+            dump: false,
+        }
+    }
+}
+
+/// The server as the fuzzer runs it: the defaults, except that what a single connection may
+/// send per second is not limited (the rate limits have tests of their own, and here they
+/// would close the hostile connections long before their frames reach the document), frames
+/// over 1 MiB are too big (so that oversized frames are cheap to send), and documents unload
+/// after a second without connections (so that loading what was stored is exercised too).
+pub fn config() -> Config {
+    Config {
+        max_message_bytes: 1 << 20,
+        doc_queue_bytes: 8 << 20,
+        rate_bytes_per_sec: 1 << 40,
+        rate_burst_bytes: 1 << 40,
+        rate_messages_per_sec: 1 << 40,
+        rate_burst_messages: 1 << 40,
+        idle_unload: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+/// Runs the fuzzer: the server on a runtime of its own (two threads named
+/// [`panics::SERVER_THREADS`]), the clients on another (one thread).
+pub fn run(options: &Options) -> Report {
+    panics::watch();
+    panics::take();
+    let runtime = |name: &str, threads: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let server = runtime(panics::SERVER_THREADS, 2);
+    let clients = runtime(panics::CLIENT_THREADS, 1);
+    let mut report = clients.block_on(drive(options, server.handle().clone()));
+    clients.shutdown_timeout(Duration::from_secs(5));
+    server.shutdown_timeout(Duration::from_secs(5));
+    for panic in panics::take() {
+        report.failures.push(format!("panic: {panic}"));
+    }
+    report.peak_rss_bytes = peak_rss();
+    report
+}
+
+/// Where the store lives, kept across the restart.
+enum Storage {
+    Sled(TempDir),
+    Memory(Arc<dyn Store>),
+}
+
+impl Storage {
+    async fn start(&self, on: &Handle) -> TestServer {
+        let config = config();
+        let started = match self {
+            Storage::Sled(dir) => {
+                let dir = dir.path().to_owned();
+                on.spawn(async move { TestServer::start(&dir, config).await })
+            }
+            Storage::Memory(store) => {
+                let store = store.clone();
+                on.spawn(async move { TestServer::with_store(store, config).await })
+            }
+        };
+        started.await.expect("the server starts")
+    }
+}
+
+async fn drive(options: &Options, server_runtime: Handle) -> Report {
+    let mut report = Report::new(options);
+    let patches = match trace::load(&options.trace, options.corpus_patches) {
+        Ok(patches) if !patches.is_empty() => patches,
+        Ok(_) => return report.failed(format!("trace {} has no keystrokes", options.trace)),
+        Err(error) => return report.failed(error),
+    };
+    let corpus = Arc::new(Corpus::build(&patches));
+    report.corpus_frames = corpus.frames.len();
+
+    let storage = match options.store {
+        StoreKind::Sled => Storage::Sled(TempDir::new("fuzz")),
+        StoreKind::Memory => Storage::Memory(Arc::new(MemoryStore::new())),
+    };
+    let server = storage.start(&server_runtime).await;
+    let addr = server.addr;
+    let url = server.ws_url(HONEST_DOC);
+
+    // The honest clients announce themselves first, so that their client ids are theirs.
+    let mut honest = Vec::new();
+    for i in 0..options.honest {
+        let client = Client::connect_with(&url, doc_with_client_id(i as u64 + 1)).await;
+        client.wait_synced().await;
+        client.set_presence(&format!(r#"{{"user":{{"name":"Honest {i}"}}}}"#));
+        honest.push(Arc::new(client));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let typing = tokio::spawn(type_trace(honest.clone(), patches.clone(), options.pace, stop.clone()));
+    let health = tokio::spawn(watch_health(addr, stop.clone()));
+
+    let mut docs = vec![HONEST_DOC.to_owned(); options.hostile_docs.max(1)];
+    docs.extend((0..options.hostile_docs).map(|i| format!("fuzz-{i}")));
+    let shared = Arc::new(hostile::Shared {
+        corpus: corpus.clone(),
+        addr,
+        docs,
+        seed: options.seed,
+        frames: options.frames,
+        taken: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+        max_message_bytes: config().max_message_bytes,
+        dump: options.dump,
+        tally: Mutex::new(hostile::Tally::default()),
+    });
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..options.hostile as u64 {
+        workers.spawn(hostile::run(worker, shared.clone()));
+    }
+    let progress = tokio::spawn(progress(shared.clone(), started));
+    while let Some(done) = workers.join_next().await {
+        if let Err(error) = done {
+            report.failures.push(format!("a hostile worker failed: {error}"));
+        }
+    }
+    report.elapsed = started.elapsed();
+    progress.abort();
+    stop.store(true, Relaxed);
+    report.keystrokes = typing.await.unwrap_or_default();
+    report.health = health.await.unwrap_or_default();
+    report.connections = shared.connections.load(Relaxed);
+    report.tally = std::mem::take(&mut *shared.tally.lock().unwrap());
+
+    converge(&mut report, &honest, &server).await;
+
+    // The store, reloaded: every document as it was.
+    let mut all_docs: Vec<String> = vec![HONEST_DOC.to_owned()];
+    all_docs.extend((0..options.hostile_docs).map(|i| format!("fuzz-{i}")));
+    let before = states(addr, &all_docs).await;
+    for client in &honest {
+        if let Some((code, reason)) = client.closed() {
+            report.failures.push(format!("honest client {} was closed: {code} {reason}", client.client_id()));
+        }
+    }
+    drop(honest);
+    server.stop().await;
+    let restarted = storage.start(&server_runtime).await;
+    let after = states(restarted.addr, &all_docs).await;
+    for (doc, before) in &before {
+        match (before, &after[doc]) {
+            (None, None) => {}
+            (Some(before), Some(after)) => match check::same(before, after) {
+                Ok(()) => report.reloaded += 1,
+                Err(error) => report.failures.push(format!("{doc} after a restart: {error}")),
+            },
+            (before, after) => report.failures.push(format!(
+                "{doc}: {} before the restart, {} after",
+                if before.is_some() { "stored" } else { "missing" },
+                if after.is_some() { "stored" } else { "missing" }
+            )),
+        }
+    }
+    match healthz(restarted.addr).await {
+        Ok(200) => {}
+        other => report.failures.push(format!("/healthz after the restart: {other:?}")),
+    }
+    restarted.stop().await;
+    report.check();
+    report
+}
+
+/// The honest clients type the trace in turn, from its start (and again), until `stop`.
+/// Returns how many keystrokes they typed.
+async fn type_trace(clients: Vec<Arc<Client>>, patches: Vec<trace::Patch>, pace: Duration, stop: Arc<AtomicBool>) -> u64 {
+    let mut ticker = tokio::time::interval(pace);
+    let mut typed = 0u64;
+    while !stop.load(Relaxed) {
+        ticker.tick().await;
+        let patch = &patches[typed as usize % patches.len()];
+        let client = &clients[typed as usize % clients.len()];
+        client.edit(|text, _, txn| {
+            let (pos, delete) = trace::clamp(patch, text.len(txn));
+            if delete > 0 {
+                text.remove_range(txn, pos, delete);
+            }
+            text.insert(txn, pos, &patch.insert);
+        });
+        typed += 1;
+    }
+    typed
+}
+
+/// A line on stderr every [`PROGRESS_EVERY`] while the attack runs.
+async fn progress(shared: Arc<hostile::Shared>, started: Instant) {
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let taken = shared.taken.load(Relaxed).min(shared.frames);
+        eprintln!(
+            "fuzz: {taken}/{} frames, {:.0} frames/s, {} connections",
+            shared.frames,
+            taken as f64 / started.elapsed().as_secs_f64(),
+            shared.connections.load(Relaxed)
+        );
+    }
+}
+
+/// Health checks while the attack runs.
+#[derive(Debug, Default, Clone)]
+pub struct Health {
+    pub answered: u64,
+    /// Status or error → how many.
+    pub failed: BTreeMap<String, u64>,
+    pub slowest: Duration,
+}
+
+async fn watch_health(addr: SocketAddr, stop: Arc<AtomicBool>) -> Health {
+    let mut health = Health::default();
+    while !stop.load(Relaxed) {
+        let asked = Instant::now();
+        match healthz(addr).await {
+            Ok(200) => health.answered += 1,
+            Ok(status) => *health.failed.entry(format!("status {status}")).or_default() += 1,
+            Err(error) => *health.failed.entry(error).or_default() += 1,
+        }
+        health.slowest = health.slowest.max(asked.elapsed());
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
+    health
+}
+
+/// `GET /healthz`: its status, or why there was none within [`HEALTH_TIMEOUT`].
+async fn healthz(addr: SocketAddr) -> Result<u16, String> {
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.map_err(|e| format!("read: {e}"))?;
+        let head = String::from_utf8_lossy(&response[..response.len().min(32)]).into_owned();
+        head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("no status in {head:?}"))
+    };
+    tokio::time::timeout(HEALTH_TIMEOUT, ask).await.unwrap_or(Err("no answer within 5 s".into()))
+}
+
+/// Once the attack is over: every honest replica holds what the server holds, a fresh client
+/// gets the same, and the server holds every item each honest client made.
+async fn converge(report: &mut Report, honest: &[Arc<Client>], server: &TestServer) {
+    let url = server.ws_url(HONEST_DOC);
+    let deadline = Instant::now() + SETTLE;
+    let mut last_error: String;
+    loop {
+        let Some(state) = state(server.addr, HONEST_DOC).await else {
+            report.failures.push("the honest document is not stored".into());
+            return;
+        };
+        if let Err(error) = check::load(&state) {
+            report.failures.push(format!("the server's state of the honest document: {error}"));
+            return;
+        }
+        let disagreeing = honest.iter().find_map(|c| check::same(&c.state(), &state).err().map(|e| (c.client_id(), e)));
+        match disagreeing {
+            None => {
+                let fresh = Client::connect_synced(&url).await;
+                // A fresh client has the state once its sync step 1 is answered.
+                fresh.ask();
+                fresh.wait_answers(2).await;
+                if let Err(error) = check::same(&fresh.state(), &state) {
+                    report.failures.push(format!("a fresh client differs from the server: {error}"));
+                }
+                for client in honest {
+                    let (theirs, stored) = (
+                        check::clock_of(&client.state(), client.client_id()),
+                        check::clock_of(&state, client.client_id()),
+                    );
+                    if theirs != stored {
+                        report.failures.push(format!(
+                            "honest client {} made items up to clock {theirs:?}, the server holds {stored:?}",
+                            client.client_id()
+                        ));
+                    }
+                }
+                let doc = check::load(&state).unwrap_or_default();
+                report.honest_text_chars = doc.get_or_insert_text(CONTENT).len(&doc.transact()) as u64;
+                return;
+            }
+            Some((client, error)) => {
+                last_error = format!("honest client {client}: {error}");
+                if let Some(frame) = honest.iter().find_map(|c| c.first_incomplete()) {
+                    last_error.push_str(&format!("; the server sent a frame it lacked the dependencies of: {}", hostile::hex(&frame)));
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            report.failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The stored state of `doc` (a v1 update), or None if there is no such document.
+async fn state(addr: SocketAddr, doc: &str) -> Option<Vec<u8>> {
+    let reply = Api(addr).get(&format!("/api/docs/{doc}/content?format=yjs")).await;
+    (reply.status == 200).then_some(reply.body)
+}
+
+async fn states(addr: SocketAddr, docs: &[String]) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut states = BTreeMap::new();
+    for doc in docs {
+        states.insert(doc.clone(), state(addr, doc).await);
+    }
+    states
+}
+
+/// This process's peak resident memory (server and clients together), from /proc.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
