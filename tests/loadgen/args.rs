@@ -6,7 +6,13 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::attack::Attack;
 use crate::stamp;
+
+/// Half-open sockets `--attack slowloris` holds unless `--half-open` says how many.
+const SLOWLORIS: usize = 1000;
+/// quire's default request body limit (`--max-message-bytes`): the import bombs' size.
+const BODY_LIMIT: usize = 16 << 20;
 
 /// The workspace root, known at compile time so the defaults work from any working directory.
 fn workspace() -> PathBuf {
@@ -63,6 +69,26 @@ pub struct Args {
     /// before the clients join and reopened whenever the server closes one, until the end.
     #[arg(long, env = "LOADGEN_HALF_OPEN", default_value_t = 0)]
     pub half_open: usize,
+
+    /// Attacks beside the clients, during typing (comma-separated; `all` for every one):
+    /// `flood` (1 MiB updates back to back, and tiny ones faster than anyone types, on the first
+    /// document), `presence` (states over the limit, too many entries), `import` (adversarial
+    /// HTML and Markdown at the body limit), `unknown` (GETs of documents that do not exist),
+    /// `slowloris` (`--half-open`, 1,000 unless given). quire only.
+    #[arg(long = "attack", env = "LOADGEN_ATTACKS", value_delimiter = ',', value_enum)]
+    pub attacks: Vec<Attack>,
+
+    /// With `--attack`: run each server twice, first without the attacks, to compare.
+    #[arg(long, env = "LOADGEN_BASELINE")]
+    pub baseline: bool,
+
+    /// Attempts per second of the paced attackers (presence, unknown ids).
+    #[arg(long, env = "LOADGEN_ATTACK_RATE", default_value_t = 50.0)]
+    pub attack_rate: f64,
+
+    /// The server's request body limit, which the import bombs fill (quire's default).
+    #[arg(long, env = "LOADGEN_BODY_LIMIT", default_value_t = BODY_LIMIT)]
+    pub body_limit: usize,
 
     /// The quire server binary.
     #[arg(long, env = "QUIRE_BIN", default_value_os_t = workspace().join("target/release/quire"))]
@@ -131,6 +157,11 @@ pub struct Load {
     pub connect_concurrency: usize,
     pub connect_timeout: Duration,
     pub half_open: usize,
+    /// Every attack asked for (`all` spelled out), slowloris included.
+    pub attacks: Vec<Attack>,
+    pub baseline: bool,
+    pub attack_rate: f64,
+    pub body_limit: usize,
 }
 
 impl Load {
@@ -144,6 +175,12 @@ impl Load {
         );
         anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
         anyhow::ensure!(args.connect_concurrency > 0, "--connect-concurrency must be at least 1");
+        anyhow::ensure!(args.attack_rate > 0.0 && args.attack_rate.is_finite(), "--attack-rate must be positive");
+        anyhow::ensure!(args.body_limit > 4096, "--body-limit must be more than 4096");
+        let mut attacks: Vec<Attack> =
+            args.attacks.iter().flat_map(|&a| if a == Attack::All { Attack::EVERY.to_vec() } else { vec![a] }).collect();
+        attacks.sort();
+        attacks.dedup();
         let secs = |name: &str, v: f64| {
             anyhow::ensure!(v >= 0.0 && v.is_finite(), "{name} must be a non-negative number of seconds");
             Ok(Duration::from_secs_f64(v))
@@ -158,8 +195,35 @@ impl Load {
             seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
             connect_concurrency: args.connect_concurrency,
             connect_timeout: secs("--connect-timeout", args.connect_timeout)?,
-            half_open: args.half_open,
+            half_open: if attacks.contains(&Attack::Slowloris) && args.half_open == 0 {
+                SLOWLORIS
+            } else {
+                args.half_open
+            },
+            attacks,
+            baseline: args.baseline,
+            attack_rate: args.attack_rate,
+            body_limit: args.body_limit,
         })
+    }
+
+    /// The runs each server gets: with the attacks, and first without them with `--baseline`.
+    pub fn runs(&self) -> Vec<bool> {
+        match (self.attacks.is_empty(), self.baseline) {
+            (true, _) => vec![false],
+            (false, false) => vec![true],
+            (false, true) => vec![false, true],
+        }
+    }
+
+    /// Half-open sockets of a run: `--half-open` alone holds them in every run; with attacks,
+    /// they are the slowloris, an attack like the others.
+    pub fn half_open_in(&self, attacked: bool) -> usize {
+        if self.attacks.is_empty() || (attacked && self.attacks.contains(&Attack::Slowloris)) {
+            self.half_open
+        } else {
+            0
+        }
     }
 
     pub fn per_doc(&self) -> usize {

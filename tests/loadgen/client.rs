@@ -55,6 +55,8 @@ pub struct Plan {
     pub path: String,
     /// For a writer, its index among its document's writers (the slot its stamps carry).
     pub writer_slot: Option<usize>,
+    /// Whether it is a client of the first document (the one `--attack flood` floods).
+    pub first_doc: bool,
 }
 
 pub async fn run(plan: Plan, shared: Arc<Shared>) {
@@ -64,6 +66,7 @@ pub async fn run(plan: Plan, shared: Arc<Shared>) {
         writer: plan.writer_slot.map(|slot| Writer::new(plan.index as u64 + 1, slot)),
         own_slot: plan.writer_slot,
         next_us: vec![0; shared.writers].into_boxed_slice(),
+        first_doc: plan.first_doc,
     };
     // One stream per client, derived from the run's seed: same phases for every server. The
     // multiplier is the 64-bit golden ratio, which spreads consecutive indices.
@@ -202,6 +205,7 @@ struct Client<'a> {
     /// Per writer slot, the smallest stamp that would be new: stamps of one writer strictly
     /// increase, so anything below was delivered already or arrived out of order.
     next_us: Box<[u64]>,
+    first_doc: bool,
 }
 
 #[derive(Default)]
@@ -262,7 +266,7 @@ impl Client<'_> {
                 }
                 Some(next) => {
                     *next = stamp.sent_us + 1;
-                    stats.record_delivery(stamp.sent_us, now_us);
+                    stats.record_delivery(stamp.sent_us, now_us, self.first_doc);
                 }
             }
         }
@@ -301,6 +305,7 @@ mod tests {
             writer: writer_slot.map(|slot| Writer::new(slot as u64 + 1, slot)),
             own_slot: writer_slot,
             next_us: vec![0; shared.writers].into_boxed_slice(),
+            first_doc: true,
         }
     }
 

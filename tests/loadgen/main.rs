@@ -16,6 +16,8 @@
 //! - `run`: one run against one server, phase by phase.
 //! - `client`: one simulated client: connect, handshake, type or watch, count deliveries.
 //! - `halfopen`: `--half-open`, sockets that never finish their request head.
+//! - `attack`: `--attack`, attackers beside the clients (floods, presence, import bombs, unknown
+//!   ids), each outcome counted by how the server refused it.
 //! - `socket`: the client side of WebSocket, parsed in place (no per-frame allocation).
 //! - `wire`: the y-sync framing, read by hand; the handshake frames, encoded once.
 //! - `stamp`: the timestamp a keystroke inserts, and the scanner that finds it in update bytes.
@@ -24,6 +26,7 @@
 //! - `report`: the table and the JSON file.
 
 mod args;
+mod attack;
 mod client;
 mod halfopen;
 mod report;
@@ -48,6 +51,8 @@ use crate::server::ServerProcess;
 /// File descriptors loadgen needs besides one per client: std streams, the runtime's epoll and
 /// wakers, server pipes, /proc reads. 64 is several times what that adds up to.
 const SPARE_FDS: u64 = 64;
+/// The attackers' sockets: a few each, one at a time.
+const ATTACK_FDS: u64 = 16;
 
 // One thread: loadgen never takes more than one core from the server it measures, and the
 // shared counters and histogram are never contended. Its work per frame is a few varints and a
@@ -59,7 +64,7 @@ async fn main() -> Result<()> {
     let load = Load::from_args(&args)?;
 
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
-    let needed = (load.connections() + load.half_open) as u64 + SPARE_FDS;
+    let needed = (load.connections() + load.half_open) as u64 + SPARE_FDS + ATTACK_FDS;
     if nofile < needed {
         bail!(
             "{} connections and {} half-open sockets need {needed} file descriptors; the limit is {nofile}",
@@ -89,6 +94,13 @@ async fn main() -> Result<()> {
     if load.half_open > 0 {
         eprintln!("loadgen: and {} half-open sockets (request heads never finished)", load.half_open);
     }
+    if !load.attacks.is_empty() {
+        eprintln!(
+            "loadgen: attacks {:?}{}",
+            load.attacks,
+            if load.baseline { ", after a run without them" } else { "" }
+        );
+    }
     if !args.quire_args.is_empty() {
         eprintln!("loadgen: quire serve gets {:?}", args.quire_args);
     }
@@ -114,8 +126,11 @@ async fn main() -> Result<()> {
     };
 
     print!("seed {}: {} connections, {} docs", load.seed, load.connections(), load.docs);
-    if load.half_open > 0 {
+    if load.half_open > 0 && load.attacks.is_empty() {
         print!(", {} half-open sockets", load.half_open);
+    }
+    if !load.attacks.is_empty() {
+        print!(", attacks {:?}", load.attacks);
     }
     if args.quire_args.is_empty() {
         println!();
@@ -132,9 +147,13 @@ async fn main() -> Result<()> {
 
 async fn bench(args: &Args, load: &Load, work_dir: &std::path::Path) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
-    for kind in &args.servers {
+    for (kind, attacked) in args.servers.iter().flat_map(|kind| load.runs().into_iter().map(move |a| (kind, a))) {
         let name = kind.name();
-        eprintln!("loadgen: starting {name}");
+        // The attacks use quire's API and limits: the reference server runs without them.
+        if attacked && *kind != crate::args::ServerKind::Quire {
+            continue;
+        }
+        eprintln!("loadgen: starting {name}{}", if attacked { " (under attack)" } else { "" });
         let mut server = match ServerProcess::start(*kind, args, work_dir).await {
             Ok(server) => server,
             Err(e) => {
@@ -143,7 +162,7 @@ async fn bench(args: &Args, load: &Load, work_dir: &std::path::Path) -> Vec<Outc
                 continue;
             }
         };
-        let figures = run::run(&mut server, name, load).await;
+        let figures = run::run(&mut server, name, load, attacked).await;
         let log: PathBuf = server.log().to_owned();
         if let Err(e) = server.stop().await {
             eprintln!("loadgen: stopping {name}: {e:#}");

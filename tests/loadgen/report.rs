@@ -20,7 +20,7 @@ pub fn print_table(outcomes: &[Outcome]) {
     for outcome in outcomes {
         rows.push(match outcome {
             Outcome::Measured(f) => vec![
-                f.server.to_owned(),
+                f.label(),
                 synced_in(f),
                 format!("{}/{} ({:.2}%)", f.delivered, f.expected, percent(f.delivered, f.expected)),
                 ms(f.latency.p50_us),
@@ -47,14 +47,17 @@ pub fn print_table(outcomes: &[Outcome]) {
         }
     }
 
+    // With attacks in the table, every row says how the first document (the flooded one) fared.
+    let attacks = outcomes.iter().any(|o| matches!(o, Outcome::Measured(f) if f.attacked));
     // Everything that is not a clean run, spelled out under the table.
     for outcome in outcomes {
         match outcome {
             Outcome::Failed { server, error } => println!("{server}: did not run: {error}"),
             Outcome::Measured(f) => {
+                let server = f.label();
                 println!(
                     "{}: sent {} updates, late against schedule p50 {} p99 {} max {}",
-                    f.server,
+                    server,
                     f.sent,
                     ms(f.send_lag.p50_us),
                     ms(f.send_lag.p99_us),
@@ -63,7 +66,7 @@ pub fn print_table(outcomes: &[Outcome]) {
                 println!(
                     "{}:   during typing+grace ({:.0} s): server CPU {}, loadgen CPU {}; \
                      loadgen CPU over the whole run {}, peak {} MB",
-                    f.server,
+                    server,
                     f.typing_and_grace.as_secs_f64(),
                     cores(f.server_cpu_typing, f.typing_and_grace),
                     cores(f.loadgen_cpu_typing, f.typing_and_grace),
@@ -74,26 +77,50 @@ pub fn print_table(outcomes: &[Outcome]) {
                     println!(
                         "{}:   {} half-open sockets held: {} unfinished heads sent, {} closed by the server, \
                          {} connects failed",
-                        f.server, h.held, h.opened, h.closed_by_server, h.connect_errors
+                        server, h.held, h.opened, h.closed_by_server, h.connect_errors
                     );
                 }
                 for (reason, n) in &f.connect_errors {
-                    println!("{}:   connection error x{n}: {reason}", f.server);
+                    println!("{}:   connection error x{n}: {reason}", server);
                 }
                 for (reason, n) in &f.disconnects {
-                    println!("{}:   disconnected after sync x{n}: {reason}", f.server);
+                    println!("{}:   disconnected after sync x{n}: {reason}", server);
+                }
+                if attacks {
+                    let (first, other) = (&f.latency_first_doc, &f.latency_other_docs);
+                    println!(
+                        "{server}:   delivery on the first document (the flooded one) p50 {} p99 {} max {}; \
+                         on the others p50 {} p99 {} max {}",
+                        ms(first.p50_us),
+                        ms(first.p99_us),
+                        ms(first.max_us),
+                        ms(other.p50_us),
+                        ms(other.p99_us),
+                        ms(other.max_us)
+                    );
                 }
                 if f.foreign > 0 {
-                    println!("{}:   {} updates or stamps were not sent by loadgen", f.server, f.foreign);
+                    let flooders = if f.attacked { " (the flooders' among them)" } else { "" };
+                    println!("{server}:   {} updates or stamps were not sent by loadgen's writers{flooders}", f.foreign);
                 }
                 if f.repeated > 0 {
-                    println!("{}:   {} updates arrived twice or out of order (not counted)", f.server, f.repeated);
+                    println!("{}:   {} updates arrived twice or out of order (not counted)", server, f.repeated);
                 }
                 if f.echoes > 0 {
-                    println!("{}:   {} updates were echoed back to their writer (not counted)", f.server, f.echoes);
+                    println!("{}:   {} updates were echoed back to their writer (not counted)", server, f.echoes);
+                }
+                for (attacker, tally) in &f.attacks {
+                    println!(
+                        "{server}:   attack {attacker}: {} attempts, {:.1} MB sent",
+                        tally.attempts,
+                        mb(tally.bytes)
+                    );
+                    for (outcome, n) in &tally.outcomes {
+                        println!("{server}:     x{n} {outcome}");
+                    }
                 }
                 if let Some(exit) = &f.server_exit {
-                    println!("{}:   the server exited during the run: {exit}", f.server);
+                    println!("{}:   the server exited during the run: {exit}", server);
                 }
             }
         }
@@ -119,6 +146,8 @@ pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[O
                 "repeated": f.repeated,
                 "echoes": f.echoes,
                 "latency_us": { "p50": f.latency.p50_us, "p99": f.latency.p99_us, "max": f.latency.max_us },
+                "latency_first_doc_us": { "p50": f.latency_first_doc.p50_us, "p99": f.latency_first_doc.p99_us, "max": f.latency_first_doc.max_us },
+                "latency_other_docs_us": { "p50": f.latency_other_docs.p50_us, "p99": f.latency_other_docs.p99_us, "max": f.latency_other_docs.max_us },
                 "send_lag_us": { "p50": f.send_lag.p50_us, "p99": f.send_lag.p99_us, "max": f.send_lag.max_us },
                 "server_cpu_secs": f.server_usage.map(|u| u.cpu_secs),
                 "server_cpu_typing_secs": f.server_cpu_typing,
@@ -128,6 +157,12 @@ pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[O
                 "loadgen_cpu_secs": f.loadgen_cpu,
                 "loadgen_cpu_typing_secs": f.loadgen_cpu_typing,
                 "loadgen_peak_rss_bytes": f.loadgen_peak_rss_bytes,
+                "attacked": f.attacked,
+                "attacks": f.attacks.iter().map(|(name, t)| (name.to_string(), json!({
+                    "attempts": t.attempts,
+                    "bytes": t.bytes,
+                    "outcomes": t.outcomes,
+                }))).collect::<serde_json::Map<_, _>>(),
                 "half_open": f.half_open.as_ref().map(|h| json!({
                     "held": h.held,
                     "opened": h.opened,

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::args::Load;
+use crate::attack::{self, AttackStats, Tally};
 use crate::client::{self, Phase, Plan, Shared};
 use crate::halfopen::{self, HalfOpenStats};
 use crate::server::ServerProcess;
@@ -44,6 +45,10 @@ pub struct Figures {
     pub repeated: u64,
     pub echoes: u64,
     pub latency: Percentiles,
+    /// `latency` at the clients of the first document (the one `--attack flood` floods), and
+    /// at everyone else.
+    pub latency_first_doc: Percentiles,
+    pub latency_other_docs: Percentiles,
     /// How late keystrokes left against their schedule (loadgen starved of CPU).
     pub send_lag: Percentiles,
     /// Server CPU over its whole life up to the end of the grace period, and its peak RSS.
@@ -62,6 +67,20 @@ pub struct Figures {
     pub loadgen_peak_rss_bytes: Option<u64>,
     /// With `--half-open`: what those sockets saw.
     pub half_open: Option<HalfOpenFigures>,
+    /// Whether this run had the `--attack`s beside it, and what each attacker saw.
+    pub attacked: bool,
+    pub attacks: BTreeMap<&'static str, Tally>,
+}
+
+impl Figures {
+    /// The server's name, and whether it was under attack.
+    pub fn label(&self) -> String {
+        if self.attacked {
+            format!("{} + attacks", self.server)
+        } else {
+            self.server.to_owned()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +94,9 @@ pub struct HalfOpenFigures {
     pub connect_errors: u64,
 }
 
-pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) -> Figures {
+/// One run; with `attacked`, the load's attacks run beside the clients.
+pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, attacked: bool) -> Figures {
+    let half_open_count = load.half_open_in(attacked);
     let stats = Arc::new(Stats::new());
     let (phase_tx, phase_rx) = watch::channel(Phase::Joining);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port()));
@@ -84,9 +105,9 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     // The slowloris first, so the clients join under it too, and before the clock of "synced
     // in" starts. Their own connect permits: their reopenings must not queue the real clients'
     // joins behind them.
-    let half_open = if load.half_open > 0 {
+    let half_open = if half_open_count > 0 {
         let started = halfopen::start(
-            load.half_open,
+            half_open_count,
             addr,
             &host,
             &server.path("load-0"),
@@ -106,7 +127,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     if let Some((_, opened)) = &half_open {
         let began = Instant::now();
         let deadline = began + load.connect_timeout;
-        while (opened.opened.load(Relaxed) as usize) < load.half_open && Instant::now() < deadline {
+        while (opened.opened.load(Relaxed) as usize) < half_open_count && Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
         }
         eprintln!(
@@ -138,7 +159,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     for index in 0..connections {
         let (doc, slot) = (index / load.per_doc(), index % load.per_doc());
         let writer_slot = (slot < load.writers).then_some(slot);
-        let plan = Plan { index, path: server.path(&format!("load-{doc}")), writer_slot };
+        let plan = Plan { index, path: server.path(&format!("load-{doc}")), writer_slot, first_doc: doc == 0 };
         clients.spawn(client::run(plan, shared.clone()));
     }
 
@@ -173,6 +194,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
     let start = Instant::now();
     let until = start + load.duration;
     let _ = phase_tx.send(Phase::Typing { start, until });
+    let attacks = if attacked { start_attacks(server, load, addr, shared.phase.clone(), name) } else { None };
     let end = until + load.grace;
     while Instant::now() < end {
         tokio::time::sleep_until(end.min(Instant::now() + PROGRESS)).await;
@@ -202,6 +224,8 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         repeated: stats.repeated.load(Relaxed),
         echoes: stats.echoes.load(Relaxed),
         latency: stats.latency(),
+        latency_first_doc: stats.latency_split().0,
+        latency_other_docs: stats.latency_split().1,
         send_lag: stats.send_lag(),
         server_usage: usage,
         server_cpu_typing: usage.zip(cpu_at_start).map(|(u, s)| u.cpu_secs - s),
@@ -210,10 +234,15 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         loadgen_cpu: loadgen_usage.zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
         loadgen_cpu_typing: loadgen_usage.zip(loadgen_at_start).map(|(a, s)| a.cpu_secs - s),
         loadgen_peak_rss_bytes: loadgen_usage.map(|u| u.peak_rss_bytes),
-        half_open: half_open.as_ref().map(|(_, s)| half_open_figures(load.half_open, s)),
+        half_open: half_open.as_ref().map(|(_, s)| half_open_figures(half_open_count, s)),
+        attacked,
+        attacks: attacks.as_ref().map(|(_, s)| s.snapshot()).unwrap_or_default(),
     };
 
     let _ = phase_tx.send(Phase::Stop);
+    if let Some((thread, _)) = attacks {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     if let Some((thread, _)) = half_open {
         // The phase says stop: the thread ends as soon as its sockets are dropped.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -224,6 +253,31 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load) ->
         clients.shutdown().await;
     }
     figures
+}
+
+/// Starts the load's attacks (but the slowloris, which is `halfopen`) on their own thread.
+fn start_attacks(
+    server: &ServerProcess,
+    load: &Load,
+    addr: SocketAddr,
+    phase: watch::Receiver<Phase>,
+    name: &str,
+) -> Option<(std::thread::JoinHandle<()>, Arc<AttackStats>)> {
+    let target = attack::Target {
+        addr,
+        host: format!("127.0.0.1:{}", server.port()),
+        doc_paths: (0..load.docs).map(|doc| server.path(&format!("load-{doc}"))).collect(),
+        authorization: server.authorization(),
+        rate: load.attack_rate,
+        body_limit: load.body_limit,
+    };
+    match attack::start(&load.attacks, target, phase) {
+        Ok(started) => Some(started),
+        Err(e) => {
+            eprintln!("  {name}: cannot start the attackers' thread: {e}");
+            None
+        }
+    }
 }
 
 fn half_open_figures(held: usize, stats: &HalfOpenStats) -> HalfOpenFigures {

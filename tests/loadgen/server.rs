@@ -132,6 +132,11 @@ impl ServerProcess {
         }
     }
 
+    /// The `Authorization` header value of the owner (quire's credentials that loadgen holds).
+    pub fn authorization(&self) -> String {
+        format!("Bearer {OWNER_KEY}")
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

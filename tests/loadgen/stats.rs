@@ -35,6 +35,10 @@ pub struct Stats {
     /// quire does not). Not deliveries: the writer had it already.
     pub echoes: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
+    /// The same, split: deliveries to the clients of the first document (the one `--attack
+    /// flood` floods), and to everyone else.
+    latency_first_doc_us: Mutex<Histogram<u64>>,
+    latency_other_docs_us: Mutex<Histogram<u64>>,
     /// How late writers sent their keystrokes against their schedule: loadgen's own lateness
     /// when the machine is saturated. Latency is measured from the actual send, so this is the
     /// part of the story the latency columns do not tell.
@@ -60,6 +64,8 @@ impl Stats {
             repeated: AtomicU64::new(0),
             echoes: AtomicU64::new(0),
             latency_us: Mutex::new(histogram.clone()),
+            latency_first_doc_us: Mutex::new(histogram.clone()),
+            latency_other_docs_us: Mutex::new(histogram.clone()),
             send_lag_us: Mutex::new(histogram),
             connect_errors: Mutex::new(BTreeMap::new()),
             disconnects: Mutex::new(BTreeMap::new()),
@@ -83,11 +89,14 @@ impl Stats {
     }
 
     /// One edit reached one client: `sent_us` is the stamp its writer embedded, `now_us` when
-    /// the frame carrying it was read (one clock reading per frame).
-    pub fn record_delivery(&self, sent_us: u64, now_us: u64) {
+    /// the frame carrying it was read (one clock reading per frame), at a client of the first
+    /// document or another.
+    pub fn record_delivery(&self, sent_us: u64, now_us: u64, first_doc: bool) {
         let latency = now_us.saturating_sub(sent_us);
         self.delivered.fetch_add(1, Relaxed);
         lock(&self.latency_us).saturating_record(latency);
+        let split = if first_doc { &self.latency_first_doc_us } else { &self.latency_other_docs_us };
+        lock(split).saturating_record(latency);
     }
 
     pub fn record_send_lag(&self, lag: Duration) {
@@ -105,6 +114,11 @@ impl Stats {
 
     pub fn latency(&self) -> Percentiles {
         summary(&lock(&self.latency_us))
+    }
+
+    /// Deliveries at the first document's clients, and at the others'.
+    pub fn latency_split(&self) -> (Percentiles, Percentiles) {
+        (summary(&lock(&self.latency_first_doc_us)), summary(&lock(&self.latency_other_docs_us)))
     }
 
     pub fn send_lag(&self) -> Percentiles {

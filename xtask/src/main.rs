@@ -42,6 +42,9 @@ commands:
                             machines only)
   bench load [flags]        the load generator against quire and the reference y-websocket server
                             (flags: `cargo xtask bench load --help`)
+  bench hostile [flags]     1,000 editors on quire twice in one run, without and with every attack beside
+                            them (floods, oversized presence, import bombs, unknown ids, slowloris);
+                            loadgen flags after it
   bench fuzz [flags]        hostile frames from a real trace against an in-process server, beside honest
                             clients (default 10,000,000 frames; flags: `cargo xtask bench fuzz --help`)
   bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)
@@ -122,10 +125,15 @@ fn bench(args: &[String]) -> Result<()> {
         Some((kind, rest)) if kind == "load" => bench_load(rest),
         Some((kind, rest)) if kind == "typing" => bench_typing(rest),
         Some((kind, rest)) if kind == "replay" => bench_replay(rest),
+        Some((kind, rest)) if kind == "hostile" => {
+            let hostile = ["--servers", "quire", "--docs", "100", "--attack", "all", "--baseline"];
+            let args: Vec<String> = hostile.iter().map(|s| s.to_string()).chain(rest.iter().cloned()).collect();
+            bench_load(&args)
+        }
         Some((kind, rest)) if kind == "fuzz" => {
             status(cargo().args(["run", "--release", "-p", "quire-tests", "--bin", "fuzz", "--"]).args(rest))
         }
-        _ => bail!("which benchmark? `load`, `fuzz`, `typing` or `replay`\n\n{USAGE}"),
+        _ => bail!("which benchmark? `load`, `hostile`, `fuzz`, `typing` or `replay`\n\n{USAGE}"),
     }
 }
 
