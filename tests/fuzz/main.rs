@@ -18,6 +18,9 @@ struct Args {
     /// Hostile frames to send.
     #[arg(long, env = "FUZZ_FRAMES", default_value_t = 10_000_000)]
     frames: u64,
+    /// Frames per round: each round's honest clients and hostile frames use fresh documents.
+    #[arg(long, env = "FUZZ_ROUND", default_value_t = 100_000)]
+    round: u64,
     /// Seed of the mutators; random if unset (printed either way).
     #[arg(long, env = "FUZZ_SEED")]
     seed: Option<u64>,
@@ -28,7 +31,7 @@ struct Args {
     #[arg(long, env = "FUZZ_CORPUS", default_value_t = 5_000)]
     corpus: usize,
     /// Hostile connections at once.
-    #[arg(long, env = "FUZZ_HOSTILE", default_value_t = 16)]
+    #[arg(long, env = "FUZZ_HOSTILE", default_value_t = 64)]
     hostile: usize,
     /// Documents only hostile connections join (half of them join the honest one).
     #[arg(long, env = "FUZZ_DOCS", default_value_t = 8)]
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let options = Options {
         frames: args.frames,
+        round_frames: args.round,
         seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
         trace: args.trace,
         corpus_patches: args.corpus,

@@ -36,7 +36,7 @@ pub struct Shared {
     pub frames: u64,
     /// Frames taken so far, over all workers.
     pub taken: AtomicU64,
-    pub connections: AtomicU64,
+    pub progress: Arc<super::Progress>,
     pub max_message_bytes: usize,
     /// Print every frame and its fate on stderr (`frame`, document, kind, fate, hex; tab-separated).
     pub dump: bool,
@@ -56,6 +56,26 @@ pub struct Tally {
     pub failures: Vec<String>,
     pub internal_errors: u64,
     pub unanswered: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: Tally) {
+        for (kind, (sent, accepted)) in other.kinds {
+            let mine = self.kinds.entry(kind).or_default();
+            mine.0 += sent;
+            mine.1 += accepted;
+        }
+        for (reason, n) in other.refused {
+            *self.refused.entry(reason).or_default() += n;
+        }
+        for (reason, n) in other.lost {
+            *self.lost.entry(reason).or_default() += n;
+        }
+        self.failures.extend(other.failures);
+        self.failures.truncate(KEPT);
+        self.internal_errors += other.internal_errors;
+        self.unanswered += other.unanswered;
+    }
 }
 
 enum Fate {
@@ -80,13 +100,14 @@ pub async fn run(worker: u64, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        shared.connections.fetch_add(1, Relaxed);
+        shared.progress.connections.fetch_add(1, Relaxed);
         let probe = probe(&server_sv);
         loop {
             if shared.taken.fetch_add(1, Relaxed) >= shared.frames {
                 let _ = socket.close(None).await;
                 return;
             }
+            shared.progress.sent.fetch_add(1, Relaxed);
             let mutant = mutator.next(&server_sv);
             let fate = send(&mut socket, &mutant, &probe).await;
             let ended = !matches!(fate, Fate::Accepted);

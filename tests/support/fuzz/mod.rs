@@ -37,7 +37,8 @@ use crate::{Client, TempDir, TestServer};
 use corpus::Corpus;
 use report::Report;
 
-/// The document the honest clients edit; half of the hostile connections join it too.
+/// The document the honest clients edit (one per round); half of the hostile connections join
+/// it too.
 pub const HONEST_DOC: &str = "fuzz-honest";
 /// How often `/healthz` is asked during the run, and how long it may take to answer.
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
@@ -54,8 +55,10 @@ pub enum StoreKind {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Hostile frames to send in all.
+    /// Hostile frames to send in all...
     pub frames: u64,
+    /// ...in rounds of this many, each on fresh documents (see `Round`).
+    pub round_frames: u64,
     pub seed: u64,
     /// A sequential trace in `../shared/traces/` (without `.json.gz`).
     pub trace: String,
@@ -78,6 +81,7 @@ impl Options {
     pub fn short(seed: u64) -> Options {
         Options {
             frames: 4_000,
+            round_frames: 100_000,
             seed,
             trace: "automerge-paper".into(),
             corpus_patches: 2_000,
@@ -110,7 +114,7 @@ pub fn config() -> Config {
 }
 
 /// Runs the fuzzer: the server on a runtime of its own (two threads named
-/// [`panics::SERVER_THREADS`]), the clients on another (one thread).
+/// [`panics::SERVER_THREADS`]), the clients on another (two).
 pub fn run(options: &Options) -> Report {
     panics::watch();
     panics::take();
@@ -123,7 +127,7 @@ pub fn run(options: &Options) -> Report {
             .expect("a runtime")
     };
     let server = runtime(panics::SERVER_THREADS, 2);
-    let clients = runtime(panics::CLIENT_THREADS, 1);
+    let clients = runtime(panics::CLIENT_THREADS, 2);
     let mut report = clients.block_on(drive(options, server.handle().clone()));
     clients.shutdown_timeout(Duration::from_secs(5));
     server.shutdown_timeout(Duration::from_secs(5));
@@ -172,67 +176,34 @@ async fn drive(options: &Options, server_runtime: Handle) -> Report {
         StoreKind::Memory => Storage::Memory(Arc::new(MemoryStore::new())),
     };
     let server = storage.start(&server_runtime).await;
-    let addr = server.addr;
-    let url = server.ws_url(HONEST_DOC);
-
-    // The honest clients announce themselves first, so that their client ids are theirs.
-    let mut honest = Vec::new();
-    for i in 0..options.honest {
-        let client = Client::connect_with(&url, doc_with_client_id(i as u64 + 1)).await;
-        client.wait_synced().await;
-        client.set_presence(&format!(r#"{{"user":{{"name":"Honest {i}"}}}}"#));
-        honest.push(Arc::new(client));
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let typing = tokio::spawn(type_trace(honest.clone(), patches.clone(), options.pace, stop.clone()));
-    let health = tokio::spawn(watch_health(addr, stop.clone()));
-
-    let mut docs = vec![HONEST_DOC.to_owned(); options.hostile_docs.max(1)];
-    docs.extend((0..options.hostile_docs).map(|i| format!("fuzz-{i}")));
-    let shared = Arc::new(hostile::Shared {
-        corpus: corpus.clone(),
-        addr,
-        docs,
-        seed: options.seed,
-        frames: options.frames,
-        taken: AtomicU64::new(0),
-        connections: AtomicU64::new(0),
-        max_message_bytes: config().max_message_bytes,
-        dump: options.dump,
-        tally: Mutex::new(hostile::Tally::default()),
-    });
+    let stop_health = Arc::new(AtomicBool::new(false));
+    let health = tokio::spawn(watch_health(server.addr, stop_health.clone()));
+    let progress = Arc::new(Progress { frames: options.frames, sent: AtomicU64::new(0), connections: AtomicU64::new(0) });
     let started = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..options.hostile as u64 {
-        workers.spawn(hostile::run(worker, shared.clone()));
-    }
-    let progress = tokio::spawn(progress(shared.clone(), started));
-    while let Some(done) = workers.join_next().await {
-        if let Err(error) = done {
-            report.failures.push(format!("a hostile worker failed: {error}"));
+    let reporter = tokio::spawn(progress.clone().report(started));
+
+    let mut all_docs = Vec::new();
+    let mut remaining = options.frames;
+    for round in 0u64.. {
+        if remaining == 0 {
+            break;
         }
+        let frames = remaining.min(options.round_frames.max(1));
+        remaining -= frames;
+        let docs = Round { number: round, hostile_docs: options.hostile_docs };
+        all_docs.extend(docs.all());
+        let round = run_round(options, &docs, frames, &corpus, &patches, &server, &progress).await;
+        report.add(round);
     }
     report.elapsed = started.elapsed();
-    progress.abort();
-    stop.store(true, Relaxed);
-    report.keystrokes = typing.await.unwrap_or_default();
+    reporter.abort();
+    stop_health.store(true, Relaxed);
     report.health = health.await.unwrap_or_default();
-    report.connections = shared.connections.load(Relaxed);
-    report.tally = std::mem::take(&mut *shared.tally.lock().unwrap());
-
-    converge(&mut report, &honest, &server).await;
+    report.connections = progress.connections.load(Relaxed);
 
     // The store, reloaded: every document as it was.
-    let mut all_docs: Vec<String> = vec![HONEST_DOC.to_owned()];
-    all_docs.extend((0..options.hostile_docs).map(|i| format!("fuzz-{i}")));
+    let addr = server.addr;
     let before = states(addr, &all_docs).await;
-    for client in &honest {
-        if let Some((code, reason)) = client.closed() {
-            report.failures.push(format!("honest client {} was closed: {code} {reason}", client.client_id()));
-        }
-    }
-    drop(honest);
     server.stop().await;
     let restarted = storage.start(&server_runtime).await;
     let after = states(restarted.addr, &all_docs).await;
@@ -259,6 +230,126 @@ async fn drive(options: &Options, server_runtime: Handle) -> Report {
     report
 }
 
+/// The documents of one round. Rounds keep each document's history to what one round sends:
+/// every client id a hostile update brings stays in its document's state vector, which every
+/// join and every sync step then carries, so one document for ten million frames would measure
+/// that growth (a document's size limit bounds it in production) rather than the server.
+struct Round {
+    number: u64,
+    hostile_docs: usize,
+}
+
+impl Round {
+    fn honest(&self) -> String {
+        format!("{HONEST_DOC}-{}", self.number)
+    }
+
+    /// Where hostile connections go: half of them to the honest document.
+    fn targets(&self) -> Vec<String> {
+        let mut docs = vec![self.honest(); self.hostile_docs.max(1)];
+        docs.extend(self.hostile());
+        docs
+    }
+
+    fn hostile(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.hostile_docs).map(|i| format!("fuzz-{}-{i}", self.number))
+    }
+
+    fn all(&self) -> Vec<String> {
+        std::iter::once(self.honest()).chain(self.hostile()).collect()
+    }
+}
+
+/// What one round found.
+pub struct RoundOutcome {
+    pub tally: hostile::Tally,
+    pub keystrokes: u64,
+    pub honest_text_chars: u64,
+    pub failures: Vec<String>,
+}
+
+/// One round: honest clients join a fresh document and type while `frames` hostile frames go
+/// to it and to fresh hostile documents; then the honest replicas must agree with the server.
+async fn run_round(
+    options: &Options,
+    round: &Round,
+    frames: u64,
+    corpus: &Arc<Corpus>,
+    patches: &[trace::Patch],
+    server: &TestServer,
+    progress: &Arc<Progress>,
+) -> RoundOutcome {
+    let url = server.ws_url(&round.honest());
+    // The honest clients announce themselves first, so that their client ids are theirs.
+    let mut honest = Vec::new();
+    for i in 0..options.honest {
+        let client = Client::connect_with(&url, doc_with_client_id(i as u64 + 1)).await;
+        client.wait_synced().await;
+        client.set_presence(&format!(r#"{{"user":{{"name":"Honest {i}"}}}}"#));
+        honest.push(Arc::new(client));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let typing = tokio::spawn(type_trace(honest.clone(), patches.to_vec(), options.pace, stop.clone()));
+
+    let shared = Arc::new(hostile::Shared {
+        corpus: corpus.clone(),
+        addr: server.addr,
+        docs: round.targets(),
+        seed: options.seed ^ round.number.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        frames,
+        taken: AtomicU64::new(0),
+        progress: progress.clone(),
+        max_message_bytes: config().max_message_bytes,
+        dump: options.dump,
+        tally: Mutex::new(hostile::Tally::default()),
+    });
+    let mut failures = Vec::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..options.hostile as u64 {
+        workers.spawn(hostile::run(worker, shared.clone()));
+    }
+    while let Some(done) = workers.join_next().await {
+        if let Err(error) = done {
+            failures.push(format!("a hostile worker failed: {error}"));
+        }
+    }
+    stop.store(true, Relaxed);
+    let keystrokes = typing.await.unwrap_or_default();
+    let tally = std::mem::take(&mut *shared.tally.lock().unwrap());
+    let honest_text_chars = converge(&mut failures, &honest, server, &round.honest()).await;
+    for client in &honest {
+        if let Some((code, reason)) = client.closed() {
+            failures.push(format!("honest client {} was closed: {code} {reason}", client.client_id()));
+        }
+    }
+    for failure in &mut failures {
+        *failure = format!("round {}: {failure}", round.number);
+    }
+    RoundOutcome { tally, keystrokes, honest_text_chars, failures }
+}
+
+/// Frames sent and connections opened over all rounds, shown every [`PROGRESS_EVERY`].
+pub struct Progress {
+    frames: u64,
+    pub sent: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+impl Progress {
+    async fn report(self: Arc<Self>, started: Instant) {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let sent = self.sent.load(Relaxed);
+            eprintln!(
+                "fuzz: {sent}/{} frames, {:.0} frames/s, {} connections",
+                self.frames,
+                sent as f64 / started.elapsed().as_secs_f64(),
+                self.connections.load(Relaxed)
+            );
+        }
+    }
+}
+
 /// The honest clients type the trace in turn, from its start (and again), until `stop`.
 /// Returns how many keystrokes they typed.
 async fn type_trace(clients: Vec<Arc<Client>>, patches: Vec<trace::Patch>, pace: Duration, stop: Arc<AtomicBool>) -> u64 {
@@ -278,20 +369,6 @@ async fn type_trace(clients: Vec<Arc<Client>>, patches: Vec<trace::Patch>, pace:
         typed += 1;
     }
     typed
-}
-
-/// A line on stderr every [`PROGRESS_EVERY`] while the attack runs.
-async fn progress(shared: Arc<hostile::Shared>, started: Instant) {
-    loop {
-        tokio::time::sleep(PROGRESS_EVERY).await;
-        let taken = shared.taken.load(Relaxed).min(shared.frames);
-        eprintln!(
-            "fuzz: {taken}/{} frames, {:.0} frames/s, {} connections",
-            shared.frames,
-            taken as f64 / started.elapsed().as_secs_f64(),
-            shared.connections.load(Relaxed)
-        );
-    }
 }
 
 /// Health checks while the attack runs.
@@ -334,18 +411,18 @@ async fn healthz(addr: SocketAddr) -> Result<u16, String> {
 
 /// Once the attack is over: every honest replica holds what the server holds, a fresh client
 /// gets the same, and the server holds every item each honest client made.
-async fn converge(report: &mut Report, honest: &[Arc<Client>], server: &TestServer) {
-    let url = server.ws_url(HONEST_DOC);
+async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &TestServer, doc: &str) -> u64 {
+    let url = server.ws_url(doc);
     let deadline = Instant::now() + SETTLE;
     let mut last_error: String;
     loop {
-        let Some(state) = state(server.addr, HONEST_DOC).await else {
-            report.failures.push("the honest document is not stored".into());
-            return;
+        let Some(state) = state(server.addr, doc).await else {
+            failures.push("the honest document is not stored".into());
+            return 0;
         };
         if let Err(error) = check::load(&state) {
-            report.failures.push(format!("the server's state of the honest document: {error}"));
-            return;
+            failures.push(format!("the server's state of the honest document: {error}"));
+            return 0;
         }
         let disagreeing = honest.iter().find_map(|c| check::same(&c.state(), &state).err().map(|e| (c.client_id(), e)));
         match disagreeing {
@@ -355,7 +432,7 @@ async fn converge(report: &mut Report, honest: &[Arc<Client>], server: &TestServ
                 fresh.ask();
                 fresh.wait_answers(2).await;
                 if let Err(error) = check::same(&fresh.state(), &state) {
-                    report.failures.push(format!("a fresh client differs from the server: {error}"));
+                    failures.push(format!("a fresh client differs from the server: {error}"));
                 }
                 for client in honest {
                     let (theirs, stored) = (
@@ -363,15 +440,14 @@ async fn converge(report: &mut Report, honest: &[Arc<Client>], server: &TestServ
                         check::clock_of(&state, client.client_id()),
                     );
                     if theirs != stored {
-                        report.failures.push(format!(
+                        failures.push(format!(
                             "honest client {} made items up to clock {theirs:?}, the server holds {stored:?}",
                             client.client_id()
                         ));
                     }
                 }
                 let doc = check::load(&state).unwrap_or_default();
-                report.honest_text_chars = doc.get_or_insert_text(CONTENT).len(&doc.transact()) as u64;
-                return;
+                return doc.get_or_insert_text(CONTENT).len(&doc.transact()).into();
             }
             Some((client, error)) => {
                 last_error = format!("honest client {client}: {error}");
@@ -381,8 +457,8 @@ async fn converge(report: &mut Report, honest: &[Arc<Client>], server: &TestServ
             }
         }
         if Instant::now() >= deadline {
-            report.failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}"));
-            return;
+            failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}"));
+            return 0;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

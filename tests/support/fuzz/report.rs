@@ -19,7 +19,9 @@ pub struct Report {
     pub tally: Tally,
     pub health: Health,
     pub keystrokes: u64,
+    /// Characters of the last round's honest document.
     pub honest_text_chars: u64,
+    pub rounds: u64,
     /// Documents whose stored state was the same after the restart.
     pub reloaded: usize,
     pub peak_rss_bytes: Option<u64>,
@@ -41,10 +43,20 @@ impl Report {
             health: Health::default(),
             keystrokes: 0,
             honest_text_chars: 0,
+            rounds: 0,
             reloaded: 0,
             peak_rss_bytes: None,
             failures: Vec::new(),
         }
+    }
+
+    /// Takes in what one round found.
+    pub fn add(&mut self, round: super::RoundOutcome) {
+        self.tally.add(round.tally);
+        self.keystrokes += round.keystrokes;
+        self.honest_text_chars = round.honest_text_chars;
+        self.failures.extend(round.failures);
+        self.rounds += 1;
     }
 
     pub fn failed(mut self, failure: String) -> Report {
@@ -114,8 +126,9 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "fuzz: honest clients typed {} keystrokes ({} chars at the end); {} documents reloaded unchanged after a restart",
-            self.keystrokes, self.honest_text_chars, self.reloaded
+            "fuzz: {} rounds; honest clients typed {} keystrokes ({} chars in the last round's document); \
+             {} documents reloaded unchanged after a restart",
+            self.rounds, self.keystrokes, self.honest_text_chars, self.reloaded
         )?;
         if let Some(peak) = self.peak_rss_bytes {
             writeln!(f, "fuzz: peak RSS {:.0} MB (server and clients, one process)", peak as f64 / (1 << 20) as f64)?;
