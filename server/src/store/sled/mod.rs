@@ -31,6 +31,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{merge_states, DocMeta, Page, Seq, Store, StoreError, Stored};
+use crate::state::INLINE_BYTES;
 use guard::DiskGuard;
 use layout::{order_key, COUNT_KEY};
 pub use open::OpenError;
@@ -368,7 +369,14 @@ impl Store for SledStore {
     }
 
     async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
-        // An insert into sled's in-memory log: no disk until the flush.
+        // An insert into sled's in-memory log: no disk until the flush. A big update (a paste,
+        // an import up to the body limit) is inserted on the blocking pool, as it was decoded
+        // and applied: sled copies it and writes a value of megabytes to a file of its own,
+        // holding the thread meanwhile (a 16 MiB import held a runtime thread for that).
+        if update.len() > INLINE_BYTES {
+            let (inner, doc, update) = (self.inner.clone(), doc.clone(), update.to_vec());
+            return blocking(move || inner.append(&doc, &update)).await;
+        }
         self.inner.append(doc, update)
     }
 
