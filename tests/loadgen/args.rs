@@ -71,8 +71,8 @@ pub struct Args {
     pub half_open: usize,
 
     /// Attacks beside the clients, during typing (comma-separated; `all` for every one):
-    /// `flood` (1 MiB updates back to back, and tiny ones faster than anyone types, on the first
-    /// document), `presence` (states over the limit, too many entries), `import` (adversarial
+    /// `flood` (1 MiB updates back to back on the first document), `spam` (tiny updates faster
+    /// than anyone types, on the first document too), `presence` (states over the limit, too many entries), `import` (adversarial
     /// HTML and Markdown at the body limit), `unknown` (GETs of documents that do not exist),
     /// `slowloris` (`--half-open`, 1,000 unless given). quire only.
     #[arg(long = "attack", env = "LOADGEN_ATTACKS", value_delimiter = ',', value_enum)]

@@ -8,7 +8,8 @@
 //!   edits since are only in memory, and the next successful [`DocStorage::compact`] writes the
 //!   whole state; the document task refuses edits meanwhile and retries on a timer;
 //! - the log is folded into a snapshot once it outgrows the snapshot (loading stays
-//!   proportional to the document's size, not its history), on the blocking pool;
+//!   proportional to the document's size, not its history), encoded in place when the
+//!   document is small and on the blocking pool otherwise;
 //! - in a cluster, the store's feed brings what other processes appended: the position it
 //!   reached ([`DocStorage::seen`]) is what a snapshot covers, never a position of our own
 //!   appends (entries of others before it may not be applied here yet);
@@ -27,6 +28,7 @@ use yrs::{Doc, Map, ReadTxn, StateVector, Transact, Update};
 
 use super::context::DocContext;
 use crate::error::{DocError, LoadError};
+use crate::state::INLINE_BYTES;
 use crate::store::flusher::Ticket;
 use crate::store::{DocMeta, Remote, Seq, StoreError, Stored};
 
@@ -293,10 +295,10 @@ impl DocStorage {
         Ok(())
     }
 
-    /// Replaces the log by one snapshot of `doc`, encoded on the blocking pool (it costs in
-    /// proportion to the document). When the document is unsaved, the state is first appended
-    /// as a log entry, so the edits only in memory reach the store even if the compaction
-    /// itself then fails; success leaves the document saved again.
+    /// Replaces the log by one snapshot of `doc`, encoded on the blocking pool unless it is
+    /// small (it costs in proportion to the document). When the document is unsaved, the
+    /// state is first appended as a log entry, so the edits only in memory reach the store
+    /// even if the compaction itself then fails; success leaves the document saved again.
     pub async fn compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
         let result = self.try_compact(context, doc).await;
         self.compact_failed = match result {
@@ -307,8 +309,16 @@ impl DocStorage {
     }
 
     async fn try_compact(&mut self, context: &DocContext, doc: &Doc) -> Result<(), DocError> {
-        let doc = doc.clone();
-        let snapshot = context.shared.off_runtime(move || protocol::full_state(&doc)).await?;
+        // A small document (most of them: a few hundred keystrokes fold every 16 KiB) is
+        // encoded in place: queued for the bounded pool behind imports and big documents'
+        // folds, it would hold its document's typing back for as long as they take (the
+        // hostile benchmark).
+        let snapshot = if self.size_bytes() <= INLINE_BYTES as u64 {
+            protocol::full_state(doc)
+        } else {
+            let doc = doc.clone();
+            context.shared.off_runtime(move || protocol::full_state(&doc)).await?
+        };
         let snapshot_bytes = snapshot.len() as u64;
         if self.log.unsaved || (!self.shared && self.log.last_seq.is_none()) {
             let seq = context.store.append(&self.id, &snapshot).await?;

@@ -1,7 +1,7 @@
-//! Floods on the first editors' document: large updates back to back on one connection, and
-//! tiny ones faster than anyone types on another. The server makes the first wait for its byte
-//! budget (1 MiB/s by default: it is read no faster) and closes the second (4429) once its
-//! burst of messages is spent; a closed flooder comes back a second later.
+//! Floods on the first editors' document: large updates back to back (`flood`), and tiny ones
+//! faster than anyone types (`spam`). The server makes the first wait for its byte budget
+//! (1 MiB/s by default: it is read no faster) and closes the second (4429) once its burst of
+//! messages is spent; a closed flooder comes back a second later.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! thread of their own (as the half-open sockets: on the clients' thread their bursts would make
 //! loadgen measure itself). They start when typing starts and stop with the run.
 //!
-//! - `flood`: large updates back to back on a document the editors use, and tiny ones faster
-//!   than anyone types, on another connection.
+//! - `flood`: large updates back to back on a document the editors use.
+//! - `spam`: tiny updates faster than anyone types, on the same document.
 //! - `presence`: presence states over the server's limit, and updates with many entries.
 //! - `import`: `PUT /api/docs/{id}/content` of adversarial HTML and Markdown at the body limit.
 //! - `unknown`: `GET /api/docs/{random id}`, documents that do not exist.
@@ -33,6 +33,7 @@ use crate::socket::Socket;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Attack {
     Flood,
+    Spam,
     Presence,
     Import,
     Unknown,
@@ -43,7 +44,8 @@ pub enum Attack {
 
 impl Attack {
     /// Every attack, `All` spelled out.
-    pub const EVERY: [Attack; 5] = [Attack::Flood, Attack::Presence, Attack::Import, Attack::Unknown, Attack::Slowloris];
+    pub const EVERY: [Attack; 6] =
+        [Attack::Flood, Attack::Spam, Attack::Presence, Attack::Import, Attack::Unknown, Attack::Slowloris];
 }
 
 /// What one attacker did and what the server answered, by answer.
@@ -106,7 +108,9 @@ pub fn start(
         let (target, stats) = (target.clone(), stats.clone());
         match attack {
             Attack::Flood => {
-                tasks.spawn(until_stopped(phase.clone(), flood::bytes(target.clone(), stats.clone())));
+                tasks.spawn(until_stopped(phase.clone(), flood::bytes(target, stats)));
+            }
+            Attack::Spam => {
                 tasks.spawn(until_stopped(phase.clone(), flood::messages(target, stats)));
             }
             Attack::Presence => {
