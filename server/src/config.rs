@@ -82,8 +82,8 @@ pub struct Config {
     /// ones fit in a few hundred MB.
     pub max_live_docs: usize,
     /// Threads for work whose cost grows with its input (big updates, imports, exports,
-    /// compactions, loads), so it never holds a runtime thread. One per core: more would only
-    /// take CPU from the connections.
+    /// compactions, loads), so it never holds a runtime thread. One per core but one (at
+    /// least one): heavy work never has every core while editors wait for theirs.
     pub heavy_workers: usize,
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,
@@ -168,7 +168,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             max_live_docs: 50_000,
-            heavy_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            heavy_workers: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             doc_channel_capacity: 1024,
             doc_queue_bytes: 64 * 1024 * 1024,
             max_doc_bytes: 64 * 1024 * 1024,
