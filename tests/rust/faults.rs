@@ -144,6 +144,36 @@ async fn a_reader_that_stops_reading_is_dropped_while_the_others_keep_receiving(
 }
 
 #[tokio::test]
+async fn a_document_larger_than_the_outbox_opens_while_people_are_present() {
+    // The first sync of a document larger than a connection's whole outbox goes out alone; the
+    // presence of the people already there, queued behind it, must not make the newcomer look
+    // slow (it was dropped 4408 on every attempt, so such a document could never be opened).
+    let dir = TempDir::new("big-open");
+    let config = Config {
+        outbox_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let server = TestServer::start(dir.path(), config).await;
+    let url = server.ws_url("big");
+    let author = Client::connect_synced(&url).await;
+    author.set_presence(r##"{"user":{"name":"Ada","color":"#c33"}}"##);
+    author.push(&"大文档".repeat(40 * 1024)); // 360 KiB of UTF-8, five outboxes' worth
+    let len = author.len();
+    for attempt in 0..3 {
+        let reader = Client::connect(&url).await;
+        wait_for(Duration::from_secs(10), "the reader to have the whole document", || {
+            reader.len() == len || reader.closed().is_some()
+        })
+        .await;
+        assert_eq!(reader.closed(), None, "attempt {attempt}: the reader was closed");
+        wait_for(Duration::from_secs(10), "the reader to see Ada", || !reader.presence().is_empty()).await;
+        reader.close().await;
+    }
+    assert_eq!(metric(server.addr, "quire_clients_dropped_slow_total").await, 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_connection_announcing_many_presences_is_closed_and_the_table_does_not_grow() {
     use std::collections::HashMap;
     use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};

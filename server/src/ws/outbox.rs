@@ -34,12 +34,14 @@ pub type Gate = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send>>;
 pub struct Frame {
     pub bytes: Bytes,
     pub gate: Option<Gate>,
+    /// The bytes this frame counts against the outbox's budget (set when it is queued).
+    counted: usize,
 }
 
 impl Frame {
     /// A frame that goes out only once `gate` resolves.
     pub fn gated(bytes: Bytes, gate: Gate) -> Frame {
-        Frame { bytes, gate: Some(gate) }
+        Frame { bytes, gate: Some(gate), counted: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -53,7 +55,7 @@ impl Frame {
 
 impl From<Bytes> for Frame {
     fn from(bytes: Bytes) -> Frame {
-        Frame { bytes, gate: None }
+        Frame { bytes, gate: None, counted: 0 }
     }
 }
 
@@ -98,18 +100,32 @@ pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver)
 
 impl Outbox {
     /// Queues one frame, or fails if that would exceed either bound.
+    ///
+    /// A frame larger than the whole budget (a big document's first sync) goes through an
+    /// empty queue and is not counted: the frames behind it (the presence of the people
+    /// there, the next edits) get the whole budget, or a client that keeps up could never
+    /// open that document. The queue so holds at most one such frame beside its budget.
     pub fn try_push(&self, frame: impl Into<Frame>) -> Result<(), PushError> {
-        let frame = frame.into();
+        let mut frame = frame.into();
         let len = frame.len();
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        // One frame larger than the whole budget still goes through an empty queue: a big
-        // document's initial sync must reach a client that is keeping up.
-        if queued > self.shared.max_bytes && queued != len {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return Err(PushError::Full);
+        if len > self.shared.max_bytes {
+            let empty = self.shared.queued_bytes.load(Ordering::Acquire) == 0
+                && self.tx.capacity() == self.tx.max_capacity();
+            if !empty {
+                return Err(PushError::Full);
+            }
+            frame.counted = 0;
+        } else {
+            let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+            if queued > self.shared.max_bytes {
+                self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                return Err(PushError::Full);
+            }
+            frame.counted = len;
         }
+        let counted = frame.counted;
         self.tx.try_send(frame).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.shared.queued_bytes.fetch_sub(counted, Ordering::AcqRel);
             match e {
                 mpsc::error::TrySendError::Full(_) => PushError::Full,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
@@ -142,7 +158,7 @@ impl OutboxReceiver {
     /// The next frame to send; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await?;
-        self.shared.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        self.shared.queued_bytes.fetch_sub(frame.counted, Ordering::AcqRel);
         Some(frame)
     }
 }
@@ -166,12 +182,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_oversized_frame_passes_an_empty_queue() {
-        let (tx, mut rx) = outbox(3, 10);
+    async fn an_oversized_frame_passes_only_an_empty_queue_and_leaves_the_budget_to_the_rest() {
+        let (tx, mut rx) = outbox(4, 10);
         tx.try_push(Bytes::from(vec![0; 100])).unwrap();
-        assert!(tx.try_push(Bytes::from_static(b"1")).is_err());
-        rx.recv().await.unwrap();
-        tx.try_push(Bytes::from_static(b"1")).unwrap();
+        tx.try_push(Bytes::from_static(b"123456")).unwrap();
+        assert_eq!(tx.try_push(Bytes::from(vec![0; 100])), Err(PushError::Full), "a second one");
+        assert_eq!(tx.try_push(Bytes::from_static(b"12345")), Err(PushError::Full), "11 bytes > 10");
+        assert_eq!(rx.recv().await.unwrap().len(), 100);
+        assert_eq!(tx.try_push(Bytes::from(vec![0; 100])), Err(PushError::Full), "not empty yet");
+        assert_eq!(rx.recv().await.unwrap().len(), 6);
+        tx.try_push(Bytes::from(vec![0; 100])).unwrap();
     }
 
     #[tokio::test]
