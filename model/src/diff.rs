@@ -289,7 +289,7 @@ pub(crate) fn utf16_len(s: &str) -> u32 {
 
 /// `s` cut after `n` UTF-16 units (never inside a character: a cut inside a surrogate pair
 /// moves after it).
-fn split_utf16(s: &str, n: u32) -> (&str, &str) {
+pub fn split_utf16(s: &str, n: u32) -> (&str, &str) {
     let mut units = 0;
     for (at, c) in s.char_indices() {
         if units >= n {

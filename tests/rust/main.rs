@@ -11,6 +11,7 @@ mod disk_full;
 mod durability;
 mod faults;
 mod heavy;
+mod history;
 mod hostile;
 mod lifecycle;
 mod migration;

@@ -177,6 +177,23 @@ fn nothing_to_revert_changes_nothing() {
     assert!(!revert::revert(&ada, &copy(&ada)).unwrap());
 }
 
+#[test]
+fn reverting_to_a_version_restored_already_changes_nothing() {
+    let ada = doc_with_client_id(1);
+    insert(&ada, 0, "alpha beta gamma\n");
+    let version = copy(&ada);
+    let text = ada.get_or_insert_text(CONTENT);
+    text.remove_range(&mut ada.transact_mut(), 6, 5);
+    assert!(revert::revert(&ada, &version).unwrap());
+    assert_eq!(plain_text(&ada), "alpha beta gamma\n");
+    // "beta " is new text now, not the version's items; the body reads alike all the same.
+    let comparison = compare(&version, &ada).unwrap();
+    assert!(comparison.spans.iter().any(|s| s.change == Change::Inserted));
+    let before = ada.transact().state_vector();
+    assert!(!revert::revert(&ada, &version).unwrap());
+    assert_eq!(ada.transact().state_vector(), before, "nothing written");
+}
+
 /// A small deterministic generator (xorshift), so that a failing seed replays.
 struct Rng(u64);
 
