@@ -13,7 +13,8 @@
 //! | sveltecomponent | 18,451 | 98,066 | 36,852 | 21,507 |
 //!
 //! (v2 halves v1; zstd halves v2 again: lz4 took only a third off, gzip 6 about as much as zstd
-//! at several times the time, zstd 19 another tenth at twenty times the time.)
+//! at several times the time, zstd 19 another tenth at twenty times the time.) What a month of
+//! versions costs: `tests/bench` (`history-month`).
 
 use serde::{Deserialize, Serialize};
 
