@@ -121,6 +121,12 @@ async fn named_versions_survive_restart_and_compaction() {
         metric(server.addr, "quire_compactions_total").await >= 3.0
     })
     .await;
+    // Every edit on the server before it stops (one still in flight at shutdown would stay
+    // with the client, to be sent when it reconnects).
+    wait_for_async(Duration::from_secs(10), "the last edit on the server", || async {
+        api.get("/api/docs/notes/content?format=text").await.text().contains("more39")
+    })
+    .await;
     ada.close().await;
     server.stop().await;
 

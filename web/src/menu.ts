@@ -1,9 +1,9 @@
 // The editor's File menu: Version history (the side panel, see history.ts), Import (replaces the
 // content with a .md, .html or .txt file) and Export (downloads Markdown, HTML or plain text),
-// both through the HTTP API, so the app
-// converts exactly as `quire export`/`quire import` and any script do. Both carry the document's
-// credentials (a share link's token as a bearer token), so they are fetched rather than followed
-// as links; Import is there only for those who may edit.
+// the last two through the HTTP API, so the app converts exactly as `quire export`/`quire import`
+// and any script do. All carry the document's credentials (a share link's token as a bearer
+// token), so they are fetched rather than followed as links; Import is there only for those who
+// may edit, Version history for editors and the owner.
 
 import { EXPORTS, exportFile, IMPORTS, importFile } from "./api";
 import { element } from "./dom";

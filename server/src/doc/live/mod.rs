@@ -123,14 +123,21 @@ impl LiveDoc {
         }
     }
 
-    /// Records who writes under some client ids; a failure costs only their names.
-    pub async fn note_authors(&mut self, authors: Vec<(u64, Author)>) {
+    /// Records who writes under some client ids; a failure costs only their names. Written off
+    /// the task: a store across the network (PostgreSQL, up to its timeout while it is going
+    /// away) must not hold up everyone's edits because someone announced their name. Names are
+    /// read only when history is shown, long after. (Two writes for one client id may land out
+    /// of order only if it renames itself twice within one write's time.)
+    pub fn note_authors(&mut self, authors: Vec<(u64, Author)>) {
         if authors.is_empty() {
             return;
         }
-        if let Err(error) = self.context.store.put_authors(&self.id, &authors).await {
-            tracing::warn!(doc = %self.id, error = %crate::error::chain(&error), "cannot record who writes");
-        }
+        let (store, id) = (self.context.store.clone(), self.id.clone());
+        self.context.shared.tracker.spawn(async move {
+            if let Err(error) = store.put_authors(&id, &authors).await {
+                tracing::warn!(doc = %id, error = %crate::error::chain(&error), "cannot record who writes");
+            }
+        });
     }
 
     /// Content the API brought (`updates`, as committed) is "imported": what the server wrote
@@ -149,7 +156,7 @@ impl LiveDoc {
                 self.attribution.deleted(own, update.delete_set());
             }
         }
-        self.note_authors(authors).await;
+        self.note_authors(authors);
     }
 
     pub fn doc(&self) -> &Doc {
@@ -502,7 +509,7 @@ impl LiveDoc {
             let Some(author) = self.awareness.state::<Presence>(client).and_then(Presence::author) else { continue };
             authors.extend(self.attribution.note(client, author));
         }
-        self.note_authors(authors).await;
+        self.note_authors(authors);
     }
 
     async fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {

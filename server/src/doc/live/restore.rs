@@ -72,7 +72,7 @@ impl LiveDoc {
         let Some(update) = update else { return Ok(false) };
         let author = Author::Restored { version: from, by: by.map(Box::new) };
         let noted = self.attribution.note(client, author).into_iter().collect();
-        self.note_authors(noted).await;
+        self.note_authors(noted);
         let deleted = Update::decode_v1(&update).map(|u| u.delete_set().clone()).unwrap_or_else(|_| IdSet::new());
         match protocol::apply_bytes(self.doc(), &update) {
             Ok(Some(delta)) => {
