@@ -105,3 +105,30 @@ test('Version history: both editors by colour, the other\'s insertion highlighte
   await waitVersions(docId, (all) => all[0].kind === 'restore', 'the restore in the history')
   assert.deepEqual([alice.errors, bob.errors], [[], []])
 })
+
+test('a view link has no Version history; an edit link has it', async () => {
+  const docId = uniqueDocId('e2e-history-links')
+  const created = await ownerFetch(env.server, '/api/docs', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: docId, content: 'Shared.' })
+  })
+  assert.equal(created.status, 201)
+  const link = async (role) => (await (await ownerFetch(env.server, `/api/docs/${docId}/links`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role })
+  })).json()).url
+  const open = async (name, url) => {
+    const page = await (await newUser(env.browser, name)).newPage()
+    await page.goto(url)
+    await page.waitForFunction(() => window.quire?.session.synced, null, { timeout: TIMEOUT_MS })
+    await page.click('.menu summary')
+    return page
+  }
+  const viewer = await open('Vera', await link('view'))
+  // The menu sets its items when it opens (its toggle event).
+  await viewer.waitForSelector('[data-action="import"]', { state: 'hidden' })
+  assert.equal(await viewer.evaluate(() => window.quire.session.access.role), 'view')
+  assert.equal(await viewer.locator('[data-action="history"]').isHidden(), true, 'no history for a view link')
+  const editor = await open('Ed', await link('edit'))
+  await editor.click('[data-action="history"]')
+  await editor.waitForSelector('.history .version', { timeout: TIMEOUT_MS })
+  assert.equal(await editor.locator('.history .version-editor').first().textContent(), 'Imported')
+})
