@@ -11,12 +11,17 @@
 //! - [`schema`]: the shared type names and the one way to build a `Doc`.
 //! - [`protocol`]: the y-websocket sync protocol as quire applies it: panic-isolated decoding
 //!   and applying, and the replies each message calls for.
+//! - [`diff`]: two states of a document compared: kept, inserted, deleted and reformatted text,
+//!   with the Yjs items that say who wrote it.
+//! - [`revert`]: the one edit that turns a document back into an earlier state (a restore).
 //! - `convert` (feature `convert`, off by default so the browser build stays small): import and
 //!   export of the document body as Markdown, HTML, plain text and Quill Delta JSON. Feature
 //!   `markdown` builds only its Markdown export, for the browser.
 
+pub mod diff;
 pub mod doc_id;
 pub mod protocol;
+pub mod revert;
 pub mod schema;
 
 #[cfg(feature = "markdown")]

@@ -121,6 +121,36 @@ pub struct Config {
     /// Extra wait before each group-commit flush, to gather more updates per fsync.
     /// 0 = flush as soon as the previous flush ends.
     pub flush_delay: Duration,
+
+    /// An automatic version is taken this long after the last change of a burst of editing...
+    pub version_settle: Duration,
+    /// ...and, while editing goes on, at least this long after the first change since the
+    /// last version...
+    pub version_max_interval: Duration,
+    /// ...or once this many updates came in since it, whichever is first.
+    pub version_max_updates: u64,
+    /// Every automatic version younger than this is kept...
+    pub versions_keep_all: Duration,
+    /// ...then the newest of each hour until this age, then the newest of each day. Named
+    /// versions are kept until someone deletes them.
+    pub versions_hourly: Duration,
+}
+
+impl Config {
+    pub fn version_policy(&self) -> crate::doc::versions::Policy {
+        crate::doc::versions::Policy {
+            settle: self.version_settle,
+            max_interval: self.version_max_interval,
+            max_updates: self.version_max_updates.max(1),
+        }
+    }
+
+    pub fn version_thinning(&self) -> crate::doc::versions::Thinning {
+        crate::doc::versions::Thinning {
+            keep_all_for: self.versions_keep_all,
+            hourly_for: self.versions_hourly,
+        }
+    }
 }
 
 impl Default for Config {
@@ -188,6 +218,18 @@ impl Default for Config {
             // keep at most ~16 MB of log between them.
             compact_after_bytes: 16 * 1024,
             flush_delay: Duration::ZERO,
+            // A pause to think is shorter than five minutes; a session's end, longer. Versions
+            // then mark the sessions, as Google Docs' do.
+            version_settle: Duration::from_secs(5 * 60),
+            // A long session still leaves a version every half hour: a morning of writing is
+            // a handful of entries, each small enough to read as a change.
+            version_max_interval: Duration::from_secs(30 * 60),
+            // A flood of updates (a script, a bulk import in pieces) is versioned at once:
+            // typing sends 3-5 updates a second, so people reach the interval first.
+            version_max_updates: 5_000,
+            // A day of everything, a month of hours, then days (see doc/versions.rs).
+            versions_keep_all: Duration::from_secs(24 * 3600),
+            versions_hourly: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -76,6 +76,15 @@ pub enum DocError {
     NotSaved,
     #[error("storage failure")]
     Store(#[from] StoreError),
+    /// The stored document (or a stored version) does not read back.
+    #[error("the stored document could not be read")]
+    Stored(#[source] LoadError),
+    /// No such version of the document.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// Two versions that cannot be compared (not of one history).
+    #[error("the versions cannot be compared")]
+    Incomparable(#[source] quire_model::diff::DiffError),
     #[error("a background task failed")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -189,7 +198,7 @@ impl ApiError {
             ApiError::Denied(Denied::CrossSite) => (StatusCode::FORBIDDEN, "cross_site"),
             ApiError::Denied(Denied::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::NoAccessControl => (StatusCode::NOT_FOUND, "no_access_control"),
-            ApiError::Doc(DocError::NoSuchLink) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Doc(DocError::NoSuchLink | DocError::NoSuchVersion) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::StoreDown(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::TooManyFromAddress => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
@@ -205,7 +214,12 @@ impl ApiError {
             }
             ApiError::Doc(DocError::TooManyDocuments) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Doc(
-                DocError::Store(_) | DocError::Task(_) | DocError::ExportFailed(_) | DocError::ExportYjsFailed,
+                DocError::Store(_)
+                | DocError::Stored(_)
+                | DocError::Incomparable(_)
+                | DocError::Task(_)
+                | DocError::ExportFailed(_)
+                | DocError::ExportYjsFailed,
             ) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

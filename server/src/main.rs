@@ -1,5 +1,5 @@
-//! The `quire` binary: flags in, [`quire::run`] out; and `export`/`import`, clients of a
-//! running server's HTTP API ([`cli`]).
+//! The `quire` binary: flags in, [`quire::run`] out; and `export`/`import`/`versions`, clients
+//! of a running server's HTTP API ([`cli`]).
 
 mod cli;
 
@@ -30,6 +30,8 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Replace a document of a running server with a file (creating the document if needed).
     Import(cli::import::ImportArgs),
+    /// List a document's versions on a running server, newest first.
+    Versions(cli::versions::VersionsArgs),
     /// Print the owner's sign-in URL again (the owner key is in the data directory).
     OwnerUrl(OwnerUrlArgs),
 }
@@ -157,6 +159,21 @@ struct ServeArgs {
     /// sled page cache, in MiB.
     #[arg(long, env = "QUIRE_CACHE_MB", default_value_t = 32)]
     cache_mb: u64,
+    /// Seconds after the last change of a burst of editing when an automatic version is taken.
+    #[arg(long, env = "QUIRE_VERSION_SETTLE_SECS", default_value_t = 300)]
+    version_settle_secs: u64,
+    /// While editing goes on, seconds at most between automatic versions.
+    #[arg(long, env = "QUIRE_VERSION_MAX_INTERVAL_SECS", default_value_t = 1800)]
+    version_max_interval_secs: u64,
+    /// Updates at most between automatic versions (a flood is versioned at once).
+    #[arg(long, env = "QUIRE_VERSION_MAX_UPDATES", default_value_t = 5000)]
+    version_max_updates: u64,
+    /// Hours for which every automatic version is kept (then one an hour).
+    #[arg(long, env = "QUIRE_VERSIONS_KEEP_ALL_HOURS", default_value_t = 24)]
+    versions_keep_all_hours: u64,
+    /// Days for which one automatic version an hour is kept (then one a day).
+    #[arg(long, env = "QUIRE_VERSIONS_HOURLY_DAYS", default_value_t = 30)]
+    versions_hourly_days: u64,
 }
 
 impl ServeArgs {
@@ -187,6 +204,11 @@ impl ServeArgs {
             flush_delay: Duration::from_millis(self.flush_delay_ms),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             idle_connection_timeout: Duration::from_secs(self.idle_connection_timeout_secs),
+            version_settle: Duration::from_secs(self.version_settle_secs),
+            version_max_interval: Duration::from_secs(self.version_max_interval_secs),
+            version_max_updates: self.version_max_updates,
+            versions_keep_all: Duration::from_secs(self.versions_keep_all_hours * 3600),
+            versions_hourly: Duration::from_secs(self.versions_hourly_days * 24 * 3600),
             ..Config::default()
         }
     }
@@ -204,6 +226,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Export(args) => cli::export::run(args),
         Command::Import(args) => cli::import::run(args),
+        Command::Versions(args) => cli::versions::run(args),
         Command::OwnerUrl(args) => {
             let key = quire::auth::keys::read_owner_key(&args.data)
                 .with_context(|| format!("no owner key in {}: has quire run there?", args.data.display()))?;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub flush_batch_updates: Histogram,
     pub flush_failures: Counter,
     pub compactions: Counter,
+    pub versions_taken: Counter,
+    pub version_seconds: Histogram,
     pub documents_not_saving: Counter,
     pub save_retries: Counter,
     registry: Registry,
@@ -60,6 +62,9 @@ impl Metrics {
             flush_batch_updates: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             flush_failures: Counter::default(),
             compactions: Counter::default(),
+            versions_taken: Counter::default(),
+            // 1 ms .. ~16 s: a small document's version to a big one's on a busy machine.
+            version_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             documents_not_saving: Counter::default(),
             save_retries: Counter::default(),
             registry: Registry::default(),
@@ -137,6 +142,12 @@ impl Metrics {
         );
         r.register("quire_flush_failures", "Flushes that failed", self.flush_failures.clone());
         r.register("quire_compactions", "Document logs compacted into a snapshot", self.compactions.clone());
+        r.register("quire_versions_taken", "Versions written to the store (automatic, named and restores)", self.versions_taken.clone());
+        r.register(
+            "quire_version_seconds",
+            "Taking a version: reading the stored document, encoding, compressing and writing it (off the document task)",
+            self.version_seconds.clone(),
+        );
         r.register(
             "quire_documents_not_saving",
             "Times a document stopped taking edits because the store refused a write",

@@ -181,3 +181,107 @@ async fn with_postgresql_unreachable_editing_goes_on_health_says_degraded_and_no
     let fresh = Client::connect_synced(&c.ws_url("pg-down")).await;
     wait_for(Duration::from_secs(10), "a fresh client of a new process to have every word", || has_all(&fresh, &expected)).await;
 }
+
+async fn post_json(api: Api, path: &str, body: serde_json::Value) -> quire_tests::http::Reply {
+    api.send("POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_live_in_postgresql_beside_the_document_across_processes_and_restarts() {
+    let bin = quire_bin();
+    let redis = Redis::start().await;
+    let database = database().await;
+    let (dir_a, dir_b) = (TempDir::new("hist-a"), TempDir::new("hist-b"));
+    let flags = ["--redis", &redis.url(), "--database", &database, "--compact-after-updates", "10", "--version-settle-secs", "1"];
+    let a = QuireProcess::start(&bin, dir_a.path(), &flags).await;
+    let b = QuireProcess::start(&bin, dir_b.path(), &flags).await;
+    let (api_a, api_b) = (Api(a.addr), Api(b.addr));
+
+    let ada = Client::connect_synced(&a.ws_url("hist")).await;
+    ada.set_presence(r##"{"user":{"name":"Ada","color":"#d93025"}}"##);
+    let bob = Client::connect_synced(&b.ws_url("hist")).await;
+    ada.push("first words");
+    bob.wait_text("first words").await;
+    // Named through the other process: it holds the same document, through the stream.
+    let named = post_json(api_b, "/api/docs/hist/versions", serde_json::json!({ "name": "Draft" })).await;
+    assert_eq!(named.status, 201, "{}", named.text());
+    let draft = named.json()["id"].as_u64().unwrap();
+    // Both processes see it (one store).
+    for api in [api_a, api_b] {
+        let listed = api.get("/api/docs/hist/versions").await.json();
+        assert!(listed["versions"].as_array().unwrap().iter().any(|v| v["id"].as_u64() == Some(draft)), "{listed}");
+    }
+    // Ada types on past several folds of the stream into PostgreSQL; the automatic version
+    // comes once, not once per process holding the document, and names her.
+    for n in 0..30 {
+        ada.push(&format!(" w{n}"));
+    }
+    bob.wait_same_as(&ada).await;
+    wait_for_async(Duration::from_secs(15), "an automatic version of the burst", || async {
+        let listed = api_a.get("/api/docs/hist/versions").await.json();
+        listed["versions"][0]["kind"] == "auto"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listed = api_a.get("/api/docs/hist/versions").await.json();
+    let autos: Vec<&serde_json::Value> = listed["versions"].as_array().unwrap().iter().filter(|v| v["kind"] == "auto").collect();
+    assert_eq!(autos.len(), 1, "one automatic version for the burst, not one per process: {listed}");
+    assert!(autos[0]["editors"].as_array().unwrap().iter().any(|e| e["name"] == "Ada"), "{listed}");
+    assert_eq!(api_b.get(&format!("/api/docs/hist/versions/{draft}/content?format=text")).await.text().trim_end(), "first words");
+
+    // A restore through A reaches Bob on B live.
+    let restored = post_json(api_a, &format!("/api/docs/hist/versions/{draft}/restore"), serde_json::json!({})).await;
+    assert_eq!(restored.status, 200, "{}", restored.text());
+    bob.wait_text("first words").await;
+    ada.close().await;
+    bob.close().await;
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+
+    // A new process has the history and its contents.
+    let dir_c = TempDir::new("hist-c");
+    let c = QuireProcess::start(&bin, dir_c.path(), &flags).await;
+    let listed = Api(c.addr).get("/api/docs/hist/versions").await.json();
+    let kinds: Vec<&str> = listed["versions"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["restore", "auto", "manual"], "{listed}");
+    let diff = Api(c.addr).get(&format!("/api/docs/hist/versions/{draft}/diff?against=current")).await.json();
+    assert!(diff["spans"].as_array().unwrap().iter().all(|s| s["change"] == "kept"), "restored: {diff}");
+    assert!(c.terminate().await.success());
+}
+
+/// `tests/fixtures/cluster-v1.sql`: a database written by quire at layout 1 (see its header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_written_by_layout_1_opens_with_everything_in_it_and_gains_history() {
+    let bin = quire_bin();
+    let redis = Redis::start().await;
+    let database = database().await;
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    client.batch_execute(include_str!("../fixtures/cluster-v1.sql")).await.expect("load the fixture");
+
+    let dir = TempDir::new("pg-v1");
+    let flags = ["--redis", &redis.url(), "--database", &database];
+    let server = QuireProcess::start(&bin, dir.path(), &flags).await;
+    let layout: i32 = client.query_one("SELECT version FROM quire_layout", &[]).await.unwrap().get(0);
+    assert_eq!(layout, 2, "migrated");
+    let api = Api(server.addr);
+    let list = api.get("/api/docs").await.json();
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["docs"][0]["title"], "Q1 plan");
+    let plan = api.get("/api/docs/plan/content?format=markdown").await.text();
+    assert_eq!(plan, "# Q1 plan\n\nRevenue **up**, costs *down*.\n\n- hire\n- ship\n");
+    assert_eq!(api.get("/api/docs/gone").await.status, 404);
+    // The first version is taken when the document is opened, off its task.
+    wait_for_async(Duration::from_secs(10), "the first version", || async { api.get("/api/docs/plan/versions").await.json()["total"] == 1 }).await;
+    let versions = api.get("/api/docs/plan/versions").await.json();
+    let first = versions["versions"][0]["id"].as_u64().unwrap();
+    assert_eq!(api.get(&format!("/api/docs/plan/versions/{first}/content?format=markdown")).await.text(), plan);
+    assert!(server.terminate().await.success());
+
+    // Opens again at layout 2 as it is.
+    let server = QuireProcess::start(&bin, dir.path(), &flags).await;
+    assert_eq!(Api(server.addr).get("/api/docs/plan/versions").await.json()["total"], 1);
+    assert!(server.terminate().await.success());
+    drop(client);
+    let _ = connection.await;
+}

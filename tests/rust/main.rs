@@ -12,6 +12,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod heavy;
+mod history;
 mod hostile;
 mod lifecycle;
 mod migration;

@@ -4,10 +4,12 @@
 //! log compacted), and one deleted. It was stopped cleanly.
 
 use std::process::Command;
+use std::time::Duration;
 
 use quire::Config;
 use quire_tests::http::Api;
-use quire_tests::{Client, TempDir, TestServer};
+use quire_tests::process::QuireProcess;
+use quire_tests::{wait_for_async, Client, TempDir, TestServer};
 use serde_json::json;
 
 fn unpack_v1_store() -> TempDir {
@@ -57,4 +59,57 @@ async fn a_store_written_by_layout_1_opens_with_everything_in_it() {
     assert_eq!(api.get("/api/docs/plan/content?format=markdown").await.text(), "# Q2 plan\n");
     assert_eq!(api.get("/api/docs").await.json()["total"], 3);
     server.stop().await;
+}
+
+/// `tests/fixtures/store-v2.tar.gz`: a store written by quire at commit c37af87 (layout 2,
+/// before version history): `plan` (a title and Markdown), `notes.2026` (replaced five times,
+/// its log compacted), a share link to `plan`, and `gone`, created and deleted.
+#[tokio::test]
+async fn a_store_written_by_layout_2_opens_with_everything_in_it_and_gains_history() {
+    const OWNER: &str = "the-owner-key-for-migration-tests";
+    let dir = TempDir::new("store-v2");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-v2.tar.gz");
+    let status = Command::new("tar").args(["xzf", fixture, "-C"]).arg(dir.path()).status().expect("run tar");
+    assert!(status.success());
+    let data = dir.path().join("data");
+    let bin = quire_tests::process::quire_bin();
+    let owner = format!("Bearer {OWNER}");
+    let auth = [("Authorization", owner.as_str())];
+    let server = QuireProcess::start(&bin, &data, &["--owner-key", OWNER]).await;
+    let api = Api(server.addr);
+    let get = |path: &'static str| api.send("GET", path, &auth, b"");
+
+    let list = get("/api/docs").await.json();
+    assert_eq!(list["total"], 2, "{list}");
+    let titles: Vec<&str> = list["docs"].as_array().unwrap().iter().map(|d| d["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["会议纪要 📝", "Q1 plan"]);
+    let plan = get("/api/docs/plan/content?format=markdown").await.text();
+    assert_eq!(plan, "# Q1 plan\n\nRevenue **up**, costs *down*.\n\n- hire\n- ship\n");
+    let notes = get("/api/docs/notes.2026/content?format=text").await.text();
+    assert!(notes.contains("emoji 😀 and 中文, edit 5"), "{notes}");
+    let links = get("/api/docs/plan/links").await.json();
+    assert_eq!(links["links"].as_array().map(Vec::len), Some(1), "the share link: {links}");
+    assert_eq!(get("/api/docs/gone").await.status, 404);
+
+    // History starts when a document is next opened: its first version holds what it was.
+    // The first version is taken when the document is opened, off its task.
+    wait_for_async(Duration::from_secs(10), "the first version", || async { get("/api/docs/plan/versions").await.json()["total"] == 1 }).await;
+    let versions = get("/api/docs/plan/versions").await.json();
+    let first = versions["versions"][0]["id"].as_u64().unwrap();
+    let path = format!("/api/docs/plan/versions/{first}/content?format=markdown");
+    assert_eq!(api.send("GET", &path, &auth, b"").await.text(), plan);
+    let named = api
+        .send("POST", "/api/docs/notes.2026/versions", &[auth[0], ("Content-Type", "application/json")], br#"{"name":"Migrated"}"#)
+        .await;
+    assert_eq!(named.status, 201, "{}", named.text());
+
+    // The migrated store opens again as it is now, versions and all.
+    assert!(server.terminate().await.success());
+    let server = QuireProcess::start(&bin, &data, &["--owner-key", OWNER]).await;
+    let api = Api(server.addr);
+    let versions = api.send("GET", "/api/docs/notes.2026/versions", &auth, b"").await.json();
+    assert!(versions["versions"].as_array().unwrap().iter().any(|v| v["name"] == "Migrated"), "{versions}");
+    assert_eq!(api.send("GET", "/api/docs", &auth, b"").await.json()["total"], 2);
+    assert!(server.terminate().await.success());
 }

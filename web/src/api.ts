@@ -143,6 +143,100 @@ function contentUrl(docId: string, format?: string): string {
   return format ? `${url}?format=${format}` : url;
 }
 
+/** Who made changes (see `AuthorInfo` in the OpenAPI document). */
+export type Author =
+  | { kind: "person"; name: string; color: string | null }
+  | { kind: "imported" }
+  | { kind: "restored"; version: number; by: { name: string; color: string | null } | null }
+  | { kind: "unknown" };
+
+/** A version of a document. */
+export interface VersionInfo {
+  id: number;
+  created_ms: number;
+  name: string | null;
+  kind: "auto" | "manual" | "restore";
+  restored_from: number | null;
+  /** Who changed something since the version before. */
+  editors: Author[];
+  size_bytes: number;
+}
+
+export interface VersionList {
+  versions: VersionInfo[];
+  total: number;
+  next_offset: number | null;
+}
+
+/** A span of a comparison: text (or an embed) kept, inserted, deleted or reformatted. */
+export interface SpanInfo {
+  change: "kept" | "inserted" | "deleted" | "formatted";
+  insert: string | Record<string, unknown>;
+  attributes?: Record<string, unknown>;
+  old_attributes?: Record<string, unknown>;
+  author?: Author;
+  candidates?: Author[];
+}
+
+export interface DiffInfo {
+  from: { id: number } | null;
+  to: { id: number } | null;
+  old_title: string;
+  title: string;
+  spans: SpanInfo[];
+}
+
+function versionsUrl(docId: string, rest = ""): string {
+  return `/api/docs/${encodeURIComponent(docId)}/versions${rest}`;
+}
+
+/** One page of the document's versions, newest first. */
+export async function listVersions(docId: string, offset: number, limit: number, token: string | null): Promise<VersionList> {
+  return json(await fetch(versionsUrl(docId, `?offset=${offset}&limit=${limit}`), { headers: bearer(token) }));
+}
+
+/** What version `v` changed since the one before it, each change with its author. */
+export async function compareVersion(docId: string, v: number, token: string | null): Promise<DiffInfo> {
+  return json(await fetch(versionsUrl(docId, `/${v}/diff`), { headers: bearer(token) }));
+}
+
+/** A named version of the document as it is now. */
+export async function nameCurrentVersion(docId: string, name: string, token: string | null): Promise<VersionInfo> {
+  return json(
+    await fetch(versionsUrl(docId), {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(token) },
+      body: JSON.stringify({ name }),
+    }),
+  );
+}
+
+export async function renameVersion(docId: string, v: number, name: string | null, token: string | null): Promise<VersionInfo> {
+  return json(
+    await fetch(versionsUrl(docId, `/${v}`), {
+      method: "PATCH",
+      headers: { "content-type": "application/json", ...bearer(token) },
+      body: JSON.stringify({ name }),
+    }),
+  );
+}
+
+/** Restores version `v`: an edit everyone connected sees, attributed to `by`. */
+export async function restoreVersion(
+  docId: string,
+  v: number,
+  by: { name: string; color: string } | null,
+  token: string | null,
+): Promise<{ changed: boolean }> {
+  return json(
+    await fetch(versionsUrl(docId, `/${v}/restore`), {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(token) },
+      body: JSON.stringify(by ? { by } : {}),
+    }),
+  );
+}
+
 /** The header that carries a share link's token (none for the owner: the cookie does). */
 function bearer(token: string | null): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};

@@ -10,6 +10,7 @@ import { isEnding, type Ending } from "./connection";
 import { element } from "./dom";
 import { ENDED_STATUS, endedNotice } from "./ended";
 import { deviceMarkdown } from "./markdown";
+import { openHistory } from "./history";
 import { fileMenu } from "./menu";
 import { askUser, Presence } from "./presence";
 import type { LocalStore, StorageError } from "./local";
@@ -138,6 +139,16 @@ export async function editorPage(root: HTMLElement, docId: string, store: LocalS
     token: session.access.token,
     title: () => session.doc.title() ?? "",
     canEdit: () => !session.readOnly,
+    // Editors see history; view-only links do not (the API refuses them), as in Google Docs.
+    canSeeHistory: () => session.access.role !== "view",
+    openHistory: () =>
+      openHistory({
+        docId,
+        token: session.access.token,
+        page,
+        formats: FORMATS,
+        notify: (message) => showNotice(message, true),
+      }),
     notify: (message) => showNotice(message, true),
   });
   // Only the owner shares (and only a server that checks access has anything to share).

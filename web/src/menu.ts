@@ -1,8 +1,9 @@
-// The editor's File menu: Import (replaces the content with a .md, .html or .txt file) and
-// Export (downloads Markdown, HTML or plain text), both through the HTTP API, so the app
-// converts exactly as `quire export`/`quire import` and any script do. Both carry the document's
-// credentials (a share link's token as a bearer token), so they are fetched rather than followed
-// as links; Import is there only for those who may edit.
+// The editor's File menu: Version history (the side panel, see history.ts), Import (replaces the
+// content with a .md, .html or .txt file) and Export (downloads Markdown, HTML or plain text),
+// the last two through the HTTP API, so the app converts exactly as `quire export`/`quire import`
+// and any script do. All carry the document's credentials (a share link's token as a bearer
+// token), so they are fetched rather than followed as links; Import is there only for those who
+// may edit, Version history for editors and the owner.
 
 import { EXPORTS, exportFile, IMPORTS, importFile } from "./api";
 import { element } from "./dom";
@@ -15,6 +16,9 @@ export interface MenuContext {
   title(): string;
   /** Whether this user may change the document now. */
   canEdit(): boolean;
+  /** Whether this user may see the document's history (editors and the owner). */
+  canSeeHistory(): boolean;
+  openHistory(): void;
   notify(message: string): void;
 }
 
@@ -28,6 +32,10 @@ export function fileMenu(context: MenuContext): { element: HTMLElement } {
   const importItem = element("button", { type: "button", class: "menu-item", "data-action": "import" }, [
     "Import…",
   ]);
+  const historyItem = element("button", { type: "button", class: "menu-item", "data-action": "history" }, [
+    "Version history",
+  ]);
+  historyItem.addEventListener("click", () => context.openHistory());
   const separator = element("hr");
   const exports = EXPORTS.map(({ format, label, extension }) => {
     const item = element("button", { type: "button", class: "menu-item", "data-format": format }, [
@@ -46,15 +54,17 @@ export function fileMenu(context: MenuContext): { element: HTMLElement } {
   });
   const details = element("details", { class: "menu" }, [
     element("summary", {}, ["File"]),
-    element("div", { class: "menu-items" }, [importItem, picker, separator, ...exports]),
+    element("div", { class: "menu-items" }, [historyItem, importItem, picker, separator, ...exports]),
   ]);
 
   details.addEventListener("toggle", () => {
     const canEdit = context.canEdit();
-    importItem.hidden = separator.hidden = !canEdit;
+    importItem.hidden = !canEdit;
+    historyItem.hidden = !context.canSeeHistory();
+    separator.hidden = importItem.hidden && historyItem.hidden;
   });
   // A chosen item closes the menu, as menus do.
-  for (const item of [importItem, ...exports]) item.addEventListener("click", () => (details.open = false));
+  for (const item of [historyItem, importItem, ...exports]) item.addEventListener("click", () => (details.open = false));
   importItem.addEventListener("click", () => picker.click());
   picker.addEventListener("change", async () => {
     const file = picker.files?.[0];

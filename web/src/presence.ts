@@ -175,6 +175,6 @@ function initial(name: string): string {
 }
 
 /** A colour from another client is data, not CSS: only `#rgb`/`#rrggbb` gets through. */
-function safeColor(color: unknown): string {
+export function safeColor(color: unknown): string {
   return typeof color === "string" && /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(color) ? color : "#5f6368";
 }

@@ -1,4 +1,5 @@
-//! `quire export DOC [--format F] [--output FILE]`: `GET /api/docs/{id}/content`.
+//! `quire export DOC [--format F] [--version V] [--output FILE]`: `GET /api/docs/{id}/content`,
+//! or `GET /api/docs/{id}/versions/{v}/content` for a version (`quire versions DOC` lists them).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -20,6 +21,9 @@ pub struct ExportArgs {
     /// Write here instead of to stdout (replaced only once the whole export has arrived).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Export this version instead of the document as it is now (an id from `quire versions`).
+    #[arg(long)]
+    version: Option<u64>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -28,10 +32,11 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let id = doc_id(&args.doc)?;
     let server = Server::new(&args.server)?;
-    let url = server.url(&format!(
-        "/api/docs/{id}/content?format={}",
-        args.format.api_name()
-    ));
+    let path = match args.version {
+        Some(v) => format!("/api/docs/{id}/versions/{v}/content"),
+        None => format!("/api/docs/{id}/content"),
+    };
+    let url = server.url(&format!("{path}?format={}", args.format.api_name()));
     let response = server
         .get(&url)
         .call()

@@ -1,13 +1,15 @@
 //! The client subcommands, `quire export` and `quire import`: a running server's HTTP API from
 //! the command line. Part of the binary only, so `anyhow` is at home here.
 //!
-//! - `export`: a document's body to stdout or a file.
+//! - `export`: a document's body (or one of its versions) to stdout or a file.
 //! - `import`: a file into a document, created if missing, with a progress bar for big files.
-//! - `format`: the formats both speak.
+//! - `versions`: a document's versions, newest first.
+//! - `format`: the formats export and import speak.
 
 pub mod export;
 mod format;
 pub mod import;
+pub mod versions;
 
 use std::time::Duration;
 

@@ -4,7 +4,9 @@
 //! requests one at a time ([`LiveDoc`] does the work); unload after `idle_unload` without
 //! connections, or persist and stop at shutdown. A failed load refuses everyone and writes
 //! nothing. While the store refuses this document's writes, retry on a timer; while flushes
-//! fail, take no edits. With a shared store, also apply what other processes do.
+//! fail, take no edits. With a shared store, also apply what other processes do. Take a version
+//! when one is due (the job runs off the task; its outcome comes back here), and one of the
+//! last changes before unloading or stopping.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub(super) async fn run(spawn: Spawn, context: Arc<DocContext>) {
         Ok((doc, storage, feed)) => {
             tracing::debug!(doc = %slot.id(), "loaded");
             let mut live = LiveDoc::new(slot.id().clone(), doc, storage, feed, context);
+            live.load_history().await;
+            live.pump_history().await;
             serve(&mut live, &slot, &mut rx).await;
         }
         Err(error) => {
@@ -74,10 +78,18 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
     // The next client-id probe to decide (see `probe.rs`).
     let probe = sleep_until(Instant::now());
     tokio::pin!(probe);
+    // The next automatic version.
+    let version = sleep_until(Instant::now());
+    tokio::pin!(version);
     loop {
         if let Some(due) = live.probe_due() {
             if probe.deadline() != due {
                 probe.as_mut().reset(due);
+            }
+        }
+        if let Some(due) = live.version_due() {
+            if version.deadline() != due {
+                version.as_mut().reset(due);
             }
         }
         if live.storage().is_unsaved() && retry_after.is_none() {
@@ -105,14 +117,15 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                     }
                 }
             }
-            remote = live.next_remote() => {
-                // What other processes did (a shared store only).
-                if let Some(remote) = remote {
-                    live.remote(remote).await;
-                }
+            event = live.background() => {
+                // What other processes did (a shared store only), or a version job's end.
+                live.on_background(event).await;
                 if ended(live, slot, rx) {
                     break;
                 }
+            }
+            () = &mut version, if live.version_due().is_some() => {
+                live.version_timer().await;
             }
             () = &mut meta, if meta_armed => {
                 meta_armed = false;
@@ -140,6 +153,9 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
                 }
             }
             () = &mut idle, if idle_armed => {
+                // The burst has settled (nobody is connected): its version is taken now, so
+                // that a document nobody opens again still has it in its history.
+                live.settle_history().await;
                 // While the store refuses an edit, this task holds the only copy: stay.
                 if live.settle().await && slot.retire_if_idle(rx) {
                     tracing::debug!(doc = %slot.id(), "unloaded idle document");
@@ -150,7 +166,11 @@ async fn serve(live: &mut LiveDoc, slot: &Slot, rx: &mut mpsc::Receiver<Command>
             }
             _ = shutdown.cancelled() => {
                 live.close_all(CloseReason::ShuttingDown);
-                if !live.settle().await {
+                if live.settle().await {
+                    // The session ends here: its changes get their version, as when the
+                    // document unloads idle (the store is flushed after every task ends).
+                    live.settle_history().await;
+                } else {
                     // The clients that made them still hold them and resync on reconnect.
                     tracing::error!(doc = %slot.id(), "stopping with edits the store refused");
                 }

@@ -1,4 +1,5 @@
-//! The document task's answers to the HTTP API: metadata, export, import, create, delete.
+//! The document task's answers to the HTTP API: metadata, export, import, create, delete, and
+//! what changes the history (naming, deleting and restoring versions).
 //!
 //! Every change goes through [`LiveDoc::commit`], the same path as a client's update: stored,
 //! then sent to every connected client, so an import shows up live in open editors. A change
@@ -29,6 +30,23 @@ pub(super) async fn serve(live: &mut LiveDoc, request: Request) {
         Request::Replace { format, input, reply } => answer(reply, replace(live, format, input).await),
         Request::ApplyUpdate { update, reply } => answer(reply, apply_update(live, &update).await),
         Request::Delete(reply) => answer(reply, delete(live).await),
+        // Answered by the version job, once the version is written.
+        Request::NameVersion { name, reply } => match existing(live) {
+            Ok(live) => live.name_current(name, reply).await,
+            Err(error) => answer(reply, Err(error)),
+        },
+        Request::RenameVersion { id, name, reply } => match existing(live) {
+            Ok(live) => answer(reply, live.rename_version(id, name).await),
+            Err(error) => answer(reply, Err(error)),
+        },
+        Request::DeleteVersion { id, reply } => match existing(live) {
+            Ok(live) => answer(reply, live.delete_version(id).await),
+            Err(error) => answer(reply, Err(error)),
+        },
+        Request::Restore { id, by, reply } => match writable(live, 0) {
+            Ok(live) => live.want_restore(id, by, reply).await,
+            Err(error) => answer(reply, Err(error)),
+        },
     }
 }
 
@@ -103,6 +121,7 @@ async fn create(
         })
         .await??;
     live.undelete().await?;
+    live.imported(&updates.0, Vec::new()).await;
     commit_all(live, updates).await?;
     live.record_created().await;
     Ok((meta(live)?, live.storage().saved()?))
@@ -156,6 +175,7 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
             changes(&doc, |doc| import(doc, format, &input))
         })
         .await??;
+    live.imported(&updates.0, Vec::new()).await;
     commit_all(live, updates).await?;
     live.storage().saved()
 }
@@ -167,6 +187,7 @@ async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocEr
         return Err(DocError::StaleCopy);
     }
     protocol::continues(&live.doc().transact().state_vector(), &update).map_err(DocError::BadUpdate)?;
+    let posted: Vec<yrs::ClientID> = update.insertions(true).client_ids().collect();
     let doc = live.doc().clone();
     let applied = live
         .context()
@@ -174,7 +195,10 @@ async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocEr
         .off_runtime(move || protocol::apply_update(&doc, update))
         .await?;
     match applied {
-        Ok(Some(delta)) => live.commit(&delta, None).await,
+        Ok(Some(delta)) => {
+            live.imported(std::slice::from_ref(&delta), posted).await;
+            live.commit(&delta, None).await
+        }
         Ok(None) => {}
         Err(error @ protocol::ProtocolError::Panicked(_)) => {
             live.reload().await;

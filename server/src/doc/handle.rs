@@ -9,10 +9,11 @@ use quire_model::protocol::Inbound;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use yrs::StateVector;
 
-use super::ConnId;
+use super::{ConnId, Restored};
 use crate::auth::Grant;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
+use crate::store::history::{Author, VersionRecord};
 use crate::store::DocMeta;
 use crate::ws::outbox::Outbox;
 
@@ -75,6 +76,21 @@ pub enum Request {
     /// Disconnects everyone and removes the document from disk, for good once the ticket is
     /// durable.
     Delete(Reply<Ticket>),
+    /// A named version of the document as it is now (answered once it is written).
+    NameVersion { name: String, reply: Reply<VersionRecord> },
+    /// Names a version, or takes its name away.
+    RenameVersion {
+        id: u64,
+        name: Option<String>,
+        reply: Reply<VersionRecord>,
+    },
+    DeleteVersion { id: u64, reply: Reply<()> },
+    /// Restores a version, as an edit by `by` (answered once the version after it is written).
+    Restore {
+        id: u64,
+        by: Option<Author>,
+        reply: Reply<Restored>,
+    },
 }
 
 impl Request {
@@ -88,6 +104,9 @@ impl Request {
             Request::Replace { reply, .. } | Request::ApplyUpdate { reply, .. } | Request::Delete(reply) => {
                 drop(reply.send(Err(error)))
             }
+            Request::NameVersion { reply, .. } | Request::RenameVersion { reply, .. } => drop(reply.send(Err(error))),
+            Request::DeleteVersion { reply, .. } => drop(reply.send(Err(error))),
+            Request::Restore { reply, .. } => drop(reply.send(Err(error))),
         }
     }
 }

@@ -14,11 +14,19 @@
 //! - `api`: the task's answers to the HTTP API.
 //! - `storage`: one document's side of the store (load, append, compact, metadata).
 //! - `context`: what every task shares with the rest of the server.
+//! - [`versions`]: when automatic versions are taken and which are kept as they age (pure).
+//! - `attribution`: who writes under which Yjs client id, who deletes what.
+//! - `capture`: taking a version off the task (read from the store, encode, compress, write).
+//! - [`history`]: reading history for the API: versions with their editors, a version's
+//!   content, comparisons with each change's author.
 
 mod actor;
 mod api;
+mod attribution;
+mod capture;
 pub mod context;
 pub mod handle;
+pub mod history;
 mod live;
 pub mod peers;
 mod presence;
@@ -26,10 +34,12 @@ mod probe;
 pub mod registry;
 mod slot;
 mod storage;
+pub mod versions;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use handle::DocHandle;
+pub use live::Restored;
 pub use storage::MAX_TITLE_BYTES;
 pub use registry::Registry;
 

@@ -10,11 +10,13 @@ use yrs::StateVector;
 
 use super::context::DocContext;
 use super::handle::{Command, DocHandle, Reply, Request, SendError};
+use super::history::{self, Against, Compared, VersionView};
 use super::slot::Slots;
-use super::{actor, ConnId};
+use super::{actor, ConnId, Restored};
 use crate::auth::Grant;
 use crate::error::DocError;
 use crate::store::flusher::Ticket;
+use crate::store::history::{Author, VersionRecord};
 use crate::store::{DocMeta, Health, Page};
 use crate::ws::outbox::Outbox;
 
@@ -138,6 +140,64 @@ impl Registry {
     pub async fn delete(&self, id: &DocId) -> Result<(), DocError> {
         let ticket = self.request(id, Existing, Request::Delete).await?;
         self.saved(ticket).await
+    }
+
+    /// One page of the document's versions, newest first, with their editors named. Read from
+    /// the store: browsing history does not load the document.
+    pub async fn versions(&self, id: &DocId, offset: usize, limit: usize) -> Result<(Vec<VersionView>, u64), DocError> {
+        self.must_exist(id).await?;
+        history::list(&self.context, id, offset, limit).await
+    }
+
+    /// A version of the document as it is now, named (the newest version, if nothing changed
+    /// since it and it has no name). Returns once it is written.
+    pub async fn name_version(&self, id: &DocId, name: String) -> Result<VersionRecord, DocError> {
+        self.request(id, Existing, |reply| Request::NameVersion { name: name.clone(), reply }).await
+    }
+
+    pub async fn rename_version(&self, id: &DocId, version: u64, name: Option<String>) -> Result<VersionRecord, DocError> {
+        self.request(id, Existing, |reply| Request::RenameVersion { id: version, name: name.clone(), reply }).await
+    }
+
+    pub async fn delete_version(&self, id: &DocId, version: u64) -> Result<(), DocError> {
+        self.request(id, Existing, |reply| Request::DeleteVersion { id: version, reply }).await
+    }
+
+    /// Restores a version as an edit everyone connected sees; returns once the version after
+    /// it is written.
+    pub async fn restore(&self, id: &DocId, version: u64, by: Option<Author>) -> Result<Restored, DocError> {
+        self.request(id, Existing, |reply| Request::Restore { id: version, by: by.clone(), reply }).await
+    }
+
+    /// A version's body in a text format.
+    pub async fn export_version(&self, id: &DocId, version: u64, format: Format) -> Result<String, DocError> {
+        self.must_exist(id).await?;
+        history::export_version(&self.context, id, version, format).await
+    }
+
+    /// A version's state as a Yjs update (v1, or v2).
+    pub async fn version_yjs(&self, id: &DocId, version: u64, v2: bool) -> Result<Vec<u8>, DocError> {
+        self.must_exist(id).await?;
+        history::version_update(&self.context, id, version, v2).await
+    }
+
+    /// Version `version` compared with `against`, each change with its author.
+    pub async fn compare(&self, id: &DocId, version: u64, against: Against) -> Result<Compared, DocError> {
+        self.must_exist(id).await?;
+        history::compare_versions(&self.context, id, version, against).await
+    }
+
+    /// A version with its editors named.
+    pub async fn describe(&self, id: &DocId, record: VersionRecord) -> Result<VersionView, DocError> {
+        history::view(&self.context, id, record).await
+    }
+
+    async fn must_exist(&self, id: &DocId) -> Result<(), DocError> {
+        if self.slots.get(id).is_some() || self.exists(id).await? {
+            Ok(())
+        } else {
+            Err(DocError::NotFound)
+        }
     }
 
     /// Waits until everything up to `ticket` is on disk: a reply says "saved" only then.

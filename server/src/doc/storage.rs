@@ -152,6 +152,12 @@ impl DocStorage {
         }
     }
 
+    /// Where in the log the state is: what a version of the stored state records, to be told
+    /// from one of a later state.
+    pub fn last_seq(&self) -> Option<Seq> {
+        self.log.last_seq
+    }
+
     /// Bytes the document takes in the store (snapshot plus log): what its whole-document
     /// operations cost.
     pub fn size_bytes(&self) -> u64 {
@@ -394,7 +400,7 @@ fn read_state(bytes: Option<&[u8]>) -> StateVector {
 }
 
 /// A fresh `Doc` with every stored update applied, in order.
-fn rebuild(stored: &Stored) -> Result<Doc, LoadError> {
+pub(super) fn rebuild(stored: &Stored) -> Result<Doc, LoadError> {
     let doc = schema::new_doc();
     for (index, update) in stored.updates.iter().enumerate() {
         protocol::apply_bytes(&doc, update).map_err(|source| LoadError::Rebuild { index, source })?;

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The media type of a binary Yjs update, both ways.
-const YJS_MIME: &str = "application/octet-stream";
+pub(super) const YJS_MIME: &str = "application/octet-stream";
 /// Standard base64 with or without padding: URL-safe input is mapped onto this alphabet first.
 const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -130,6 +130,11 @@ pub async fn export(
             (Bytes::from(app.docs.export_yjs(&access.id, v2, &since).await?), YJS_MIME)
         }
     };
+    Ok(exported(body, mime))
+}
+
+/// An export as served: its type, and nothing in it may run.
+pub(super) fn exported(body: Bytes, mime: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
@@ -143,7 +148,7 @@ pub async fn export(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    Ok(response)
+    response
 }
 
 /// Reads a base64 state vector, standard or URL-safe, padded or not. A `+` that arrived as a

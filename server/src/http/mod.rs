@@ -5,11 +5,14 @@
 //! - `docs`: `/api/docs`, the documents and their metadata.
 //! - `content`: `/api/docs/{id}/content` and `/updates`, export and import.
 //! - `links`: `/api/docs/{id}/links`, share links.
+//! - `versions`: `/api/docs/{id}/versions`, version history: list, name, rename, delete, restore.
+//! - `compare`: a version's content, and comparisons with who made each change.
 //! - `session`: `/api/session` and the sign-in URL.
 //! - `openapi`: `/api/openapi.json`, generated from the `/api` route list below.
 //! - `web`: the browser app, `/` and `/d/{doc}`.
 
 mod access;
+mod compare;
 mod content;
 mod docs;
 mod health;
@@ -17,6 +20,7 @@ mod links;
 mod metrics;
 pub mod openapi;
 mod session;
+mod versions;
 mod web;
 
 use axum::extract::DefaultBodyLimit;
@@ -63,6 +67,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(content::merge_update))
         .routes(routes!(links::create, links::list))
         .routes(routes!(links::remove))
+        .routes(routes!(versions::list, versions::create))
+        .routes(routes!(versions::rename, versions::remove))
+        .routes(routes!(versions::restore))
+        .routes(routes!(compare::content))
+        .routes(routes!(compare::diff))
         .routes(routes!(session::get, session::sign_in, session::sign_out))
         .routes(routes!(openapi::openapi_json))
 }

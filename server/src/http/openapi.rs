@@ -24,6 +24,8 @@ use utoipa::ToSchema;
         (name = "docs", description = "Documents and their metadata"),
         (name = "content", description = "A document's body: export, import, Yjs updates"),
         (name = "links", description = "Share links: anyone with the link can view or edit"),
+        (name = "versions", description = "Version history: versions with their editors, names, \
+            content, comparisons with each change's author, restore. Editors only"),
         (name = "session", description = "Who the caller is; the owner's sign-in"),
         (name = "meta", description = "This API's description"),
     )

@@ -6,7 +6,15 @@ use std::sync::Mutex;
 
 use quire_model::DocId;
 
+use super::history::{Author, VersionPage, VersionRecord};
 use super::{DocMeta, Page, Seq, Store, StoreError, Stored};
+
+/// A document's history: versions by id (record, packed state), authors by client id.
+#[derive(Default)]
+struct History {
+    versions: BTreeMap<u64, (VersionRecord, Vec<u8>)>,
+    authors: BTreeMap<u64, Author>,
+}
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -17,6 +25,7 @@ pub struct MemoryStore {
     deleted: Mutex<BTreeMap<DocId, Vec<u8>>>,
     stale: Mutex<BTreeMap<DocId, Vec<u8>>>,
     links: Mutex<BTreeMap<(DocId, String), Vec<u8>>>,
+    history: Mutex<BTreeMap<DocId, History>>,
     next_seq: AtomicU64,
     /// While set, every `load` fails, as a damaged disk would.
     pub fail_loads: AtomicBool,
@@ -52,6 +61,10 @@ impl MemoryStore {
 
     fn lock_links(&self) -> std::sync::MutexGuard<'_, BTreeMap<(DocId, String), Vec<u8>>> {
         self.links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, History>> {
+        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn stales(&self) -> std::sync::MutexGuard<'_, BTreeMap<DocId, Vec<u8>>> {
@@ -102,6 +115,7 @@ impl Store for MemoryStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.docs().remove(doc);
         self.metas().remove(doc);
+        self.history().remove(doc);
         let earlier = self.stales().remove(doc).unwrap_or_default();
         self.deleted().insert(doc.clone(), super::merge_states(&earlier, state));
         Ok(())
@@ -120,6 +134,7 @@ impl Store for MemoryStore {
         if let Some(state) = self.deleted().remove(doc) {
             self.stales().insert(doc.clone(), state);
         }
+        self.history().remove(doc);
         Ok(())
     }
 
@@ -168,5 +183,58 @@ impl Store for MemoryStore {
         }
         self.flushes.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    async fn put_version(&self, doc: &DocId, record: &VersionRecord, state: &[u8]) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut history = self.history();
+        let versions = &mut history.entry(doc.clone()).or_default().versions;
+        if versions.contains_key(&record.id) {
+            return Ok(false);
+        }
+        versions.insert(record.id, (record.clone(), state.to_vec()));
+        Ok(true)
+    }
+
+    async fn update_version(&self, doc: &DocId, record: &VersionRecord) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut history = self.history();
+        let found = history.get_mut(doc).and_then(|h| h.versions.get_mut(&record.id));
+        Ok(found.map(|(old, _)| *old = record.clone()).is_some())
+    }
+
+    async fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(history) = self.history().get_mut(doc) {
+            for id in ids {
+                history.versions.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError> {
+        let history = self.history();
+        let Some(history) = history.get(doc) else { return Ok(VersionPage::default()) };
+        let versions = history.versions.values().rev().skip(offset).take(limit).map(|(r, _)| r.clone()).collect();
+        Ok(VersionPage { versions, total: history.versions.len() as u64 })
+    }
+
+    async fn version_state(&self, doc: &DocId, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let history = self.history();
+        Ok(history.get(doc).and_then(|h| h.versions.get(&id)).map(|(_, state)| state.clone()))
+    }
+
+    async fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut history = self.history();
+        let recorded = &mut history.entry(doc.clone()).or_default().authors;
+        recorded.extend(authors.iter().cloned());
+        Ok(())
+    }
+
+    async fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError> {
+        let history = self.history();
+        Ok(history.get(doc).map(|h| h.authors.iter().map(|(c, a)| (*c, a.clone())).collect()).unwrap_or_default())
     }
 }

@@ -9,10 +9,13 @@
 
 pub mod cluster;
 pub mod flusher;
+pub mod history;
 pub mod memory;
 pub mod sled;
 
 use quire_model::DocId;
+
+use history::{Author, VersionPage, VersionRecord};
 
 /// Position of an update in a document's log. Increases with every append, across restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -141,8 +144,8 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the log up to and including `upto` by `snapshot`, atomically: a crash leaves
     /// either the old log or the new snapshot, never neither.
     async fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError>;
-    /// Removes the document entirely, content and metadata, and records that it was deleted,
-    /// atomically. `state` is the state vector (v1) of what was deleted: kept, so that copies
+    /// Removes the document entirely, content, metadata and history, and records that it was
+    /// deleted, atomically. `state` is the state vector (v1) of what was deleted: kept, so that copies
     /// of it can be told apart from a document created later under the same id.
     async fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError>;
     /// Whether anything is stored for `doc` (content or metadata).
@@ -150,7 +153,8 @@ pub trait Store: Send + Sync + 'static {
     /// Whether `doc` was deleted (and not created again since).
     async fn deleted(&self, doc: &DocId) -> Result<bool, StoreError>;
     /// Forgets that `doc` was deleted: it is being created again. What the deleted documents of
-    /// this id held becomes its [`stale`](Self::stale) state.
+    /// this id held becomes its [`stale`](Self::stale) state, and any history left under the id
+    /// goes (a version a process was still writing while another deleted the document).
     async fn undelete(&self, doc: &DocId) -> Result<(), StoreError>;
     /// The state vector (v1) of every earlier document under this id, deleted since: what a
     /// stale copy holds and the live document must never take.
@@ -171,6 +175,29 @@ pub trait Store: Send + Sync + 'static {
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Records a version of `doc`: its record and its packed state (see [`history::pack`]),
+    /// together. False, writing nothing, if the document has a version with this id already.
+    async fn put_version(&self, doc: &DocId, record: &VersionRecord, state: &[u8]) -> Result<bool, StoreError>;
+    /// Rewrites a version's record (its state stays); false if there is no such version.
+    async fn update_version(&self, doc: &DocId, record: &VersionRecord) -> Result<bool, StoreError>;
+    /// Removes versions, records and states; ids that are not there are skipped.
+    async fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError>;
+    /// One page of `doc`'s version records, newest first: `limit` after skipping `offset`.
+    async fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError>;
+    /// One version's packed state.
+    async fn version_state(&self, doc: &DocId, id: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records who wrote under Yjs client ids of `doc` (a later record of a client replaces
+    /// the earlier one: people rename themselves).
+    async fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError>;
+    /// Everyone recorded as writing in `doc`, by client id.
+    async fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError>;
+    /// Whether this process may take `doc`'s automatic version of the state stored up to
+    /// `pos`. Several processes of a cluster may hold a document and each would take it: the
+    /// first to claim that state does (see the cluster store).
+    async fn claim_version(&self, _doc: &DocId, _pos: Option<Seq>) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 
     /// Follows what other processes do to `doc`, from just after `after` in its log; dropping
     /// the receiver stops it. `None` for a store no other process writes.

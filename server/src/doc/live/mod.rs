@@ -11,9 +11,16 @@
 //! depend on changes the server lacks, writes under another connection's client id
 //! ([`probe`](super::probe)). In a cluster, what other processes do arrives through the
 //! store's feed ([`remote`]), and our clients' presence is published for them.
+//!
+//! The document's history is kept here too: who writes under which client id and who deletes
+//! what ([`attribution`](super::attribution)), and versions ([`history`], [`restore`]).
 
+mod history;
 mod pending;
 mod remote;
+mod restore;
+
+pub use history::Restored;
 
 use std::collections::{HashMap, HashSet};
 use std::iter::once;
@@ -23,8 +30,10 @@ use bytes::Bytes;
 use quire_model::protocol::{self, Inbound, ProtocolError};
 use quire_model::DocId;
 use yrs::sync::{Awareness, AwarenessUpdate, Message};
+use yrs::updates::decoder::Decode;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
+use super::attribution::{Attribution, Presence};
 use super::context::DocContext;
 use super::peers::{Peer, Peers};
 use super::presence;
@@ -34,6 +43,8 @@ use super::ConnId;
 use crate::auth::Grant;
 use crate::error::{CloseReason, DocError};
 use crate::state::INLINE_BYTES;
+use crate::store::history::Author;
+use crate::store::Remote;
 use crate::ws::outbox::{Frame, Outbox};
 
 /// Whether a document task keeps serving.
@@ -60,6 +71,14 @@ pub struct LiveDoc {
     waiting: Option<pending::Waiting>,
     /// Updates that skip over their sender's own earlier changes, held for its step 2.
     gapped: pending::Gapped,
+    history: history::History,
+    attribution: Attribution,
+}
+
+/// What happened in the background: another process's change, or a version job's end.
+pub enum Background {
+    Remote(Option<Remote>),
+    Version(history::Outcome),
 }
 
 impl LiveDoc {
@@ -76,7 +95,70 @@ impl LiveDoc {
             remote_clients: HashMap::new(),
             waiting: None,
             gapped: pending::Gapped::default(),
+            history: history::History::default(),
+            attribution: Attribution::default(),
         }
+    }
+
+    /// The next thing that happens in the background; pending while nothing can.
+    pub async fn background(&mut self) -> Background {
+        let running = self.history.running.as_mut();
+        let feed = self.feed.as_mut();
+        tokio::select! {
+            outcome = history::outcome_of(running) => Background::Version(outcome),
+            remote = async {
+                match feed {
+                    Some(feed) => feed.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Background::Remote(remote),
+        }
+    }
+
+    /// Handles what [`background`](Self::background) brought.
+    pub async fn on_background(&mut self, event: Background) {
+        match event {
+            Background::Version(outcome) => self.version_done(outcome).await,
+            // The store stopped feeding us (it is shutting down).
+            Background::Remote(None) => self.feed = None,
+            Background::Remote(Some(remote)) => self.remote(remote).await,
+        }
+    }
+
+    /// Records who writes under some client ids; a failure costs only their names. Written off
+    /// the task: a store across the network (PostgreSQL, up to its timeout while it is going
+    /// away) must not hold up everyone's edits because someone announced their name. Names are
+    /// read only when history is shown, long after. (Two writes for one client id may land out
+    /// of order only if it renames itself twice within one write's time.)
+    pub fn note_authors(&mut self, authors: Vec<(u64, Author)>) {
+        if authors.is_empty() {
+            return;
+        }
+        let (store, id) = (self.context.store.clone(), self.id.clone());
+        self.context.shared.tracker.spawn(async move {
+            if let Err(error) = store.put_authors(&id, &authors).await {
+                tracing::warn!(doc = %id, error = %crate::error::chain(&error), "cannot record who writes");
+            }
+        });
+    }
+
+    /// Content the API brought (`updates`, as committed) is "imported": what the server wrote
+    /// itself, under its own client id, what it deleted, and the client ids of a posted update
+    /// (`posted`) that nobody's presence named.
+    pub async fn imported(&mut self, updates: &[Vec<u8>], posted: Vec<ClientID>) {
+        let own = self.doc().client_id();
+        let mut authors: Vec<(u64, Author)> = self.attribution.note(own, Author::Imported).into_iter().collect();
+        for client in posted {
+            if !self.attribution.knows(client) {
+                authors.extend(self.attribution.note(client, Author::Imported));
+            }
+        }
+        for update in updates {
+            if let Ok(update) = Update::decode_v1(update) {
+                self.attribution.deleted(own, update.delete_set());
+            }
+        }
+        self.note_authors(authors);
     }
 
     pub fn doc(&self) -> &Doc {
@@ -152,7 +234,7 @@ impl LiveDoc {
                     continue;
                 }
                 Inbound::Awareness(update) => {
-                    self.apply_awareness(conn, update);
+                    self.apply_awareness(conn, update).await;
                     continue;
                 }
                 Inbound::AwarenessQuery => {
@@ -287,6 +369,9 @@ impl LiveDoc {
 
     /// Removes the document from the store; the task then ends, closing everyone with 4410.
     pub async fn delete(&mut self) -> Result<(), DocError> {
+        // No version may land after the deletion (it would show up under a later document of
+        // this id).
+        self.stop_versions().await;
         self.storage.delete(&self.context, self.awareness.doc()).await?;
         self.end(CloseReason::Deleted);
         Ok(())
@@ -301,6 +386,7 @@ impl LiveDoc {
             self.close_all(CloseReason::NotSaving);
             return;
         }
+        self.history_changed();
         let frame = encode(&protocol::update_message(delta.to_vec()));
         self.broadcast(&frame, author);
         if self.storage.compaction_due(&self.context) {
@@ -378,6 +464,8 @@ impl LiveDoc {
             return self.hold_gapped(conn, update, bytes);
         }
         let footprint = pending::Footprint::of(&update);
+        // Yjs does not say who deletes: the connection that sends a deletion does.
+        let deleted = (!update.delete_set().is_empty()).then(|| (self.writer_of(conn, &update), update.delete_set().clone()));
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();
             self.context
@@ -391,7 +479,12 @@ impl LiveDoc {
         self.check_pending(conn, bytes, &footprint);
         match applied {
             Ok(None) => {}
-            Ok(Some(delta)) => self.commit(&delta, Some(conn)).await,
+            Ok(Some(delta)) => {
+                if let Some((Some(writer), ids)) = deleted {
+                    self.attribution.deleted(writer, &ids);
+                }
+                self.commit(&delta, Some(conn)).await
+            }
             Err(ProtocolError::Panicked(what)) => {
                 tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
                 self.close(conn, CloseReason::Internal);
@@ -405,27 +498,72 @@ impl LiveDoc {
         }
     }
 
-    fn apply_awareness(&mut self, conn: ConnId, mut update: AwarenessUpdate) {
+    /// The client id `conn` writes under: the one its presence announced (the lowest, if it
+    /// announced several), else the only one that `update` inserts under.
+    fn writer_of(&self, conn: ConnId, update: &Update) -> Option<ClientID> {
+        if let Some(client) = self.peers.get(conn).and_then(|peer| peer.clients.iter().min_by_key(|c| c.get())) {
+            return Some(*client);
+        }
+        let inserted = update.insertions(true);
+        let mut clients = inserted.client_ids();
+        match (clients.next(), clients.next()) {
+            (Some(client), None) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Who `conn` says it is, for the client ids it owns: recorded if it may edit (so that a
+    /// view-only connection cannot put its name on anyone's text).
+    async fn note_presence(&mut self, conn: ConnId, clients: Vec<ClientID>) {
+        if !self.peers.may_edit(conn) {
+            return;
+        }
+        let mut authors = Vec::new();
+        for client in clients {
+            if self.peers.owner(client) != Some(conn) {
+                continue;
+            }
+            let Some(author) = self.awareness.state::<Presence>(client).and_then(Presence::author) else { continue };
+            authors.extend(self.attribution.note(client, author));
+        }
+        self.note_authors(authors);
+    }
+
+    async fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+        if let Some(announced) = self.apply_presence(conn, update) {
+            self.note_presence(conn, announced).await;
+        }
+    }
+
+    /// Applies a presence update; the client ids it added or changed.
+    fn apply_presence(&mut self, conn: ConnId, mut update: AwarenessUpdate) -> Option<Vec<ClientID>> {
         // yrs keeps an entry for every client id it ever saw: a "gone" state for an id nobody
         // knows would only grow that table, so it is dropped here.
         update
             .clients
             .retain(|&client, entry| &*entry.json != "null" || self.awareness.meta(client).is_some());
-        let Some(peer) = self.peers.get(conn) else { return };
+        let peer = self.peers.get(conn)?;
         if let Err(reason) = presence::check(&update, &peer.clients, self.context.shared.config.max_presence_bytes) {
-            return self.close(conn, reason);
+            self.close(conn, reason);
+            return None;
         }
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.awareness.apply_update_summary(update)
         }));
         let summary = match applied {
             Ok(Ok(Some(summary))) => summary,
-            Ok(Ok(None)) => return,
-            Ok(Err(error)) => return self.close(conn, CloseReason::Malformed(error.to_string())),
-            Err(_) => return self.close(conn, CloseReason::Internal),
+            Ok(Ok(None)) => return None,
+            Ok(Err(error)) => {
+                self.close(conn, CloseReason::Malformed(error.to_string()));
+                return None;
+            }
+            Err(_) => {
+                self.close(conn, CloseReason::Internal);
+                return None;
+            }
         };
-        self.peers
-            .claim(conn, summary.added.iter().chain(&summary.updated).copied(), &summary.removed);
+        let announced: Vec<ClientID> = summary.added.iter().chain(&summary.updated).copied().collect();
+        self.peers.claim(conn, announced.iter().copied(), &summary.removed);
         if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
             // To everyone, the sender too, as y-websocket's server does: a lone client counts
             // its own echo as liveness and would otherwise reconnect every 30 s.
@@ -433,6 +571,7 @@ impl LiveDoc {
             self.publish_presence(&frame);
             self.broadcast(&frame, None);
         }
+        Some(announced)
     }
 
     /// Sends everyone's presence to one connection, in frames of bounded size.

@@ -14,19 +14,6 @@ use crate::state::INLINE_BYTES;
 use crate::store::{Change, Remote, Seq};
 
 impl LiveDoc {
-    /// The next thing other processes did; never resolves when the store is not shared.
-    pub async fn next_remote(&mut self) -> Option<Remote> {
-        let Some(feed) = self.feed.as_mut() else {
-            return std::future::pending().await;
-        };
-        let next = feed.recv().await;
-        if next.is_none() {
-            // The store stopped feeding us (it is shutting down).
-            self.feed = None;
-        }
-        next
-    }
-
     pub async fn remote(&mut self, remote: Remote) {
         match remote {
             Remote::Log { changes, upto } => self.remote_log(changes, upto).await,
@@ -78,6 +65,7 @@ impl LiveDoc {
         };
         match applied {
             Ok(Some(delta)) => {
+                self.history_changed();
                 let frame = encode(&protocol::update_message(delta));
                 self.broadcast(&frame, None);
                 true

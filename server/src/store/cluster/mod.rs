@@ -10,6 +10,10 @@
 //! - Folding the stream into the snapshot is done by one process at a time, under a lease with
 //!   a fencing token ([`lease`]); the stream is then trimmed up to what was folded.
 //! - [`conn`]: the one multiplexed Redis connection every document task shares.
+//! - `history`: version history in PostgreSQL. Every process that holds a document would take
+//!   its automatic versions; the first to claim the stored state's version in Redis takes it
+//!   and the others skip theirs (they saw the same edits, through the stream). A version also records the stream position it covers, and a process whose state
+//!   is at a position a stored version covers already takes none.
 //!
 //! While Redis is unreachable the store is down (edits cannot be accepted or shared: new
 //! connections are refused); while PostgreSQL is, it is degraded (edits go on in the streams,
@@ -17,6 +21,7 @@
 
 mod conn;
 mod feed;
+mod history;
 pub mod lease;
 mod postgres;
 mod stream;
@@ -36,6 +41,7 @@ use lease::{Fold, Folded};
 use postgres::Postgres;
 use stream::{Entry, Keys};
 
+use super::history::{Author, VersionPage, VersionRecord};
 use super::{DocMeta, Health, Page, Remote, Seq, Store, StoreError, Stored};
 
 /// How to reach the cluster's services.
@@ -326,6 +332,46 @@ impl Store for ClusterStore {
     /// nothing to wait for here.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn put_version(&self, doc: &DocId, record: &VersionRecord, state: &[u8]) -> Result<bool, StoreError> {
+        self.pg.put_version(doc, record, state).await
+    }
+
+    async fn update_version(&self, doc: &DocId, record: &VersionRecord) -> Result<bool, StoreError> {
+        self.pg.update_version(doc, record).await
+    }
+
+    async fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError> {
+        self.pg.remove_versions(doc, ids).await
+    }
+
+    async fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError> {
+        self.pg.versions(doc, offset, limit).await
+    }
+
+    async fn version_state(&self, doc: &DocId, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.pg.version_state(doc, id).await
+    }
+
+    async fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError> {
+        self.pg.put_authors(doc, authors).await
+    }
+
+    async fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError> {
+        self.pg.authors(doc).await
+    }
+
+    /// The first process to ask for the state at `pos` takes its version. The claim is a key
+    /// that expires by itself after `lease_ttl` (by then every process has settled on that
+    /// state or moved past it); a process that dies after claiming costs that one automatic
+    /// version, and the next change brings another.
+    async fn claim_version(&self, doc: &DocId, pos: Option<Seq>) -> Result<bool, StoreError> {
+        let key = format!("{}:{}", Keys::of(doc).version, pos.map_or_else(|| "-".to_owned(), |Seq(n)| n.to_string()));
+        let ttl = self.lease_ttl.as_millis() as u64;
+        let set: Option<String> =
+            self.conn.cmd(redis::cmd("SET").arg(&key).arg(&self.process).arg("NX").arg("PX").arg(ttl)).await?;
+        Ok(set.is_some())
     }
 
     fn follow(&self, doc: &DocId, after: Option<Seq>) -> Option<mpsc::Receiver<Remote>> {

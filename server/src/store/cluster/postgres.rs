@@ -4,6 +4,9 @@
 //!
 //! A snapshot is written only with a fencing token newer than the one it replaces, so a process
 //! that lost its fold lease while paused can never put an older snapshot over a newer one.
+//!
+//! Layouts: 1, the documents and links; 2 adds version history ([`HISTORY`], queried in
+//! `history.rs`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,7 @@ use super::stream;
 use crate::store::{DocMeta, Page, Seq, StoreError};
 
 /// The layout this quire writes; recorded in `quire_layout`, checked and migrated at start.
-const LAYOUT: i32 = 1;
+const LAYOUT: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS quire_layout (version integer NOT NULL);
@@ -40,6 +43,24 @@ CREATE TABLE IF NOT EXISTS quire_links (
     id     text NOT NULL,
     record bytea NOT NULL,
     PRIMARY KEY (doc, id)
+);
+";
+
+/// Layout 2: versions (a record, JSON, and the packed state) and who wrote under which Yjs
+/// client id. Client ids are 53-bit (Yjs's), so they fit a bigint.
+const HISTORY: &str = "
+CREATE TABLE IF NOT EXISTS quire_versions (
+    doc    text NOT NULL,
+    id     bigint NOT NULL,
+    record jsonb NOT NULL,
+    state  bytea NOT NULL,
+    PRIMARY KEY (doc, id)
+);
+CREATE TABLE IF NOT EXISTS quire_authors (
+    doc    text NOT NULL,
+    client bigint NOT NULL,
+    author jsonb NOT NULL,
+    PRIMARY KEY (doc, client)
 );
 ";
 
@@ -95,12 +116,21 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .get(0);
     match version {
         None => {
+            tx.batch_execute(HISTORY).await.map_err(db)?;
             tx.execute("INSERT INTO quire_layout (version) VALUES ($1)", &[&LAYOUT]).await.map_err(db)?;
         }
         Some(found) if found > LAYOUT => {
             return Err(StoreError::Corrupt(format!(
                 "the database was written by a later quire (layout {found}; this one reads up to {LAYOUT})"
             )));
+        }
+        Some(found) if found < LAYOUT => {
+            tracing::info!(from = found, to = LAYOUT, "migrating the database's layout");
+            // 1 → 2: the history tables, empty (a document's first version is taken when it is
+            // next opened). An older quire then refuses the database instead of deleting
+            // documents and leaving their versions behind.
+            tx.batch_execute(HISTORY).await.map_err(db)?;
+            tx.execute("UPDATE quire_layout SET version = $1", &[&LAYOUT]).await.map_err(db)?;
         }
         Some(_) => {}
     }
@@ -150,7 +180,7 @@ impl Postgres {
 
     /// Runs `query` on the connection within [`TIMEOUT`]; fails at once while the database is
     /// known to be unreachable.
-    async fn with<T, F, Fut>(&self, query: F) -> Result<T, StoreError>
+    pub(super) async fn with<T, F, Fut>(&self, query: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -257,15 +287,18 @@ impl Postgres {
         .map(drop)
     }
 
-    /// Marks the document deleted, its content gone, and later loads starting after `pos` (the
-    /// deletion's own entry in its stream: what came before belongs to the deleted document).
-    /// `fence` is a token taken for the deletion: a fold begun before it can no longer write.
+    /// Marks the document deleted, its content and history gone, and later loads starting after
+    /// `pos` (the deletion's own entry in its stream: what came before belongs to the deleted
+    /// document). `fence` is a token taken for the deletion: a fold begun before it can no
+    /// longer write. One statement: its parts happen together or not at all.
     pub async fn delete(&self, doc: &DocId, state: &[u8], pos: Seq, fence: i64, now_ms: i64) -> Result<(), StoreError> {
         let pos = stream::id(pos);
         self.with(|client| async move {
             client
                 .execute(
-                    "INSERT INTO quire_docs (id, stream_pos, fence, deleted_ms, deleted_state) VALUES ($1, $2, $3, $4, $5)
+                    "WITH versions AS (DELETE FROM quire_versions WHERE doc = $1),
+                          authors AS (DELETE FROM quire_authors WHERE doc = $1)
+                     INSERT INTO quire_docs (id, stream_pos, fence, deleted_ms, deleted_state) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (id) DO UPDATE SET snapshot = NULL, meta = NULL, updated_ms = NULL, stale = NULL,
                          stream_pos = EXCLUDED.stream_pos, fence = GREATEST(quire_docs.fence, EXCLUDED.fence),
                          deleted_ms = EXCLUDED.deleted_ms, deleted_state = EXCLUDED.deleted_state",
@@ -277,11 +310,15 @@ impl Postgres {
         .map(drop)
     }
 
+    /// The id is being created again; history left under it (a version another process was
+    /// still writing during the deletion) goes.
     pub async fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.with(|client| async move {
             client
                 .execute(
-                    "UPDATE quire_docs SET stale = deleted_state, deleted_ms = NULL, deleted_state = NULL
+                    "WITH versions AS (DELETE FROM quire_versions WHERE doc = $1),
+                          authors AS (DELETE FROM quire_authors WHERE doc = $1)
+                     UPDATE quire_docs SET stale = deleted_state, deleted_ms = NULL, deleted_state = NULL
                      WHERE id = $1 AND deleted_ms IS NOT NULL",
                     &[&doc.as_str()],
                 )

@@ -24,6 +24,8 @@ pub struct Keys {
     pub fence: String,
     /// The last stream id removed from the stream (everything up to it is in the database).
     pub trimmed: String,
+    /// Which process takes the document's automatic version now (see `claim_version`).
+    pub version: String,
 }
 
 impl Keys {
@@ -35,6 +37,7 @@ impl Keys {
             lease: format!("{tag}:lease"),
             fence: format!("{tag}:fence"),
             trimmed: format!("{tag}:trimmed"),
+            version: format!("{tag}:version"),
         }
     }
 }

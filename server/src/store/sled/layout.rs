@@ -6,19 +6,26 @@
 //! - Layout 2: the version in the default tree; `by_updated` (the documents list's order, so a
 //!   page is read without the whole list) and a document count; a deletion also keeps the state
 //!   vector of what was deleted, and tree `stale` holds, for a document created again, the
-//!   state of its deleted predecessors; tree `links` holds share links. Layout 1 deletions carry no state: their stale copies
-//!   cannot be told apart (the one thing a migration cannot recover).
+//!   state of its deleted predecessors; tree `links` holds share links. Layout 1 deletions carry
+//!   no state: their stale copies cannot be told apart (the one thing a migration cannot
+//!   recover).
+//! - Layout 3: version history. Trees `versions` (records), `version_states` (the states,
+//!   apart so that listing versions never reads one) and `authors` (who wrote under which Yjs
+//!   client id). They start empty: a document of an older store gets its first version when it
+//!   is next opened. The version number is what matters here: an older quire, which knows
+//!   nothing of history, refuses the store instead of deleting documents and leaving their
+//!   versions behind for a later document of the same id.
 
 use super::open::OpenError;
 
 /// The layout this quire writes.
-pub const CURRENT: u64 = 2;
+pub const CURRENT: u64 = 3;
 /// Where the version is kept (default tree).
 const VERSION_KEY: &[u8] = b"quire-layout";
 /// Where the number of documents with metadata is kept (default tree).
 pub const COUNT_KEY: &[u8] = b"quire-doc-count";
 
-/// The trees of layout 2.
+/// The trees of layout 3.
 pub struct Trees {
     pub docs: sled::Tree,
     pub metas: sled::Tree,
@@ -26,6 +33,9 @@ pub struct Trees {
     pub deleted: sled::Tree,
     pub stale: sled::Tree,
     pub links: sled::Tree,
+    pub versions: sled::Tree,
+    pub version_states: sled::Tree,
+    pub authors: sled::Tree,
 }
 
 impl Trees {
@@ -39,6 +49,10 @@ impl Trees {
             stale: tree("stale")?,
             // New in layout 2 as well; a tree that starts empty needs no migration.
             links: tree("links")?,
+            // Layout 3, empty at first too.
+            versions: tree("versions")?,
+            version_states: tree("version_states")?,
+            authors: tree("authors")?,
         })
     }
 }
@@ -69,7 +83,17 @@ pub fn migrate(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
     if !fresh {
         tracing::info!(from = version, to = CURRENT, "migrating the store's layout");
     }
-    // 1 → 2: the list's order and the count, from the metadata.
+    if version < 2 {
+        migrate_1_to_2(db, trees)?;
+    }
+    // 2 → 3: the history trees, created empty when opened; nothing to move.
+    db.insert(VERSION_KEY, &CURRENT.to_be_bytes()).map_err(OpenError::Sled)?;
+    db.flush().map_err(OpenError::Sled)?;
+    Ok(())
+}
+
+/// The list's order and the count, from the metadata.
+fn migrate_1_to_2(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
     trees.by_updated.clear().map_err(OpenError::Sled)?;
     let mut count: u64 = 0;
     for entry in trees.metas.iter() {
@@ -80,8 +104,7 @@ pub fn migrate(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
         count += 1;
     }
     db.insert(COUNT_KEY, &count.to_be_bytes()).map_err(OpenError::Sled)?;
-    db.flush().map_err(OpenError::Sled)?;
-    db.insert(VERSION_KEY, &CURRENT.to_be_bytes()).map_err(OpenError::Sled)?;
+    // On disk before the version says it is done.
     db.flush().map_err(OpenError::Sled)?;
     Ok(())
 }

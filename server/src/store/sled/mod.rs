@@ -7,8 +7,9 @@
 //!
 //! and a second tree, `meta`: `{doc}` → [`DocMeta`] as JSON, one small entry per document so
 //! the documents list never scans content; `by_updated` orders them for the list. Deletions and
-//! the states of deleted predecessors are kept in `deleted` and `stale`. [`layout`] says which
-//! version of this a store holds and migrates older ones.
+//! the states of deleted predecessors are kept in `deleted` and `stale`; version history in
+//! `versions`, `version_states` and `authors` ([`history`]). [`layout`] says which version of
+//! this a store holds and migrates older ones.
 //!
 //! Doc ids never contain NUL, so `{doc}\0` is a prefix of no other document's keys.
 //! sled's own background flusher is off: an `insert` is not durable until a flush, and the
@@ -17,7 +18,9 @@
 //! - [`open`]: one quire per directory, and crash recovery that changes nothing if it fails.
 //! - [`guard`]: sled must never meet a full disk; writes stop short of it.
 //! - [`layout`]: the layout's version and the migrations from older ones.
+//! - [`history`]: versions and authors.
 mod guard;
+mod history;
 mod layout;
 mod open;
 
@@ -30,6 +33,7 @@ use quire_model::DocId;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::history::{Author, VersionPage, VersionRecord};
 use super::{merge_states, DocMeta, Page, Seq, Store, StoreError, Stored};
 use crate::state::INLINE_BYTES;
 use guard::DiskGuard;
@@ -60,6 +64,10 @@ struct Inner {
     stale: sled::Tree,
     /// `{doc}\0{link}` → a share link's record.
     links: sled::Tree,
+    /// Version history: see [`history`].
+    versions: sled::Tree,
+    version_states: sled::Tree,
+    authors: sled::Tree,
     dir: PathBuf,
     /// Held (locked) for as long as the store is open.
     _lock: std::fs::File,
@@ -82,6 +90,9 @@ impl SledStore {
                 deleted: trees.deleted,
                 stale: trees.stale,
                 links: trees.links,
+                versions: trees.versions,
+                version_states: trees.version_states,
+                authors: trees.authors,
                 db,
                 dir: dir.to_path_buf(),
                 _lock: lock,
@@ -227,16 +238,25 @@ impl Inner {
             .keys()
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
+        let (versions, authors) = self.history_keys(doc)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let id = doc.as_str().as_bytes();
-        // One transaction over every tree: a crash leaves the document whole, or gone and
-        // marked deleted.
-        (&self.docs, &self.metas, &self.by_updated, &self.deleted, &self.stale, &*self.db)
-            .transaction(|(docs, metas, order, deleted, stale, counts)| {
+        // One transaction over every tree: a crash leaves the document whole, or gone (history
+        // and all) and marked deleted.
+        let history = (&self.versions, &self.version_states, &self.authors);
+        (&self.docs, &self.metas, &self.by_updated, &self.deleted, &self.stale, &*self.db, history.0, history.1, history.2)
+            .transaction(|(docs, metas, order, deleted, stale, counts, version_records, version_states, authors_tree)| {
                 for key in &keys {
                     docs.remove(key)?;
+                }
+                for key in &versions {
+                    version_records.remove(key)?;
+                    version_states.remove(key)?;
+                }
+                for key in &authors {
+                    authors_tree.remove(key)?;
                 }
                 if let Some(old) = metas.remove(id)? {
                     let old = decode_meta(doc.as_str(), &old).map_err(ConflictableTransactionError::Abort)?;
@@ -266,13 +286,23 @@ impl Inner {
     fn undelete(&self, doc: &DocId) -> Result<(), StoreError> {
         self.guard.admit(64)?;
         let id = doc.as_str().as_bytes();
-        (&self.deleted, &self.stale)
-            .transaction(|(deleted, stale)| {
+        // History written under the id after its deletion (a version job that was still
+        // running) must not show up as the new document's.
+        let (versions, authors) = self.history_keys(doc)?;
+        (&self.deleted, &self.stale, &self.versions, &self.version_states, &self.authors)
+            .transaction(|(deleted, stale, version_records, version_states, authors_tree)| {
                 if let Some(tombstone) = deleted.remove(id)? {
                     // Layout 1 kept only the time (8 bytes): nothing to remember then.
                     if tombstone.len() > 8 {
                         stale.insert(id, &tombstone[8..])?;
                     }
+                }
+                for key in &versions {
+                    version_records.remove(key)?;
+                    version_states.remove(key)?;
+                }
+                for key in &authors {
+                    authors_tree.remove(key)?;
                 }
                 Ok(())
             })
@@ -436,6 +466,39 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         blocking(move || inner.flush()).await
+    }
+
+    async fn put_version(&self, doc: &DocId, record: &VersionRecord, state: &[u8]) -> Result<bool, StoreError> {
+        let (inner, doc, record, state) = (self.inner.clone(), doc.clone(), record.clone(), state.to_vec());
+        blocking(move || inner.put_version(&doc, &record, &state)).await
+    }
+
+    async fn update_version(&self, doc: &DocId, record: &VersionRecord) -> Result<bool, StoreError> {
+        self.inner.update_version(doc, record)
+    }
+
+    async fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError> {
+        let (inner, doc, ids) = (self.inner.clone(), doc.clone(), ids.to_vec());
+        blocking(move || inner.remove_versions(&doc, &ids)).await
+    }
+
+    async fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError> {
+        let (inner, doc) = (self.inner.clone(), doc.clone());
+        blocking(move || inner.versions(&doc, offset, limit)).await
+    }
+
+    async fn version_state(&self, doc: &DocId, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let (inner, doc) = (self.inner.clone(), doc.clone());
+        blocking(move || inner.version_state(&doc, id)).await
+    }
+
+    async fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError> {
+        self.inner.put_authors(doc, authors)
+    }
+
+    async fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError> {
+        let (inner, doc) = (self.inner.clone(), doc.clone());
+        blocking(move || inner.authors(&doc)).await
     }
 }
 
