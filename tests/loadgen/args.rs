@@ -1,12 +1,14 @@
 //! The command line: every flag has a `LOADGEN_*` environment fallback (the quire binary also
 //! reads `QUIRE_BIN`, the name the other test tools use).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::attack::Attack;
+use crate::external::Process;
 use crate::stamp;
 
 /// Half-open sockets `--attack slowloris` holds unless `--half-open` says how many.
@@ -89,6 +91,26 @@ pub struct Args {
     /// The server's request body limit, which the import bombs fill (quire's default).
     #[arg(long, env = "LOADGEN_BODY_LIMIT", default_value_t = BODY_LIMIT)]
     pub body_limit: usize,
+
+    /// Servers already running (comma-separated addresses), instead of starting `--servers`:
+    /// quire processes, or a load balancer in front of them. A document's clients are spread
+    /// over all of them (`cargo xtask bench cluster`).
+    #[arg(long, env = "LOADGEN_CONNECT_TO", value_delimiter = ',')]
+    pub connect_to: Vec<SocketAddr>,
+
+    /// With `--connect-to`: a process to measure, `NAME=PID` (its whole process tree), or
+    /// `NAME=PID@ADDR` for a quire process, whose `/metrics` is read too and whose documents
+    /// must match the other quire processes' at the end. Repeat, or separate with commas.
+    #[arg(long = "process", env = "LOADGEN_PROCESSES", value_delimiter = ',')]
+    pub processes: Vec<Process>,
+
+    /// A name for the `--connect-to` run in the table.
+    #[arg(long, env = "LOADGEN_LABEL", default_value = "quire")]
+    pub label: String,
+
+    /// The owner key: quire is started with it, and every client and API call brings it.
+    #[arg(long, env = "LOADGEN_OWNER_KEY", default_value = "loadgen-owner-key")]
+    pub owner_key: String,
 
     /// The quire server binary.
     #[arg(long, env = "QUIRE_BIN", default_value_os_t = workspace().join("target/release/quire"))]

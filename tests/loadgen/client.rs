@@ -38,9 +38,6 @@ pub struct Shared {
     pub phase: watch::Receiver<Phase>,
     pub connect_permits: Arc<Semaphore>,
     pub connect_started: std::time::Instant,
-    pub addr: SocketAddr,
-    /// The Host header: `addr` as text.
-    pub host: String,
     pub period: Duration,
     pub connect_timeout: Duration,
     pub seed: u64,
@@ -51,6 +48,8 @@ pub struct Shared {
 
 pub struct Plan {
     pub index: usize,
+    /// The server it connects to (with several, a document's clients are spread over them).
+    pub addr: SocketAddr,
     /// The WebSocket path of the client's document.
     pub path: String,
     /// For a writer, its index among its document's writers (the slot its stamps carry).
@@ -88,10 +87,10 @@ pub async fn run(plan: Plan, shared: Arc<Shared>) {
 /// Connects and runs the handshake until the server's sync step 2 has arrived.
 async fn join(plan: &Plan, shared: &Shared, client: &mut Client<'_>) -> Result<Ws, String> {
     let permit = shared.connect_permits.acquire().await.map_err(|_| "run ended".to_owned())?;
-    let tcp = TcpStream::connect(shared.addr).await.map_err(|e| format!("tcp connect: {e}"))?;
+    let tcp = TcpStream::connect(plan.addr).await.map_err(|e| format!("tcp connect: {e}"))?;
     // Keystrokes are single small frames; Nagle would hold them back behind unacked ones.
     tcp.set_nodelay(true).map_err(|e| format!("tcp nodelay: {e}"))?;
-    let mut ws = Socket::handshake(tcp, &shared.host, &plan.path)
+    let mut ws = Socket::handshake(tcp, &plan.addr.to_string(), &plan.path)
         .await
         .map_err(|e| format!("websocket handshake: {e}"))?;
     // The permit bounds connections in their TCP/HTTP handshake; sync is cheap for the server.
@@ -280,7 +279,6 @@ impl Client<'_> {
 mod tests {
     use super::*;
     use quire_model::protocol::{encode, update_message};
-    use std::net::Ipv4Addr;
     use yrs::sync::{Message, SyncMessage};
 
     fn shared() -> Shared {
@@ -289,8 +287,6 @@ mod tests {
             phase: watch::channel(Phase::Joining).1,
             connect_permits: Arc::new(Semaphore::new(1)),
             connect_started: std::time::Instant::now(),
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            host: "127.0.0.1:0".to_owned(),
             period: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             seed: 0,

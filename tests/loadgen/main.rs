@@ -12,6 +12,10 @@
 //! # Layout
 //! - `args`: the command line and the `Load` it describes.
 //! - `server`: starting, addressing and killing a server under test.
+//! - `external`: `--connect-to`, servers someone else started: clients spread over them, each
+//!   process measured, quire's cluster metrics, every replica compared at the end.
+//! - `histogram`: a Prometheus histogram from `/metrics`, between two readings.
+//! - `http`: one HTTP/1.1 request on a fresh connection (attacks, metrics, replicas).
 //! - `usage`: CPU seconds and peak RSS from /proc.
 //! - `run`: one run against one server, phase by phase.
 //! - `client`: one simulated client: connect, handshake, type or watch, count deliveries.
@@ -28,7 +32,10 @@
 mod args;
 mod attack;
 mod client;
+mod external;
 mod halfopen;
+mod histogram;
+mod http;
 mod report;
 mod run;
 mod server;
@@ -45,6 +52,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use crate::args::{Args, Load};
+use crate::external::External;
 use crate::report::Outcome;
 use crate::server::ServerProcess;
 
@@ -146,6 +154,19 @@ async fn main() -> Result<()> {
 }
 
 async fn bench(args: &Args, load: &Load, work_dir: &std::path::Path) -> Vec<Outcome> {
+    if !args.connect_to.is_empty() {
+        // Someone else started them, and stops them: with `--attack --baseline` both runs go to
+        // the same servers, one after the other.
+        // The table's names are 'static (the started servers' are constants): one per run.
+        let label: &'static str = Box::leak(args.label.clone().into_boxed_str());
+        let mut servers = External::new(args.connect_to.clone(), args.processes.clone(), &args.owner_key, load.docs, load.seed);
+        let mut outcomes = Vec::new();
+        for attacked in load.runs() {
+            let figures = run::run(&mut servers, label, load, attacked).await;
+            outcomes.push(Outcome::Measured(Box::new(figures)));
+        }
+        return outcomes;
+    }
     let mut outcomes = Vec::new();
     for (kind, attacked) in args.servers.iter().flat_map(|kind| load.runs().into_iter().map(move |a| (kind, a))) {
         let name = kind.name();

@@ -6,6 +6,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::args::Load;
+use crate::external::ClusterFigures;
+use crate::histogram::Histogram;
 use crate::run::Figures;
 
 /// One row per server that was measured, or why it was not.
@@ -122,9 +124,84 @@ pub fn print_table(outcomes: &[Outcome]) {
                 if let Some(exit) = &f.server_exit {
                     println!("{}:   the server exited during the run: {exit}", server);
                 }
+                if let Some(cluster) = &f.cluster {
+                    print_cluster(&server, f, cluster);
+                }
             }
         }
     }
+}
+
+/// Each process's cost, and per update: quire's CPU, Redis's append and CPU, PostgreSQL's folds,
+/// the stream lag between processes; then whether the replicas agree.
+fn print_cluster(server: &str, f: &Figures, cluster: &ClusterFigures) {
+    let span = f.typing_and_grace;
+    for p in &cluster.processes {
+        println!(
+            "{server}:   {}: CPU {}, peak {} MB",
+            p.name,
+            cores(p.cpu_secs, span),
+            p.peak_rss_bytes.map_or("?".into(), |b| format!("{:.0}", mb(b)))
+        );
+    }
+    let cpu = |name: &str| cluster.processes.iter().find(|p| p.name == name).and_then(|p| p.cpu_secs);
+    let quire_cpu: Option<f64> = cluster.processes.iter().filter(|p| p.quire).map(|p| p.cpu_secs).sum();
+    let per = |secs: Option<f64>, n: u64| match secs {
+        Some(s) if n > 0 => format!("{:.0} µs", s * 1e6 / n as f64),
+        _ => "?".into(),
+    };
+    println!(
+        "{server}:   quire CPU per update accepted {}, per update delivered {}",
+        per(quire_cpu, f.sent),
+        per(quire_cpu, f.delivered)
+    );
+    if let Some(append) = &cluster.append {
+        println!(
+            "{server}:   Redis append ({} appends): p50 {} p99 {} mean {}; Redis CPU per update accepted {}",
+            append.count,
+            secs(append.quantile(0.5)),
+            secs(append.quantile(0.99)),
+            secs(append.mean()),
+            per(cpu("redis"), f.sent)
+        );
+    }
+    if let Some(fold) = &cluster.fold {
+        println!(
+            "{server}:   PostgreSQL fold ({} folds): p50 {} p99 {} mean {}; PostgreSQL CPU per fold {}, per update accepted {}",
+            fold.count,
+            secs(fold.quantile(0.5)),
+            secs(fold.quantile(0.99)),
+            secs(fold.mean()),
+            per(cpu("postgres"), fold.count),
+            per(cpu("postgres"), f.sent)
+        );
+    }
+    if let Some(lag) = &cluster.lag {
+        println!(
+            "{server}:   stream lag ({} entries read from other processes): p50 {} p99 {} mean {}",
+            lag.count,
+            secs(lag.quantile(0.5)),
+            secs(lag.quantile(0.99)),
+            secs(lag.mean())
+        );
+    }
+    if cpu("haproxy").is_some() {
+        println!("{server}:   HAProxy CPU per update delivered {}", per(cpu("haproxy"), f.delivered));
+    }
+    let r = &cluster.replicas;
+    let agreed = r.agreed_after.map_or("never, within the wait".into(), |d| format!("{:.1} s after the grace period", d.as_secs_f64()));
+    println!(
+        "{server}:   replicas: {}/{} documents the same on {} quire processes ({agreed})",
+        r.same, r.docs, r.processes
+    );
+    for (reason, n) in &r.errors {
+        println!("{server}:     x{n} reading a document: {reason}");
+    }
+}
+
+/// A duration from a histogram, in ms; "about": the buckets double.
+fn secs(value: Option<f64>) -> String {
+    value.map_or("-".into(), |s| format!("{:.2} ms", s * 1000.0))
 }
 
 pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[Outcome]) -> anyhow::Result<()> {
@@ -163,6 +240,24 @@ pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[O
                     "bytes": t.bytes,
                     "outcomes": t.outcomes,
                 }))).collect::<serde_json::Map<_, _>>(),
+                "cluster": f.cluster.as_ref().map(|c| json!({
+                    "processes": c.processes.iter().map(|p| json!({
+                        "name": p.name,
+                        "quire": p.quire,
+                        "cpu_typing_secs": p.cpu_secs,
+                        "peak_rss_bytes": p.peak_rss_bytes,
+                    })).collect::<Vec<_>>(),
+                    "append_secs": c.append.as_ref().map(summary),
+                    "fold_secs": c.fold.as_ref().map(summary),
+                    "stream_lag_secs": c.lag.as_ref().map(summary),
+                    "replicas": {
+                        "docs": c.replicas.docs,
+                        "same": c.replicas.same,
+                        "processes": c.replicas.processes,
+                        "agreed_after_secs": c.replicas.agreed_after.map(|d| d.as_secs_f64()),
+                        "errors": c.replicas.errors,
+                    },
+                })),
                 "half_open": f.half_open.as_ref().map(|h| json!({
                     "held": h.held,
                     "opened": h.opened,
@@ -188,6 +283,10 @@ pub fn write_json(path: &Path, load: &Load, quire_args: &[String], outcomes: &[O
     });
     let text = serde_json::to_string_pretty(&doc)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn summary(h: &Histogram) -> serde_json::Value {
+    json!({ "count": h.count, "sum": h.sum, "p50": h.quantile(0.5), "p99": h.quantile(0.99) })
 }
 
 fn synced_in(f: &Figures) -> String {

@@ -1,7 +1,7 @@
 //! One benchmark run against one server: join everyone, type, wait for stragglers, measure.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::args::Load;
 use crate::attack::{self, AttackStats, Tally};
 use crate::client::{self, Phase, Plan, Shared};
+use crate::external::ClusterFigures;
 use crate::halfopen::{self, HalfOpenStats};
-use crate::server::ServerProcess;
 use crate::stats::{Percentiles, Stats};
 use crate::usage::Usage;
 use crate::wire::Handshake;
@@ -26,6 +26,27 @@ const POLL: Duration = Duration::from_millis(20);
 const PROGRESS: Duration = Duration::from_secs(5);
 /// How long the clients get to close their sockets after the run before they are aborted.
 const TEARDOWN: Duration = Duration::from_secs(10);
+
+/// What a run drives: a server loadgen started (`server`), or processes someone else started
+/// (`external`).
+pub trait Target {
+    /// Where client `slot` of document `doc` connects.
+    fn addr(&self, doc: usize, slot: usize) -> SocketAddr;
+    /// The WebSocket path of one document.
+    fn path(&self, doc: &str) -> String;
+    /// The `Authorization` header value of the owner.
+    fn authorization(&self) -> String;
+    /// The server's CPU and peak memory so far; None once it is gone.
+    fn usage(&self) -> Option<Usage>;
+    /// If it has exited on its own, how.
+    fn exited(&mut self) -> Option<String>;
+    /// Typing starts now.
+    async fn typing_started(&mut self) {}
+    /// The grace period ended: what only processes someone else started report.
+    async fn grace_ended(&mut self) -> Option<ClusterFigures> {
+        None
+    }
+}
 
 /// The figures of one run.
 #[derive(Debug, Clone)]
@@ -70,6 +91,8 @@ pub struct Figures {
     /// Whether this run had the `--attack`s beside it, and what each attacker saw.
     pub attacked: bool,
     pub attacks: BTreeMap<&'static str, Tally>,
+    /// Processes someone else started: each one's cost, the cluster's metrics, the replicas.
+    pub cluster: Option<ClusterFigures>,
 }
 
 impl Figures {
@@ -95,12 +118,13 @@ pub struct HalfOpenFigures {
 }
 
 /// One run; with `attacked`, the load's attacks run beside the clients.
-pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, attacked: bool) -> Figures {
+pub async fn run(server: &mut impl Target, name: &'static str, load: &Load, attacked: bool) -> Figures {
     let half_open_count = load.half_open_in(attacked);
     let stats = Arc::new(Stats::new());
     let (phase_tx, phase_rx) = watch::channel(Phase::Joining);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port()));
-    let host = format!("127.0.0.1:{}", server.port());
+    // The half-open sockets and the attackers go to the first document's first address.
+    let addr = server.addr(0, 0);
+    let host = addr.to_string();
 
     // The slowloris first, so the clients join under it too, and before the clock of "synced
     // in" starts. Their own connect permits: their reopenings must not queue the real clients'
@@ -145,8 +169,6 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
         phase: phase_rx,
         connect_permits: Arc::new(Semaphore::new(load.connect_concurrency)),
         connect_started,
-        addr,
-        host,
         period: load.period,
         connect_timeout: load.connect_timeout,
         seed: load.seed,
@@ -159,7 +181,13 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
     for index in 0..connections {
         let (doc, slot) = (index / load.per_doc(), index % load.per_doc());
         let writer_slot = (slot < load.writers).then_some(slot);
-        let plan = Plan { index, path: server.path(&format!("load-{doc}")), writer_slot, first_doc: doc == 0 };
+        let plan = Plan {
+            index,
+            addr: server.addr(doc, slot),
+            path: server.path(&format!("load-{doc}")),
+            writer_slot,
+            first_doc: doc == 0,
+        };
         clients.spawn(client::run(plan, shared.clone()));
     }
 
@@ -194,6 +222,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
     let start = Instant::now();
     let until = start + load.duration;
     let _ = phase_tx.send(Phase::Typing { start, until });
+    server.typing_started().await;
     let attacks = if attacked { start_attacks(server, load, addr, shared.phase.clone(), name) } else { None };
     let end = until + load.grace;
     while Instant::now() < end {
@@ -209,6 +238,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
     // The figures are taken before teardown: closing 10,000 sockets is not part of the load.
     let sent = stats.sent.load(Relaxed);
     let usage = server.usage();
+    let typing_and_grace = start.elapsed();
     let loadgen_usage = Usage::of_self();
     let figures = Figures {
         server: name,
@@ -229,7 +259,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
         send_lag: stats.send_lag(),
         server_usage: usage,
         server_cpu_typing: usage.zip(cpu_at_start).map(|(u, s)| u.cpu_secs - s),
-        typing_and_grace: start.elapsed(),
+        typing_and_grace,
         server_exit: server.exited(),
         loadgen_cpu: loadgen_usage.zip(loadgen_before).map(|(a, b)| a.cpu_secs - b.cpu_secs),
         loadgen_cpu_typing: loadgen_usage.zip(loadgen_at_start).map(|(a, s)| a.cpu_secs - s),
@@ -237,8 +267,13 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
         half_open: half_open.as_ref().map(|(_, s)| half_open_figures(half_open_count, s)),
         attacked,
         attacks: attacks.as_ref().map(|(_, s)| s.snapshot()).unwrap_or_default(),
+        cluster: None,
     };
 
+    // Before the clients leave (their teardown is not part of the load), after the figures
+    // above (reading the metrics and every document is not either).
+    let mut figures = figures;
+    figures.cluster = server.grace_ended().await;
     let _ = phase_tx.send(Phase::Stop);
     if let Some((thread, _)) = attacks {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -257,7 +292,7 @@ pub async fn run(server: &mut ServerProcess, name: &'static str, load: &Load, at
 
 /// Starts the load's attacks (but the slowloris, which is `halfopen`) on their own thread.
 fn start_attacks(
-    server: &ServerProcess,
+    server: &impl Target,
     load: &Load,
     addr: SocketAddr,
     phase: watch::Receiver<Phase>,
@@ -265,7 +300,7 @@ fn start_attacks(
 ) -> Option<(std::thread::JoinHandle<()>, Arc<AttackStats>)> {
     let target = attack::Target {
         addr,
-        host: format!("127.0.0.1:{}", server.port()),
+        host: addr.to_string(),
         doc_paths: (0..load.docs).map(|doc| server.path(&format!("load-{doc}"))).collect(),
         authorization: server.authorization(),
         rate: load.attack_rate,

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::args::{Args, ServerKind};
+use crate::run::Target;
 use crate::usage::Usage;
 
 /// How long a server may take to start listening. A release quire opens sled in well under a
@@ -24,8 +26,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const SETPRIV: &str = "/usr/bin/setpriv";
 /// What quire prints on stdout once its listener is bound.
 const QUIRE_READY: &str = "quire listening on http://";
-/// The owner key loadgen starts quire with, and its clients bring.
-const OWNER_KEY: &str = "loadgen-owner-key";
 
 pub struct ServerProcess {
     kind: ServerKind,
@@ -34,6 +34,8 @@ pub struct ServerProcess {
     port: u16,
     log: PathBuf,
     data_dir: Option<PathBuf>,
+    /// The owner key quire is started with, which the clients bring.
+    owner_key: String,
 }
 
 impl ServerProcess {
@@ -55,7 +57,7 @@ impl ServerProcess {
                 c.env("QUIRE_MAX_PER_ADDRESS", "0");
                 // Access control stays on, as deployed: every client brings the owner key, so
                 // the figures include checking it.
-                c.env("QUIRE_OWNER_KEY", OWNER_KEY);
+                c.env("QUIRE_OWNER_KEY", &args.owner_key);
                 c.args(&args.quire_args);
                 (c, Some(data))
             }
@@ -121,42 +123,11 @@ impl ServerProcess {
                 let _ = writeln!(sink, "{line}");
             }
         });
-        Ok(ServerProcess { kind, child, pid, port, log, data_dir })
-    }
-
-    /// The WebSocket path of one document (the server listens on 127.0.0.1:`port`).
-    pub fn path(&self, doc: &str) -> String {
-        match self.kind {
-            ServerKind::Quire => format!("/ws/{doc}?token={OWNER_KEY}"),
-            ServerKind::YWebsocket => format!("/{doc}"),
-        }
-    }
-
-    /// The `Authorization` header value of the owner (quire's credentials that loadgen holds).
-    pub fn authorization(&self) -> String {
-        format!("Bearer {OWNER_KEY}")
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
+        Ok(ServerProcess { kind, child, pid, port, log, data_dir, owner_key: args.owner_key.clone() })
     }
 
     pub fn log(&self) -> &Path {
         &self.log
-    }
-
-    /// None once the process is gone.
-    pub fn usage(&self) -> Option<Usage> {
-        Usage::of(self.pid)
-    }
-
-    /// If the server has exited on its own, how.
-    pub fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            Ok(None) => None,
-            Err(e) => Some(format!("unknown ({e})")),
-        }
     }
 
     /// Kills the server, waits for it, and removes its data directory.
@@ -169,6 +140,38 @@ impl ServerProcess {
             std::fs::remove_dir_all(data).with_context(|| format!("removing {}", data.display()))?;
         }
         Ok(())
+    }
+}
+
+impl Target for ServerProcess {
+    /// Every client connects to the one server, on 127.0.0.1:`port`.
+    fn addr(&self, _doc: usize, _slot: usize) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    fn path(&self, doc: &str) -> String {
+        match self.kind {
+            ServerKind::Quire => format!("/ws/{doc}?token={}", self.owner_key),
+            ServerKind::YWebsocket => format!("/{doc}"),
+        }
+    }
+
+    /// quire's credentials that loadgen holds.
+    fn authorization(&self) -> String {
+        format!("Bearer {}", self.owner_key)
+    }
+
+    /// None once the process is gone.
+    fn usage(&self) -> Option<Usage> {
+        Usage::of(self.pid)
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown ({e})")),
+        }
     }
 }
 

@@ -11,9 +11,13 @@
 //! - [`services`]: PostgreSQL, Redis and HAProxy in temporary directories, for the tests and
 //!   the cluster.
 //! - [`cluster`]: a whole cluster on this machine.
+//! - [`quire`]: a quire process started for the cluster and its benchmark.
+//! - [`cluster_bench`]: the load benchmark against a cluster, four ways.
 
 mod cluster;
+mod cluster_bench;
 mod fresh;
+mod quire;
 mod services;
 mod setup;
 mod test;
@@ -47,6 +51,10 @@ commands:
                             loadgen flags after it
   bench fuzz [flags]        hostile frames from a real trace against an in-process server, beside honest
                             clients (default 10,000,000 frames; flags: `cargo xtask bench fuzz --help`)
+  bench cluster [flags]     1,000 editors against 3 quire processes on Redis and PostgreSQL (clients of
+                            each document spread over them; then behind HAProxy), 1 process on the
+                            same stores and 1 on sled: each process's CPU and memory, Redis append,
+                            PostgreSQL fold and stream lag per update, replicas compared; loadgen flags after it
   bench typing [N] [MS]     keystroke-to-screen latency between two browsers (N keys, MS apart)
   bench replay [TRACE]      replay an editing trace (default automerge-paper) one keystroke at a
                             time: the wasm module, native yrs, npm yjs";
@@ -130,10 +138,11 @@ fn bench(args: &[String]) -> Result<()> {
             let args: Vec<String> = hostile.iter().map(|s| s.to_string()).chain(rest.iter().cloned()).collect();
             bench_load(&args)
         }
+        Some((kind, rest)) if kind == "cluster" => cluster_bench::run(rest),
         Some((kind, rest)) if kind == "fuzz" => {
             status(cargo().args(["run", "--release", "-p", "quire-tests", "--bin", "fuzz", "--"]).args(rest))
         }
-        _ => bail!("which benchmark? `load`, `hostile`, `fuzz`, `typing` or `replay`\n\n{USAGE}"),
+        _ => bail!("which benchmark? `load`, `hostile`, `cluster`, `fuzz`, `typing` or `replay`\n\n{USAGE}"),
     }
 }
 

@@ -90,6 +90,13 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The postmaster's process id (its backends, one per connection, run below it).
+    pub fn pid(&self) -> Result<u32> {
+        let file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        text.lines().next().and_then(|l| l.trim().parse().ok()).context("postmaster.pid holds no process id")
+    }
+
     /// Creates database `name` and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String> {
         crate::status(Command::new("psql").args([&self.url(), "-q", "-c", &format!("CREATE DATABASE {name}")]))?;
@@ -146,6 +153,10 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Redis {
@@ -197,6 +208,10 @@ impl Haproxy {
             .context("cannot start haproxy")?;
         wait_for_port(port, "haproxy")?;
         Ok(Haproxy { child, dir })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use super::{http, AttackStats, Target};
+use super::{AttackStats, Target};
+use crate::http;
 
 const DOC: &str = "bomb";
 

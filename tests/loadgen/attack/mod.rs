@@ -13,7 +13,6 @@
 //! HTTP status and error code), so the report says how each attack was refused.
 
 mod flood;
-mod http;
 mod import;
 mod presence;
 mod unknown;

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{http, pace, AttackStats, Target};
+use super::{pace, AttackStats, Target};
+use crate::http;
 
 pub async fn run(target: Arc<Target>, stats: Arc<AttackStats>) {
     let mut rng = fastrand::Rng::with_seed(7);
