@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -21,6 +21,8 @@ use crate::error::CloseReason;
 
 struct Shared {
     queued_bytes: AtomicUsize,
+    /// Whether a frame larger than the whole budget is queued (uncounted; one at a time).
+    oversized_queued: AtomicBool,
     max_bytes: usize,
     /// Set once, when someone decides this connection must close.
     close_reason: OnceLock<CloseReason>,
@@ -36,12 +38,14 @@ pub struct Frame {
     pub gate: Option<Gate>,
     /// The bytes this frame counts against the outbox's budget (set when it is queued).
     counted: usize,
+    /// Larger than the whole budget: not counted, and alone of its kind in the queue.
+    oversized: bool,
 }
 
 impl Frame {
     /// A frame that goes out only once `gate` resolves.
     pub fn gated(bytes: Bytes, gate: Gate) -> Frame {
-        Frame { bytes, gate: Some(gate), counted: 0 }
+        Frame { bytes, gate: Some(gate), counted: 0, oversized: false }
     }
 
     pub fn len(&self) -> usize {
@@ -55,7 +59,7 @@ impl Frame {
 
 impl From<Bytes> for Frame {
     fn from(bytes: Bytes) -> Frame {
-        Frame { bytes, gate: None, counted: 0 }
+        Frame { bytes, gate: None, counted: 0, oversized: false }
     }
 }
 
@@ -85,6 +89,7 @@ pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver)
     let (tx, rx) = mpsc::channel(max_messages.max(1));
     let shared = Arc::new(Shared {
         queued_bytes: AtomicUsize::new(0),
+        oversized_queued: AtomicBool::new(false),
         max_bytes,
         close_reason: OnceLock::new(),
         closed: CancellationToken::new(),
@@ -101,20 +106,18 @@ pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver)
 impl Outbox {
     /// Queues one frame, or fails if that would exceed either bound.
     ///
-    /// A frame larger than the whole budget (a big document's first sync) goes through an
-    /// empty queue and is not counted: the frames behind it (the presence of the people
-    /// there, the next edits) get the whole budget, or a client that keeps up could never
-    /// open that document. The queue so holds at most one such frame beside its budget.
+    /// A frame larger than the whole budget (a big document's first sync) is queued when no
+    /// other such frame is, and is not counted: the frames around it (the presence of the
+    /// people there, the next edits) keep the whole budget, or a client that keeps up could
+    /// never open that document. The queue so holds at most one such frame beside its budget.
     pub fn try_push(&self, frame: impl Into<Frame>) -> Result<(), PushError> {
         let mut frame = frame.into();
         let len = frame.len();
         if len > self.shared.max_bytes {
-            let empty = self.shared.queued_bytes.load(Ordering::Acquire) == 0
-                && self.tx.capacity() == self.tx.max_capacity();
-            if !empty {
+            if self.shared.oversized_queued.swap(true, Ordering::AcqRel) {
                 return Err(PushError::Full);
             }
-            frame.counted = 0;
+            frame.oversized = true;
         } else {
             let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
             if queued > self.shared.max_bytes {
@@ -123,9 +126,12 @@ impl Outbox {
             }
             frame.counted = len;
         }
-        let counted = frame.counted;
+        let (counted, oversized) = (frame.counted, frame.oversized);
         self.tx.try_send(frame).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(counted, Ordering::AcqRel);
+            if oversized {
+                self.shared.oversized_queued.store(false, Ordering::Release);
+            }
             match e {
                 mpsc::error::TrySendError::Full(_) => PushError::Full,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
@@ -159,6 +165,9 @@ impl OutboxReceiver {
     pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await?;
         self.shared.queued_bytes.fetch_sub(frame.counted, Ordering::AcqRel);
+        if frame.oversized {
+            self.shared.oversized_queued.store(false, Ordering::Release);
+        }
         Some(frame)
     }
 }
@@ -182,15 +191,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_oversized_frame_passes_only_an_empty_queue_and_leaves_the_budget_to_the_rest() {
+    async fn one_oversized_frame_at_a_time_and_the_budget_stays_the_others() {
         let (tx, mut rx) = outbox(4, 10);
+        tx.try_push(Bytes::from_static(b"1234")).unwrap();
         tx.try_push(Bytes::from(vec![0; 100])).unwrap();
         tx.try_push(Bytes::from_static(b"123456")).unwrap();
         assert_eq!(tx.try_push(Bytes::from(vec![0; 100])), Err(PushError::Full), "a second one");
-        assert_eq!(tx.try_push(Bytes::from_static(b"12345")), Err(PushError::Full), "11 bytes > 10");
+        assert_eq!(tx.try_push(Bytes::from_static(b"1")), Err(PushError::Full), "11 bytes > 10");
+        assert_eq!(rx.recv().await.unwrap().len(), 4);
         assert_eq!(rx.recv().await.unwrap().len(), 100);
-        assert_eq!(tx.try_push(Bytes::from(vec![0; 100])), Err(PushError::Full), "not empty yet");
-        assert_eq!(rx.recv().await.unwrap().len(), 6);
         tx.try_push(Bytes::from(vec![0; 100])).unwrap();
     }
 
