@@ -164,7 +164,9 @@ pub async fn serve_with_auth(
     // 4. The last flush.
     stop_flusher.cancel();
     let _ = flusher_task.await;
-    store.flush().await?;
+    let flushed = store.flush().await;
+    store.close().await;
+    flushed?;
     tracing::info!("stopped; everything is on disk");
     Ok(())
 }

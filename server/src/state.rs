@@ -37,8 +37,14 @@ impl Shared {
     /// connection that thread serves, and two of them would freeze a 2-core server. The
     /// caller waits (a document task: its document is not touched meanwhile; others go on).
     pub async fn off_runtime<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
-        let _permit = self.heavy.acquire().await.expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(work).await
+        // The permit goes with the job: a caller that gives up (a client hanging up) must not
+        // free a place while its job still runs.
+        let permit = self.heavy.clone().acquire_owned().await.expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
     }
 }
 

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use serde::Deserialize;
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, IdSet};
+use yrs::{ClientID, IdSet, Update};
 
 use crate::store::history::{Author, Deletions};
 
@@ -87,6 +88,13 @@ impl Attribution {
     pub fn deleted(&mut self, client: ClientID, ids: &IdSet) {
         if !ids.is_empty() {
             self.deletions.entry(client).or_default().merge_with(ids.clone());
+        }
+    }
+
+    /// Notes what `delta` (a transaction's own update, as applied) deleted as `client`'s.
+    pub fn deleted_by(&mut self, client: ClientID, delta: &[u8]) {
+        if let Ok(delta) = Update::decode_v1(delta) {
+            self.deleted(client, delta.delete_set());
         }
     }
 

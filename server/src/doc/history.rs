@@ -216,20 +216,18 @@ pub async fn compare_versions(context: &DocContext, doc: &DocId, id: u64, agains
     let deletions: Vec<(ClientID, IdSet)> = between.iter().flat_map(|v| decode_deletions(&v.deletions)).collect();
     let deleters: Vec<u64> = deletions.iter().map(|(client, _)| client.get()).collect();
     let (old, new) = (side_doc(context, doc, &from).await?, side_doc(context, doc, &to).await?);
-    let (comparison, changed_clients) = context
+    let authors = authors_map(context.store.authors(doc).await?);
+    // Comparing and naming both grow with the documents: off the runtime.
+    let (old_title, new_title, spans) = context
         .shared
         .off_runtime(move || -> Result<_, DocError> {
-            let comparison = compare(&old, &new).map_err(DocError::Incomparable)?;
+            let Comparison { spans, old_title, new_title } = compare(&old, &new).map_err(DocError::Incomparable)?;
             let (before, after) = (old.transact().state_vector(), new.transact().state_vector());
-            let changed: Vec<u64> =
-                after.iter().filter(|(c, clock)| **clock > before.get(c)).map(|(c, _)| c.get()).collect();
-            Ok((comparison, changed))
+            let changed = after.iter().filter(|(c, clock)| **clock > before.get(c)).map(|(c, _)| c.get());
+            let candidates = distinct(changed.chain(deleters).map(|c| author_of(&authors, c)));
+            Ok((old_title, new_title, attribute(spans, &authors, &deletions, &candidates)))
         })
         .await??;
-    let authors = authors_map(context.store.authors(doc).await?);
-    let candidates = distinct(changed_clients.into_iter().chain(deleters).map(|c| author_of(&authors, c)));
-    let Comparison { spans, old_title, new_title } = comparison;
-    let spans = attribute(spans, &authors, &deletions, &candidates);
     Ok(Compared { from, to, old_title, new_title, spans })
 }
 
@@ -239,7 +237,7 @@ fn attribute(spans: Vec<Span>, authors: &HashMap<u64, Author>, deletions: &[(Cli
         [one] => (Some(one.clone()), Vec::new()),
         _ => (Some(Author::Unknown), candidates.to_vec()),
     };
-    let mut out: Vec<Attributed> = Vec::with_capacity(spans.len());
+    let mut out: Vec<(Attributed, Option<String>)> = Vec::with_capacity(spans.len());
     for span in spans {
         let pieces = match (span.change, span.item) {
             (Change::Kept, _) => vec![(span, None, Vec::new())],
@@ -263,7 +261,14 @@ fn attribute(spans: Vec<Span>, authors: &HashMap<u64, Author>, deletions: &[(Cli
             push(&mut out, Attributed { span, author, candidates });
         }
     }
-    out
+    out.into_iter()
+        .map(|(mut attributed, merged)| {
+            if let Some(text) = merged {
+                attributed.span.insert = yrs::Any::from(text);
+            }
+            attributed
+        })
+        .collect()
 }
 
 /// A deleted span cut where who deleted it changes (one Yjs item can lose its characters to
@@ -296,18 +301,20 @@ fn by_deleter(span: Span, deletions: &[(ClientID, IdSet)]) -> Vec<(Span, Option<
     pieces
 }
 
-/// Appends, merged into the last one when they read alike.
-fn push(out: &mut Vec<Attributed>, next: Attributed) {
-    if let Some(last) = out.last_mut() {
+/// Appends, merged into the last one when they read alike. A merged span's text grows in the
+/// `String` beside it (an `Any` string is immutable: rebuilding it at every merge made a
+/// document typed by one person in many places quadratic to compare).
+fn push(out: &mut Vec<(Attributed, Option<String>)>, next: Attributed) {
+    if let Some((last, merged)) = out.last_mut() {
         let alike = last.span.change == next.span.change
             && last.author == next.author
             && last.candidates == next.candidates
             && last.span.attributes == next.span.attributes
             && last.span.old_attributes == next.span.old_attributes;
         if let (true, yrs::Any::String(a), yrs::Any::String(b)) = (alike, &last.span.insert, &next.span.insert) {
-            last.span.insert = yrs::Any::from(format!("{a}{b}"));
+            merged.get_or_insert_with(|| a.to_string()).push_str(b);
             return;
         }
     }
-    out.push(next);
+    out.push((next, None));
 }

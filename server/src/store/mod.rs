@@ -175,6 +175,9 @@ pub trait Store: Send + Sync + 'static {
     /// The durability barrier: everything appended before this call survives a crash after it
     /// returns.
     async fn flush(&self) -> Result<(), StoreError>;
+    /// Waits for the store's own work in flight (jobs whose callers gave up included): after
+    /// it, nothing of the server holds the store. Called once, when the server has stopped.
+    async fn close(&self) {}
 
     /// Records a version of `doc`: its record and its packed state (see [`history::pack`]),
     /// together. False, writing nothing, if the document has a version with this id already.

@@ -464,8 +464,9 @@ impl LiveDoc {
             return self.hold_gapped(conn, update, bytes);
         }
         let footprint = pending::Footprint::of(&update);
-        // Yjs does not say who deletes: the connection that sends a deletion does.
-        let deleted = (!update.delete_set().is_empty()).then(|| (self.writer_of(conn, &update), update.delete_set().clone()));
+        // Yjs does not say who deletes: the connection that sends a deletion does (read from
+        // what the update deleted, below: a sync step 2 carries every deletion ever made).
+        let deleter = if update.delete_set().is_empty() { None } else { self.writer_of(conn, &update) };
         let applied = if bytes > INLINE_BYTES {
             let doc = self.doc().clone();
             self.context
@@ -480,8 +481,8 @@ impl LiveDoc {
         match applied {
             Ok(None) => {}
             Ok(Some(delta)) => {
-                if let Some((Some(writer), ids)) = deleted {
-                    self.attribution.deleted(writer, &ids);
+                if let Some(deleter) = deleter {
+                    self.attribution.deleted_by(deleter, &delta);
                 }
                 self.commit(&delta, Some(conn)).await
             }

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use yrs::{IdSet, ReadTxn, Transact, Update, WriteTxn, ID};
 
 use super::LiveDoc;
+use crate::doc::peers::Peer;
 use crate::doc::ConnId;
 use crate::error::CloseReason;
 
@@ -88,8 +89,21 @@ impl LiveDoc {
     /// `conn`'s update (`bytes` long) skips over changes of its own client that we lack: held
     /// while `conn` is catching up (its step 2 may bring them), refused otherwise.
     pub(super) fn hold_gapped(&mut self, conn: ConnId, update: Update, bytes: usize) {
-        let catching_up = self.peers.get(conn).is_some_and(|peer| !peer.answered && peer.joined.elapsed() < CATCH_UP);
-        if catching_up && self.gapped.bytes + bytes <= CATCH_UP_BYTES {
+        let catching_up = |peer: &Peer| !peer.answered && peer.joined.elapsed() < CATCH_UP;
+        // Whoever held updates here and is past catching up without its step 2 gives its
+        // place back first: one connection must not keep the room from the others for ever.
+        let overdue: Vec<ConnId> = self
+            .gapped
+            .by_conn
+            .keys()
+            .copied()
+            .filter(|held| *held != conn && !self.peers.get(*held).is_some_and(catching_up))
+            .collect();
+        for held in overdue {
+            self.gapped.release(held);
+            self.close(held, CloseReason::Malformed(MISSING_DEPENDENCIES.into()));
+        }
+        if self.peers.get(conn).is_some_and(catching_up) && self.gapped.bytes + bytes <= CATCH_UP_BYTES {
             self.gapped.bytes += bytes;
             self.gapped.by_conn.entry(conn).or_default().push((update, bytes));
             return;

@@ -15,14 +15,15 @@
 
 use quire_model::revert::revert;
 use quire_model::{protocol, schema};
-use yrs::updates::decoder::Decode;
-use yrs::{ClientID, IdSet, ReadTxn, Transact, Update};
+use quire_model::protocol::ProtocolError;
+use yrs::{ClientID, ReadTxn, Transact};
 
 use super::history::Restored;
 use super::LiveDoc;
 use crate::doc::handle::Reply;
 use crate::doc::history::open_version;
 use crate::error::DocError;
+use crate::state::INLINE_BYTES;
 use crate::store::history::{Author, VersionKind};
 
 impl LiveDoc {
@@ -73,10 +74,20 @@ impl LiveDoc {
         let author = Author::Restored { version: from, by: by.map(Box::new) };
         let noted = self.attribution.note(client, author).into_iter().collect();
         self.note_authors(noted);
-        let deleted = Update::decode_v1(&update).map(|u| u.delete_set().clone()).unwrap_or_else(|_| IdSet::new());
-        match protocol::apply_bytes(self.doc(), &update) {
+        // As big as the document at worst (a version restored over a cleared one).
+        let applied = if update.len() > INLINE_BYTES {
+            let doc = self.doc().clone();
+            self.context
+                .shared
+                .off_runtime(move || protocol::apply_bytes(&doc, &update))
+                .await
+                .unwrap_or(Err(ProtocolError::Panicked("restore")))
+        } else {
+            protocol::apply_bytes(self.doc(), &update)
+        };
+        match applied {
             Ok(Some(delta)) => {
-                self.attribution.deleted(client, &deleted);
+                self.attribution.deleted_by(client, &delta);
                 self.commit(&delta, None).await;
                 Ok(true)
             }

@@ -32,6 +32,7 @@ use quire_model::DocId;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use tokio_util::task::TaskTracker;
 
 use super::history::{Author, VersionPage, VersionRecord};
 use super::{merge_states, DocMeta, Page, Seq, Store, StoreError, Stored};
@@ -48,6 +49,10 @@ const LOG: u8 = 1;
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
+    /// Every job on the blocking pool: each holds `inner`, and so the store's lock, and a
+    /// caller that gave up (a client hanging up) does not stop it. [`Store::close`] waits for
+    /// them, so that the store is closed when the server has stopped.
+    jobs: TaskTracker,
 }
 
 struct Inner {
@@ -98,7 +103,7 @@ impl SledStore {
                 _lock: lock,
             })
         })
-        .map(|inner| SledStore { inner: Arc::new(inner) })
+        .map(|inner| SledStore { inner: Arc::new(inner), jobs: TaskTracker::new() })
         .map_err(|source| StoreError::Open {
             path: dir.to_path_buf(),
             source: Box::new(source),
@@ -395,7 +400,7 @@ impl Inner {
 impl Store for SledStore {
     async fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
         let (inner, doc) = (self.inner.clone(), doc.clone());
-        blocking(move || inner.load(&doc)).await
+        self.blocking(move || inner.load(&doc)).await
     }
 
     async fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
@@ -405,24 +410,24 @@ impl Store for SledStore {
         // holding the thread meanwhile (a 16 MiB import held a runtime thread for that).
         if update.len() > INLINE_BYTES {
             let (inner, doc, update) = (self.inner.clone(), doc.clone(), update.to_vec());
-            return blocking(move || inner.append(&doc, &update)).await;
+            return self.blocking(move || inner.append(&doc, &update)).await;
         }
         self.inner.append(doc, update)
     }
 
     async fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
         let (inner, doc, snapshot) = (self.inner.clone(), doc.clone(), snapshot.to_vec());
-        blocking(move || inner.compact(&doc, &snapshot, upto)).await
+        self.blocking(move || inner.compact(&doc, &snapshot, upto)).await
     }
 
     async fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
         let (inner, doc, state) = (self.inner.clone(), doc.clone(), state.to_vec());
-        blocking(move || inner.delete(&doc, &state)).await
+        self.blocking(move || inner.delete(&doc, &state)).await
     }
 
     async fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
         let (inner, doc) = (self.inner.clone(), doc.clone());
-        blocking(move || inner.exists(&doc)).await
+        self.blocking(move || inner.exists(&doc)).await
     }
 
     async fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
@@ -447,7 +452,7 @@ impl Store for SledStore {
 
     async fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.list(offset, limit)).await
+        self.blocking(move || inner.list(offset, limit)).await
     }
 
     async fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
@@ -460,17 +465,22 @@ impl Store for SledStore {
 
     async fn links(&self) -> Result<Vec<(DocId, String, Vec<u8>)>, StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.links()).await
+        self.blocking(move || inner.links()).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
-        blocking(move || inner.flush()).await
+        self.blocking(move || inner.flush()).await
+    }
+
+    async fn close(&self) {
+        self.jobs.close();
+        self.jobs.wait().await;
     }
 
     async fn put_version(&self, doc: &DocId, record: &VersionRecord, state: &[u8]) -> Result<bool, StoreError> {
         let (inner, doc, record, state) = (self.inner.clone(), doc.clone(), record.clone(), state.to_vec());
-        blocking(move || inner.put_version(&doc, &record, &state)).await
+        self.blocking(move || inner.put_version(&doc, &record, &state)).await
     }
 
     async fn update_version(&self, doc: &DocId, record: &VersionRecord) -> Result<bool, StoreError> {
@@ -479,17 +489,17 @@ impl Store for SledStore {
 
     async fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError> {
         let (inner, doc, ids) = (self.inner.clone(), doc.clone(), ids.to_vec());
-        blocking(move || inner.remove_versions(&doc, &ids)).await
+        self.blocking(move || inner.remove_versions(&doc, &ids)).await
     }
 
     async fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError> {
         let (inner, doc) = (self.inner.clone(), doc.clone());
-        blocking(move || inner.versions(&doc, offset, limit)).await
+        self.blocking(move || inner.versions(&doc, offset, limit)).await
     }
 
     async fn version_state(&self, doc: &DocId, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let (inner, doc) = (self.inner.clone(), doc.clone());
-        blocking(move || inner.version_state(&doc, id)).await
+        self.blocking(move || inner.version_state(&doc, id)).await
     }
 
     async fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError> {
@@ -498,15 +508,18 @@ impl Store for SledStore {
 
     async fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError> {
         let (inner, doc) = (self.inner.clone(), doc.clone());
-        blocking(move || inner.authors(&doc)).await
+        self.blocking(move || inner.authors(&doc)).await
     }
 }
 
-/// Runs `work` (which may wait for the disk) on the blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::Backend(Box::new(e)))?
+impl SledStore {
+    /// Runs `work` (which may wait for the disk) on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.jobs.spawn_blocking(work).await.map_err(|e| StoreError::Backend(Box::new(e)))?
+    }
 }
 
 #[cfg(test)]
