@@ -65,3 +65,34 @@ pub fn clamp(patch: &Patch, len: u32) -> (u32, u32) {
     let pos = patch.pos.min(len);
     (pos, patch.delete.min(len - pos))
 }
+
+/// `limit` keystrokes made up here, for a checkout without the traces beside it: a paragraph
+/// typed at a cursor that now and then jumps, with backspaces, the same every time.
+pub fn made_up(limit: usize) -> Vec<Patch> {
+    const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog; then it sleeps. ";
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut len, mut cursor) = (0u32, 0u32);
+    let mut patches = Vec::with_capacity(limit);
+    for i in 0..limit {
+        let roll = next();
+        if roll % 40 == 0 {
+            cursor = ((roll >> 16) % u64::from(len + 1)) as u32;
+        }
+        if roll % 9 == 1 && cursor > 0 {
+            cursor -= 1;
+            len -= 1;
+            patches.push(Patch { pos: cursor, delete: 1, insert: String::new() });
+        } else {
+            patches.push(Patch { pos: cursor, delete: 0, insert: char::from(TEXT[i % TEXT.len()]).to_string() });
+            cursor += 1;
+            len += 1;
+        }
+    }
+    patches
+}
