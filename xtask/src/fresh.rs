@@ -9,6 +9,7 @@
 //! - an empty `CARGO_HOME` and a `PATH` without the one in use: every crate is downloaded again
 //!   and wasm-bindgen-cli is built from scratch;
 //! - an empty npm cache and no `node_modules`;
+//! - `shared/` (the editing traces) beside the clone, as beside every checkout;
 //! - with `--uninstall`, meant for throwaway machines and CI runners because it changes this
 //!   one: without the wasm target and without the Debian packages the commands install
 //!   (Chromium, the fonts, Redis, PostgreSQL, HAProxy), so those installs run too. Without it,
@@ -62,6 +63,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let clone = scratch.join("quire");
     std::fs::create_dir_all(&scratch)?;
     status(Command::new("git").args(["clone", "--quiet", "--no-local"]).arg(root()).arg(&clone))?;
+    // The workplace and CI lay `shared/` (the editing traces some tests read) beside the
+    // checkout; so does this run, beside the clone.
+    let shared = root().join("../shared");
+    if shared.is_dir() {
+        std::os::unix::fs::symlink(shared.canonicalize()?, scratch.join("shared"))
+            .context("cannot link shared/ beside the clone")?;
+    }
 
     if uninstall {
         remove_machine_tools()?;
