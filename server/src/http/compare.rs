@@ -20,7 +20,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::Editor;
 use super::content::{exported, ExportFormat, YjsEncoding, YJS_MIME};
-use super::docs::TextFormat;
 use super::openapi::ErrorBody;
 use super::versions::{version_id, AuthorInfo, VersionPath};
 use crate::doc::history::{Against, Attributed, Compared, Side};
@@ -180,14 +179,7 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     let v = version_id(path)?;
     let Query(query) = query?;
-    let text = match query.format.unwrap_or(ExportFormat::Markdown) {
-        ExportFormat::Markdown => Some(TextFormat::Markdown),
-        ExportFormat::Html => Some(TextFormat::Html),
-        ExportFormat::Text => Some(TextFormat::Text),
-        ExportFormat::Delta => Some(TextFormat::Delta),
-        ExportFormat::Yjs => None,
-    };
-    match text {
+    match query.format.unwrap_or(ExportFormat::Markdown).text() {
         Some(text) => {
             if query.encoding.is_some() {
                 return Err(ApiError::BadRequest("`encoding` applies only to format=yjs".into()));

@@ -65,6 +65,19 @@ pub enum ExportFormat {
     Yjs,
 }
 
+impl ExportFormat {
+    /// The text format it names; `None` for the Yjs update.
+    pub fn text(self) -> Option<TextFormat> {
+        match self {
+            ExportFormat::Markdown => Some(TextFormat::Markdown),
+            ExportFormat::Html => Some(TextFormat::Html),
+            ExportFormat::Text => Some(TextFormat::Text),
+            ExportFormat::Delta => Some(TextFormat::Delta),
+            ExportFormat::Yjs => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum YjsEncoding {
@@ -102,15 +115,7 @@ pub async fn export(
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let format = query.format.unwrap_or(ExportFormat::Markdown);
-    let text_format = match format {
-        ExportFormat::Markdown => Some(TextFormat::Markdown),
-        ExportFormat::Html => Some(TextFormat::Html),
-        ExportFormat::Text => Some(TextFormat::Text),
-        ExportFormat::Delta => Some(TextFormat::Delta),
-        ExportFormat::Yjs => None,
-    };
-    let (body, mime) = match text_format {
+    let (body, mime) = match query.format.unwrap_or(ExportFormat::Markdown).text() {
         Some(text_format) => {
             // A mistake worth saying: these would otherwise be silently ignored.
             if query.encoding.is_some() || query.since.is_some() {

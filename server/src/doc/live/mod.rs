@@ -165,6 +165,20 @@ impl LiveDoc {
         self.awareness.doc()
     }
 
+    /// Applies an encoded update (`what` names it if yrs panics), off the runtime when it is
+    /// big, and returns what it changed.
+    async fn apply_encoded(&self, update: Vec<u8>, what: &'static str) -> Result<Option<Vec<u8>>, ProtocolError> {
+        if update.len() <= INLINE_BYTES {
+            return protocol::apply_bytes(self.doc(), &update);
+        }
+        let doc = self.doc().clone();
+        self.context
+            .shared
+            .off_runtime(move || protocol::apply_bytes(&doc, &update))
+            .await
+            .unwrap_or(Err(ProtocolError::Panicked(what)))
+    }
+
     pub fn context(&self) -> &DocContext {
         &self.context
     }

@@ -10,7 +10,6 @@ use yrs::{ClientID, ReadTxn, Transact};
 
 use super::{encode, LiveDoc};
 use crate::error::CloseReason;
-use crate::state::INLINE_BYTES;
 use crate::store::{Change, Remote, Seq};
 
 impl LiveDoc {
@@ -53,17 +52,7 @@ impl LiveDoc {
     /// Applies an update another process accepted and sends our peers what was new in it.
     /// False if the document had to be rebuilt (yrs panicked): the rebuild read the log.
     async fn apply_remote(&mut self, update: Vec<u8>) -> bool {
-        let applied = if update.len() > INLINE_BYTES {
-            let doc = self.doc().clone();
-            self.context
-                .shared
-                .off_runtime(move || protocol::apply_bytes(&doc, &update))
-                .await
-                .unwrap_or(Err(ProtocolError::Panicked("update")))
-        } else {
-            protocol::apply_bytes(self.doc(), &update)
-        };
-        match applied {
+        match self.apply_encoded(update, "update").await {
             Ok(Some(delta)) => {
                 self.history_changed();
                 let frame = encode(&protocol::update_message(delta));

@@ -15,7 +15,6 @@
 
 use quire_model::revert::revert;
 use quire_model::{protocol, schema};
-use quire_model::protocol::ProtocolError;
 use yrs::{ClientID, ReadTxn, Transact};
 
 use super::history::Restored;
@@ -23,7 +22,6 @@ use super::LiveDoc;
 use crate::doc::handle::Reply;
 use crate::doc::history::open_version;
 use crate::error::DocError;
-use crate::state::INLINE_BYTES;
 use crate::store::history::{Author, VersionKind};
 
 impl LiveDoc {
@@ -75,17 +73,7 @@ impl LiveDoc {
         let noted = self.attribution.note(client, author).into_iter().collect();
         self.note_authors(noted);
         // As big as the document at worst (a version restored over a cleared one).
-        let applied = if update.len() > INLINE_BYTES {
-            let doc = self.doc().clone();
-            self.context
-                .shared
-                .off_runtime(move || protocol::apply_bytes(&doc, &update))
-                .await
-                .unwrap_or(Err(ProtocolError::Panicked("restore")))
-        } else {
-            protocol::apply_bytes(self.doc(), &update)
-        };
-        match applied {
+        match self.apply_encoded(update, "restore").await {
             Ok(Some(delta)) => {
                 self.attribution.deleted_by(client, &delta);
                 self.commit(&delta, None).await;
