@@ -29,6 +29,22 @@ struct Shared {
     closed: CancellationToken,
 }
 
+impl Shared {
+    /// Larger than the whole budget: not counted, and alone of its kind in the queue.
+    fn oversized(&self, len: usize) -> bool {
+        len > self.max_bytes
+    }
+
+    /// Gives back what a frame of `len` bytes took when it was queued.
+    fn give_back(&self, len: usize) {
+        if self.oversized(len) {
+            self.oversized_queued.store(false, Ordering::Release);
+        } else {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+}
+
 /// What must happen before a frame may go out; an error closes the connection with its reason.
 pub type Gate = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send>>;
 
@@ -36,16 +52,16 @@ pub type Gate = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send>>;
 pub struct Frame {
     pub bytes: Bytes,
     pub gate: Option<Gate>,
-    /// The bytes this frame counts against the outbox's budget (set when it is queued).
-    counted: usize,
-    /// Larger than the whole budget: not counted, and alone of its kind in the queue.
-    oversized: bool,
 }
+
+// Every connection's channel allocates its slots in blocks of 32: a bigger frame costs every
+// connection more (10,000 connections, 5 MB for 16 bytes more).
+const _: () = assert!(std::mem::size_of::<Frame>() <= 48);
 
 impl Frame {
     /// A frame that goes out only once `gate` resolves.
     pub fn gated(bytes: Bytes, gate: Gate) -> Frame {
-        Frame { bytes, gate: Some(gate), counted: 0, oversized: false }
+        Frame { bytes, gate: Some(gate) }
     }
 
     pub fn len(&self) -> usize {
@@ -59,7 +75,7 @@ impl Frame {
 
 impl From<Bytes> for Frame {
     fn from(bytes: Bytes) -> Frame {
-        Frame { bytes, gate: None, counted: 0, oversized: false }
+        Frame { bytes, gate: None }
     }
 }
 
@@ -111,27 +127,23 @@ impl Outbox {
     /// people there, the next edits) keep the whole budget, or a client that keeps up could
     /// never open that document. The queue so holds at most one such frame beside its budget.
     pub fn try_push(&self, frame: impl Into<Frame>) -> Result<(), PushError> {
-        let mut frame = frame.into();
+        let frame = frame.into();
         let len = frame.len();
-        if len > self.shared.max_bytes {
+        // Whether a frame counts follows from its length and the fixed budget, so the receiver
+        // gives back the same without the frame carrying it.
+        if self.shared.oversized(len) {
             if self.shared.oversized_queued.swap(true, Ordering::AcqRel) {
                 return Err(PushError::Full);
             }
-            frame.oversized = true;
         } else {
             let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
             if queued > self.shared.max_bytes {
                 self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 return Err(PushError::Full);
             }
-            frame.counted = len;
         }
-        let (counted, oversized) = (frame.counted, frame.oversized);
         self.tx.try_send(frame).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(counted, Ordering::AcqRel);
-            if oversized {
-                self.shared.oversized_queued.store(false, Ordering::Release);
-            }
+            self.shared.give_back(len);
             match e {
                 mpsc::error::TrySendError::Full(_) => PushError::Full,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
@@ -164,10 +176,7 @@ impl OutboxReceiver {
     /// The next frame to send; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await?;
-        self.shared.queued_bytes.fetch_sub(frame.counted, Ordering::AcqRel);
-        if frame.oversized {
-            self.shared.oversized_queued.store(false, Ordering::Release);
-        }
+        self.shared.give_back(frame.len());
         Some(frame)
     }
 }
