@@ -182,7 +182,14 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
 
 async fn apply_update(live: &mut LiveDoc, update: &[u8]) -> Result<Ticket, DocError> {
     let live = writable(live, update.len())?;
-    let update = protocol::decode_update(update).map_err(DocError::BadUpdate)?;
+    // Decoding costs in proportion to the body (up to its limit): a big one off the runtime.
+    let update = if update.len() > INLINE_BYTES {
+        let bytes = update.to_vec();
+        live.context().shared.off_runtime(move || protocol::decode_update(&bytes)).await?
+    } else {
+        protocol::decode_update(update)
+    }
+    .map_err(DocError::BadUpdate)?;
     if live.storage().is_stale_update(&update) {
         return Err(DocError::StaleCopy);
     }

@@ -154,8 +154,17 @@ impl LiveDoc {
             }
         }
         for update in updates {
-            if let Ok(update) = Update::decode_v1(update) {
-                self.attribution.deleted(own, update.delete_set());
+            // Decoding costs in proportion to the update (an import is up to the body limit):
+            // a big one is decoded off the runtime, as it was applied.
+            let deleted = if update.len() <= INLINE_BYTES {
+                Update::decode_v1(update).ok().map(|u| u.delete_set().clone())
+            } else {
+                let update = update.clone();
+                let decode = move || Update::decode_v1(&update).ok().map(|u| u.delete_set().clone());
+                self.context.shared.off_runtime(decode).await.ok().flatten()
+            };
+            if let Some(deleted) = deleted {
+                self.attribution.deleted(own, &deleted);
             }
         }
         self.note_authors(authors);
