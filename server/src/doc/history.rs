@@ -31,6 +31,7 @@ use super::context::DocContext;
 use super::storage::rebuild;
 use crate::error::DocError;
 use crate::store::history::{unpack, Author, VersionRecord};
+use crate::store::StoreError;
 use quire_model::DocId;
 
 /// A version's state as a document. Run off the runtime.
@@ -38,13 +39,18 @@ pub fn open_version(packed: &[u8], limit: usize) -> Result<Doc, DocError> {
     let v2 = unpack(packed, limit)?;
     let doc = schema::new_doc();
     let applied = catch_unwind(AssertUnwindSafe(|| {
-        let update = Update::decode_v2(&v2).map_err(|_| ())?;
-        doc.transact_mut().apply_update(update).map_err(|_| ())
+        let update = Update::decode_v2(&v2).map_err(|source| undecodable(Box::new(source)))?;
+        doc.transact_mut().apply_update(update).map_err(|source| undecodable(Box::new(source)))
     }));
     match applied {
         Ok(Ok(())) => Ok(doc),
-        _ => Err(DocError::Store(crate::store::StoreError::Corrupt("a version's state does not apply".into()))),
+        Ok(Err(error)) => Err(DocError::Store(error)),
+        Err(_) => Err(DocError::Store(StoreError::Corrupt("a version's state panicked yrs".into()))),
     }
+}
+
+fn undecodable(source: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    StoreError::Undecodable { what: "a version's state does not apply", source }
 }
 
 /// A version and the people whose changes it holds.

@@ -122,7 +122,10 @@ pub fn pack(v2: &[u8]) -> Result<Vec<u8>, StoreError> {
 pub fn unpack(packed: &[u8], limit: usize) -> Result<Vec<u8>, StoreError> {
     match packed.split_first() {
         Some((&V2_ZSTD, compressed)) => {
-            zstd::bulk::decompress(compressed, limit).map_err(|e| StoreError::Corrupt(format!("a version's state: {e}")))
+            zstd::bulk::decompress(compressed, limit).map_err(|source| StoreError::Undecodable {
+                what: "a version's state does not decompress",
+                source: Box::new(source),
+            })
         }
         _ => Err(StoreError::Corrupt("a version's state has an unknown encoding".into())),
     }

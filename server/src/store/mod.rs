@@ -74,6 +74,13 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Stored bytes that their decoder refused; its error is kept as the source.
+    #[error("stored data is corrupt: {what}")]
+    Undecodable {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The disk is nearly full: the write was refused before it reached the backend.
     #[error("the disk holding the store has {available} bytes free, under the {reserve} bytes kept in reserve")]
     DiskFull { available: u64, reserve: u64 },
