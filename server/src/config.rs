@@ -134,6 +134,8 @@ pub struct Config {
     /// ...then the newest of each hour until this age, then the newest of each day. Named
     /// versions are kept until someone deletes them.
     pub versions_hourly: Duration,
+    /// Named versions a document may have: each keeps a whole state and is never thinned.
+    pub max_named_versions: usize,
 }
 
 impl Config {
@@ -230,6 +232,8 @@ impl Default for Config {
             // A day of everything, a month of hours, then days (see doc/versions.rs).
             versions_keep_all: Duration::from_secs(24 * 3600),
             versions_hourly: Duration::from_secs(30 * 24 * 3600),
+            // Google Docs' limit: a person naming versions by hand stays far below it.
+            max_named_versions: 40,
         }
     }
 }

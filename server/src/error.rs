@@ -82,6 +82,9 @@ pub enum DocError {
     /// No such version of the document.
     #[error("no such version")]
     NoSuchVersion,
+    /// Naming one more version would pass the document's limit of named versions.
+    #[error("the document has {limit} named versions, its limit: delete or unname one first")]
+    TooManyNamedVersions { limit: usize },
     /// Two versions that cannot be compared (not of one history).
     #[error("the versions cannot be compared")]
     Incomparable(#[source] quire_model::diff::DiffError),
@@ -226,6 +229,7 @@ impl ApiError {
             ApiError::Doc(DocError::NotFound | DocError::Deleted) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Doc(DocError::Exists) => (StatusCode::CONFLICT, "exists"),
             ApiError::Doc(DocError::StaleCopy) => (StatusCode::CONFLICT, "stale_copy"),
+            ApiError::Doc(DocError::TooManyNamedVersions { .. }) => (StatusCode::CONFLICT, "too_many_named_versions"),
             ApiError::Doc(DocError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "doc_too_large"),
             ApiError::Doc(DocError::BadContent { .. } | DocError::ImportPanicked(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_content")

@@ -174,6 +174,9 @@ struct ServeArgs {
     /// Days for which one automatic version an hour is kept (then one a day).
     #[arg(long, env = "QUIRE_VERSIONS_HOURLY_DAYS", default_value_t = 30)]
     versions_hourly_days: u64,
+    /// Named versions a document may have (each keeps a whole state and is never thinned).
+    #[arg(long, env = "QUIRE_MAX_NAMED_VERSIONS", default_value_t = 40)]
+    max_named_versions: usize,
 }
 
 impl ServeArgs {
@@ -209,6 +212,7 @@ impl ServeArgs {
             version_max_updates: self.version_max_updates,
             versions_keep_all: Duration::from_secs(self.versions_keep_all_hours * 3600),
             versions_hourly: Duration::from_secs(self.versions_hourly_days * 24 * 3600),
+            max_named_versions: self.max_named_versions,
             ..Config::default()
         }
     }

@@ -148,6 +148,35 @@ async fn named_versions_survive_restart_and_compaction() {
 }
 
 #[tokio::test]
+async fn naming_an_unchanged_document_again_renames_its_version_and_named_versions_are_capped() {
+    let dir = TempDir::new("history-names");
+    let server = TestServer::start(dir.path(), Config { max_named_versions: 2, ..quick() }).await;
+    let api = Api(server.addr);
+    assert_eq!(api.create(json!({ "id": "n", "content": "one\n" })).await.status, 201);
+    let first = name_version(api, "n", "Draft").await;
+    let before = versions(api, "n").await.len();
+    // Nothing changed: the same version takes the new name, as Google Docs does.
+    assert_eq!(name_version(api, "n", "Final draft").await, first);
+    let all = versions(api, "n").await;
+    assert_eq!(all.len(), before, "no second entry for one state: {all:?}");
+    assert_eq!(all.iter().find(|v| v["id"] == first).unwrap()["name"], "Final draft");
+
+    assert_eq!(api.put("n", "text/plain", b"two").await.status, 204);
+    let second = name_version(api, "n", "Second").await;
+    assert_ne!(second, first);
+    // Each named version keeps a whole state and is never thinned: past the cap, a clear
+    // refusal, and nothing written.
+    assert_eq!(api.put("n", "text/plain", b"three").await.status, 204);
+    let count = versions(api, "n").await.len();
+    let refused = post_json(api, "/api/docs/n/versions", json!({ "name": "Third" })).await;
+    assert_eq!(refused.error(409), "too_many_named_versions", "{}", refused.text());
+    assert_eq!(versions(api, "n").await.len(), count);
+    // Renaming stays possible, and a deleted one makes room.
+    assert_eq!(api.send("DELETE", &format!("/api/docs/n/versions/{first}"), &[], b"").await.status, 204);
+    name_version(api, "n", "Third").await;
+}
+
+#[tokio::test]
 async fn thinning_keeps_the_newest_automatic_version_of_each_period_and_every_named_one() {
     let dir = TempDir::new("history-thin");
     // Nothing is "recent": every automatic version falls to one a day at once, so thinning

@@ -250,6 +250,7 @@ pub async fn list(
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 403, description = "The credentials do not allow editing", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
+        (status = 409, description = "The document has as many named versions as it may", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -281,6 +282,7 @@ pub async fn create(
         (status = 401, description = "No valid credentials", body = ErrorBody),
         (status = 403, description = "The credentials do not allow editing", body = ErrorBody),
         (status = 404, description = "No such document or version", body = ErrorBody),
+        (status = 409, description = "The document has as many named versions as it may", body = ErrorBody),
     )
 )]
 pub async fn rename(

@@ -192,11 +192,18 @@ impl LiveDoc {
     }
 
     /// A named version of the document as it is now. If nothing changed since the newest
-    /// version and it has no name, that version is named instead (one state, one entry).
+    /// version, that version takes the name instead, whatever it was called (one state, one
+    /// entry: naming twice renames, as in Google Docs).
     pub async fn name_current(&mut self, name: String, reply: Reply<VersionRecord>) {
         let idle = self.history.running.is_none() && self.history.queue.is_empty() && !self.history.schedule.is_dirty();
         match self.history.latest.clone() {
-            Some(mut latest) if idle && latest.name.is_none() => {
+            Some(mut latest) if idle => {
+                if latest.name.is_none() {
+                    if let Err(error) = self.room_for_a_name().await {
+                        let _ = reply.send(Err(error));
+                        return;
+                    }
+                }
                 latest.name = Some(name);
                 let renamed = self.context.store.update_version(&self.id, &latest).await;
                 let _ = reply.send(match renamed {
@@ -209,15 +216,34 @@ impl LiveDoc {
                 });
             }
             _ => {
+                if let Err(error) = self.room_for_a_name().await {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
                 self.history.queue.push_back(Want::Named { name, reply });
                 self.pump_history().await;
             }
         }
     }
 
+    /// Whether one more version may be named: each keeps a whole state and is never thinned,
+    /// so without a limit an editor could grow the store without end by naming after every
+    /// keystroke. (A name asked for while another is being taken may pass it by one.)
+    async fn room_for_a_name(&self) -> Result<(), DocError> {
+        let limit = self.context.shared.config.max_named_versions;
+        let all = self.context.store.versions(&self.id, 0, usize::MAX).await?.versions;
+        if all.iter().filter(|v| v.name.is_some()).count() >= limit {
+            return Err(DocError::TooManyNamedVersions { limit });
+        }
+        Ok(())
+    }
+
     /// Names a version (`None`: takes its name away, so it is thinned as automatic ones are).
     pub async fn rename_version(&mut self, id: u64, name: Option<String>) -> Result<VersionRecord, DocError> {
         let mut record = self.version_record(id).await?;
+        if record.name.is_none() && name.is_some() {
+            self.room_for_a_name().await?;
+        }
         record.name = name;
         if !self.context.store.update_version(&self.id, &record).await? {
             return Err(DocError::NoSuchVersion);
