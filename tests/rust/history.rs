@@ -177,6 +177,40 @@ async fn naming_an_unchanged_document_again_renames_its_version_and_named_versio
 }
 
 #[tokio::test]
+async fn deleting_the_newest_version_keeps_its_deletions_credited_to_who_made_them() {
+    let dir = TempDir::new("history-delete-newest");
+    let server = TestServer::start(dir.path(), quick()).await;
+    let api = Api(server.addr);
+    assert_eq!(api.create(json!({ "id": "d", "content": "Keep this. Drop this.\n" })).await.status, 201);
+    let base = name_version(api, "d", "Base").await;
+    let bob = Client::connect_synced(&server.ws_url("d")).await;
+    bob.set_presence(BOB);
+    let at = bob.text().find(" Drop this.").unwrap() as u32;
+    bob.edit(|text, _, txn| text.remove_range(txn, at, 11));
+    wait_for_async(Duration::from_secs(10), "Bob's cut on the server", || async {
+        !api.get("/api/docs/d/content?format=text").await.text().contains("Drop")
+    })
+    .await;
+    let cut = name_version(api, "d", "Cut").await;
+    // The newest version goes: what it held is again among the changes not yet versioned, and
+    // the next version has them, deletions with who made them (they carry no client id).
+    assert_eq!(api.send("DELETE", &format!("/api/docs/d/versions/{cut}"), &[], b"").await.status, 204);
+    bob.push(" More.");
+    wait_for_async(Duration::from_secs(10), "Bob's addition on the server", || async {
+        api.get("/api/docs/d/content?format=text").await.text().contains("More.")
+    })
+    .await;
+    let later = name_version(api, "d", "Later").await;
+    let diff = api.get(&format!("/api/docs/d/versions/{later}/diff")).await.json();
+    assert_eq!(diff["from"]["id"].as_u64(), Some(base), "{diff}");
+    let dropped = spans_with(&diff, "Drop this.");
+    assert_eq!(dropped.len(), 1, "{diff}");
+    assert_eq!((&dropped[0]["change"], author_name(dropped[0])), (&json!("deleted"), "Bob"), "{diff}");
+    bob.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn thinning_keeps_the_newest_automatic_version_of_each_period_and_every_named_one() {
     let dir = TempDir::new("history-thin");
     // Nothing is "recent": every automatic version falls to one a day at once, so thinning
