@@ -174,10 +174,12 @@ async fn naming_an_unchanged_document_again_renames_its_version_and_named_versio
     // Naming an automatic version counts the same: the edit above settles into one, unnamed.
     let unnamed = || async { versions(api, "n").await.iter().find(|v| v["name"].is_null()).and_then(|v| v["id"].as_u64()) };
     wait_for_async(Duration::from_secs(10), "an automatic version of the last edit", || async { unnamed().await.is_some() }).await;
-    let path = format!("/api/docs/n/versions/{}", unnamed().await.unwrap());
+    let auto = unnamed().await.unwrap();
+    let path = format!("/api/docs/n/versions/{auto}");
     let body = json!({ "name": "Third" }).to_string();
     let refused = api.send("PATCH", &path, &[("Content-Type", "application/json")], body.as_bytes()).await;
     assert_eq!(refused.error(409), "too_many_named_versions", "{}", refused.text());
+    assert!(versions(api, "n").await.iter().any(|v| v["id"] == auto && v["name"].is_null()), "still unnamed");
     // Renaming stays possible, and a deleted one makes room.
     assert_eq!(api.send("DELETE", &format!("/api/docs/n/versions/{first}"), &[], b"").await.status, 204);
     name_version(api, "n", "Third").await;
