@@ -8,9 +8,8 @@
 //! Generic over `Sink + Stream` so it runs over a real socket or over channels in tests.
 
 use std::future::Future;
-use std::pin::Pin;
 
-use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use quire_model::protocol::{self, ProtocolError};
 use quire_model::DocId;
 use tokio::sync::OwnedSemaphorePermit;
@@ -39,11 +38,6 @@ where
     S: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Send + 'static,
 {
     let (sink, stream) = socket.split();
-    // One read now, before joining: the upgrade hands the socket over with hyper's 8 KiB read
-    // buffer as an (empty) prefix, released only by the first read, and under a connect storm
-    // joins wait for documents to load. 10,000 connections joining at once held 76 MB so.
-    let mut stream = stream.peekable();
-    let _ = Pin::new(&mut stream).peek().now_or_never();
     async move {
         let _open = OpenConnection::new(&app.shared.metrics, permit);
         let config = &app.shared.config;
