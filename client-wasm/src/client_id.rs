@@ -33,7 +33,7 @@ impl Replica {
     /// goodbye), so the others see us once, not twice until the old state times out.
     pub(crate) fn take_new_client_id(&mut self) -> Option<Vec<u8>> {
         let doc = self.fresh_doc();
-        // The whole state, pending updates included (`encode_state_as_update_v1` carries them),
+        // The whole state, pending updates included (`replica_state` carries them),
         // so our edits the server has not confirmed come along like everything else. Items keep
         // their ids, so relative positions (carets, in our presence and in JavaScript) still
         // resolve.

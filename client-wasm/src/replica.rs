@@ -131,7 +131,7 @@ impl Replica {
 
     /// The whole document as one v1 update, for a local store (IndexedDB).
     pub fn encode_state(&self) -> Vec<u8> {
-        protocol::full_state(self.doc())
+        protocol::replica_state(self.doc())
     }
 
     /// Applies a stored state (from [`Replica::encode_state`] or any v1 update). What it added

@@ -113,7 +113,7 @@ fn read(doc: &Doc) -> (Vec<u8>, yrs::Snapshot, Rendering, String) {
     let text = doc.get_or_insert_text(CONTENT);
     let meta = doc.get_or_insert_map(META);
     let txn = doc.transact();
-    let update = txn.encode_state_as_update_v1(&StateVector::default());
+    let update = txn.encode_diff_v1(&StateVector::default());
     let title = match meta.get(&txn, TITLE) {
         Some(Out::Any(Any::String(title))) => title.to_string(),
         _ => String::new(),

@@ -13,7 +13,7 @@ use quire_tests::{wait_for, Client, TestServer};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::sync::{Message, SyncMessage};
-use yrs::{Text, Transact};
+use yrs::{ReadTxn, Text, Transact};
 
 async fn server(config: Config) -> TestServer {
     TestServer::with_store(Arc::new(MemoryStore::new()), config).await
@@ -330,6 +330,94 @@ async fn client_ids_past_53_bits_are_refused() {
     assert_eq!((code, reason.as_str()), (4400, format!("malformed message: client id {} is longer than 53 bits", writer.client_id() | 1 << 60).as_str()));
     writer.push(" still");
     Client::connect(&url).await.wait_text("mine still").await;
+    server.stop().await;
+}
+
+/// Client 99's first item, "abc", after item 12345:7, which nobody has: an update that waits.
+fn update_that_waits() -> Vec<u8> {
+    let mut update = vec![1, 1, 99, 0, 0x80 | 4];
+    yrs::encoding::write::Write::write_var(&mut update, 12345u64);
+    update.extend([7, 3, b'a', b'b', b'c', 0]);
+    update
+}
+
+/// A connection that has joined and not answered the server's step 1, with an update of its
+/// waiting for changes the server lacks (as a newcomer's may, for a while).
+async fn newcomer_with_an_update_that_waits(url: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut newcomer, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let update = Message::Sync(SyncMessage::Update(update_that_waits()));
+    newcomer.send(WsMessage::Binary(protocol::encode(&update).into())).await.unwrap();
+    newcomer
+}
+
+#[tokio::test]
+async fn what_waits_for_its_dependencies_is_given_to_nobody() {
+    // While a newcomer's update waits, the server's answers to everyone else, its exports and
+    // its versions hold what it has, not what waits: a replica that took what waits would keep
+    // it pending for ever once it is dropped, and send it back in every later sync step 2 (the
+    // fuzzer saw honest editors closed 4409 for it, and left apart from the others).
+    let server = server(Config::default()).await;
+    let url = server.ws_url("given");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("typed");
+    let mut newcomer = newcomer_with_an_update_that_waits(&url).await;
+    writer.push(" on");
+    // Its join is queued behind the waiting update: that is in by the time it has synced.
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("typed on").await;
+    let late = Client::connect_synced(&url).await;
+    late.wait_text("typed on").await;
+    assert_eq!(late.first_incomplete(), None, "a sync step 2 carried what waits");
+
+    let api = Api(server.addr);
+    let export = api.get("/api/docs/given/content?format=yjs").await;
+    assert_eq!(export.status, 200);
+    let exported = schema::new_doc();
+    protocol::apply_bytes(&exported, &export.body).unwrap();
+    assert!(!exported.transact().has_missing_updates(), "the export carried what waits");
+
+    newcomer.close(None).await.unwrap();
+    while newcomer.next().await.is_some() {}
+    assert_eq!(writer.closed(), None);
+    assert_eq!(late.closed(), None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn what_waits_for_its_dependencies_is_not_stored() {
+    // A compaction while a newcomer's update waits stores what the server has. Before, the
+    // snapshot held what waited: after a restart the document did not load whole (the fuzzer
+    // found one), and versions taken of it held what waited too (yrs panicked encoding some).
+    let store = Arc::new(MemoryStore::new());
+    let config = Config { compact_after_updates: 1, ..Config::default() };
+    let server = TestServer::with_store(store.clone(), config.clone()).await;
+    let url = server.ws_url("stored");
+    let writer = Client::connect_synced(&url).await;
+    writer.push("typed");
+    let mut newcomer = newcomer_with_an_update_that_waits(&url).await;
+    // Its join is queued behind the waiting update: that is in by the time it has synced.
+    let watcher = Client::connect_synced(&url).await;
+    writer.push(" on"); // compacted after this
+    watcher.wait_text("typed on").await;
+    // Stopping compacts once more, with the newcomer's update still waiting.
+    server.stop().await;
+    while newcomer.next().await.is_some() {}
+
+    let server = TestServer::with_store(store, config).await;
+    let api = Api(server.addr);
+    let named = api
+        .send("POST", "/api/docs/stored/versions", &[("Content-Type", "application/json")], br#"{"name":"after"}"#)
+        .await;
+    assert_eq!(named.status, 201, "{}", named.text());
+    let id = named.json()["id"].as_u64().unwrap();
+    let version = api.get(&format!("/api/docs/stored/versions/{id}/content?format=yjs")).await;
+    assert_eq!(version.status, 200);
+    let doc = schema::new_doc();
+    protocol::apply_bytes(&doc, &version.body).unwrap();
+    assert!(!doc.transact().has_missing_updates(), "the version holds what waited");
+    let reader = Client::connect_synced(&server.ws_url("stored")).await;
+    reader.wait_text("typed on").await;
+    assert_eq!(reader.first_incomplete(), None, "the stored state holds what waited");
     server.stop().await;
 }
 

@@ -187,16 +187,26 @@ pub fn sync_step1(doc: &Doc) -> Message {
 }
 
 /// Sync step 2: everything we have that the peer's state vector lacks.
+///
+/// "Have" means integrated: yrs's `encode_state_as_update` also carries what waits for changes
+/// we lack (its pending structs and deletions), which the peer cannot integrate either. A
+/// server that sent that on would give its clients updates it may drop (a newcomer's that
+/// never gets its dependencies), and they would keep them pending for ever and send them back
+/// in every later step 2 (the fuzzer saw honest editors closed and left apart for it).
 pub fn sync_step2(doc: &Doc, remote: &StateVector) -> Message {
-    Message::Sync(SyncMessage::SyncStep2(
-        doc.transact().encode_state_as_update_v1(remote),
-    ))
+    Message::Sync(SyncMessage::SyncStep2(doc.transact().encode_diff_v1(remote)))
 }
 
-/// The whole document as one v1 update (snapshots, exports).
+/// The whole document as one v1 update (snapshots, exports, versions): what it has integrated,
+/// without what waits (see [`sync_step2`]).
 pub fn full_state(doc: &Doc) -> Vec<u8> {
-    doc.transact()
-        .encode_state_as_update_v1(&StateVector::default())
+    doc.transact().encode_diff_v1(&StateVector::default())
+}
+
+/// The whole replica as one v1 update, what waits for missing changes included: for a client's
+/// own copy of itself (on disk, or on a new client id), which must keep everything it received.
+pub fn replica_state(doc: &Doc) -> Vec<u8> {
+    doc.transact().encode_state_as_update_v1(&StateVector::default())
 }
 
 #[cfg(test)]

@@ -148,10 +148,12 @@ async fn export_yjs(live: &mut LiveDoc, v2: bool, since: StateVector) -> Result<
     let work = move || {
         catch_unwind(AssertUnwindSafe(|| {
             let txn = doc.transact();
+            // What the document has, not what waits for changes it lacks (see
+            // `protocol::sync_step2`).
             if v2 {
-                txn.encode_state_as_update_v2(&since)
+                txn.encode_diff_v2(&since)
             } else {
-                txn.encode_state_as_update_v1(&since)
+                txn.encode_diff_v1(&since)
             }
         }))
         .map_err(|_| DocError::ExportYjsFailed)

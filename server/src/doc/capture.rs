@@ -111,7 +111,9 @@ async fn run(capture: Capture, context: &DocContext) -> Result<Captured, DocErro
             let doc = rebuild(&stored).map_err(DocError::Stored)?;
             let txn = doc.transact();
             let state = txn.state_vector();
-            let packed = pack(&txn.encode_state_as_update_v2(&StateVector::default()))?;
+            // What it has integrated: a state stored by an earlier quire may also hold what
+            // waited for missing changes, which yrs's v2 encoding panicked merging in.
+            let packed = pack(&txn.encode_diff_v2(&StateVector::default()))?;
             let baseline = match (baseline, previous) {
                 (Some(known), _) => known,
                 // A whole state's blocks all start at clock 0: its update's state vector is

@@ -22,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use quire_model::convert::{self, Format};
 use quire_model::diff::{compare, split_utf16, Change, Comparison, Span};
-use quire_model::schema;
+use quire_model::{protocol, schema};
 use yrs::updates::decoder::Decode;
 use yrs::{ClientID, Doc, IdSet, ReadTxn, Transact, Update, ID};
 
@@ -176,7 +176,7 @@ pub async fn version_update(context: &DocContext, doc: &DocId, id: u64, v2: bool
                 return Ok(unpack(&packed, limit)?);
             }
             let version = open_version(&packed, limit)?;
-            let update = version.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+            let update = protocol::full_state(&version);
             Ok(update)
         })
         .await?

@@ -135,7 +135,7 @@ impl LiveDoc {
                     return;
                 }
                 let known = self.doc().transact().state_vector();
-                let missing = stored.transact().encode_state_as_update_v1(&known);
+                let missing = stored.transact().encode_diff_v1(&known);
                 match protocol::apply_bytes(self.doc(), &missing) {
                     Ok(Some(delta)) => {
                         let frame = encode(&protocol::update_message(delta));

@@ -64,7 +64,7 @@ impl LiveDoc {
                 if !revert(&scratch, &version).map_err(DocError::Incomparable)? {
                     return Ok(None);
                 }
-                let update = scratch.transact().encode_state_as_update_v1(&before);
+                let update = scratch.transact().encode_diff_v1(&before);
                 Ok(Some(update))
             })
             .await??;
