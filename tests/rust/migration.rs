@@ -113,3 +113,57 @@ async fn a_store_written_by_layout_2_opens_with_everything_in_it_and_gains_histo
     assert_eq!(api.send("GET", "/api/docs", &auth, b"").await.json()["total"], 2);
     assert!(server.terminate().await.success());
 }
+
+/// `tests/fixtures/store-v3.tar.gz`: a store written by quire at commit 4c0d827 (layout 3,
+/// every snapshot among the log entries of tree `docs`): `plan` (replaced three times, a
+/// named version "Before review", a share link), `long` (3,000 paragraphs, a snapshot of
+/// 300 KB) and `gone`, created and deleted. Stopped cleanly.
+#[tokio::test]
+async fn a_store_written_by_layout_3_opens_with_everything_in_it() {
+    const OWNER: &str = "the-owner-key-for-migration-tests";
+    let dir = TempDir::new("store-v3");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-v3.tar.gz");
+    let status = Command::new("tar").args(["xzf", fixture, "-C"]).arg(dir.path()).status().expect("run tar");
+    assert!(status.success());
+    let data = dir.path().join("data");
+    let bin = quire_tests::process::quire_bin();
+    let owner = format!("Bearer {OWNER}");
+    let auth = [("Authorization", owner.as_str())];
+    let json = [auth[0], ("Content-Type", "application/json")];
+    let server = QuireProcess::start(&bin, &data, &["--owner-key", OWNER]).await;
+    let api = Api(server.addr);
+    let get = |path: String| async move { api.send("GET", &path, &auth, b"").await };
+
+    let list = get("/api/docs".into()).await.json();
+    assert_eq!(list["total"], 2, "{list}");
+    let titles: Vec<&str> = list["docs"].as_array().unwrap().iter().map(|d| d["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Q1 plan", "Long notes"]);
+    let plan = get("/api/docs/plan/content?format=markdown".into()).await.text();
+    assert_eq!(plan, "# Q1 plan\n\nRevenue **up**, costs *down*, edit 3.\n\n- hire\n- ship\n");
+    let long = get("/api/docs/long/content?format=text".into()).await.text();
+    assert_eq!(long.matches("the lazy dog.").count(), 3000, "{} chars", long.len());
+    assert!(long.contains("Paragraph 2999: 会议纪要 📝"), "the end of the snapshot");
+    let links = get("/api/docs/plan/links".into()).await.json();
+    assert_eq!(links["links"].as_array().map(Vec::len), Some(1), "the share link: {links}");
+    assert_eq!(get("/api/docs/gone".into()).await.status, 404);
+    let versions = get("/api/docs/plan/versions".into()).await.json();
+    let named = versions["versions"].as_array().unwrap().iter().find(|v| v["name"] == "Before review").expect("the named version");
+    let at = get(format!("/api/docs/plan/versions/{}/content?format=markdown", named["id"])).await.text();
+    assert_eq!(at, plan);
+
+    // Edits after the migration are kept (and folded into snapshots where layout 4 keeps
+    // them), and the migrated store opens again as it is now.
+    assert_eq!(api.send("PUT", "/api/docs/long/content", &[auth[0], ("Content-Type", "text/markdown")], b"# Short now\n").await.status, 204);
+    let created = api.send("POST", "/api/docs", &json, br#"{"id":"after","content":"made in layout 4"}"#).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(server.terminate().await.success());
+    let server = QuireProcess::start(&bin, &data, &["--owner-key", OWNER]).await;
+    let api = Api(server.addr);
+    let get = |path: &'static str| api.send("GET", path, &auth, b"");
+    assert_eq!(get("/api/docs/long/content?format=markdown").await.text(), "# Short now\n");
+    assert_eq!(get("/api/docs/after/content?format=text").await.text(), "made in layout 4\n");
+    assert_eq!(get("/api/docs/plan/content?format=markdown").await.text(), plan);
+    assert_eq!(get("/api/docs").await.json()["total"], 3);
+    assert!(server.terminate().await.success());
+}

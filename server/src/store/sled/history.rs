@@ -5,14 +5,15 @@
 //! - `version_states`: the same key → its packed state, apart so that listing reads records only;
 //! - `authors`: `{doc}\0{client}` → who wrote under a Yjs client id, as JSON.
 //!
-//! A version's record and state are written in one transaction; a document's deletion removes
-//! its history in the transaction that removes the document (see `delete` in the parent).
+//! Written as plain writes, not transactions (see the parent for why): a version's state before
+//! the record that makes it visible, and removed after it, so that a record never lacks its
+//! state (a state without a record is never read, and goes with its document). A document's
+//! deletion removes its history in the transaction that removes the document (see `delete` in
+//! the parent).
 
 use quire_model::DocId;
-use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
 
-use super::{backend, be_u64, prefix, transaction_error, Inner};
+use super::{backend, be_u64, prefix, Inner};
 use crate::store::history::{Author, VersionPage, VersionRecord};
 use crate::store::StoreError;
 
@@ -36,43 +37,35 @@ impl Inner {
         let value = json(version)?;
         self.guard.admit((state.len() + value.len()) as u64 + 64)?;
         let key = key(doc, version.id);
-        (&self.versions, &self.version_states)
-            .transaction(|(versions, states)| {
-                if versions.get(&key)?.is_some() {
-                    return Ok(false);
-                }
-                versions.insert(key.as_slice(), value.as_slice())?;
-                states.insert(key.as_slice(), state)?;
-                Ok(true)
-            })
-            .map_err(transaction_error)
+        if self.versions.contains_key(&key).map_err(backend)? {
+            return Ok(false);
+        }
+        // Ids come from the document's task, one at a time: nothing else writes this key now.
+        self.version_states.insert(key.as_slice(), state).map_err(backend)?;
+        let put = self
+            .versions
+            .compare_and_swap(key.as_slice(), None::<&[u8]>, Some(value.as_slice()))
+            .map_err(backend)?;
+        Ok(put.is_ok())
     }
 
     pub(super) fn update_version(&self, doc: &DocId, version: &VersionRecord) -> Result<bool, StoreError> {
         let value = json(version)?;
         self.guard.admit(value.len() as u64 + 64)?;
         let key = key(doc, version.id);
-        self.versions
-            .transaction(|versions| {
-                if versions.get(&key)?.is_none() {
-                    return Ok(false);
-                }
-                versions.insert(key.as_slice(), value.as_slice())?;
-                Ok(true)
-            })
-            .map_err(transaction_error)
+        let updated = self
+            .versions
+            .update_and_fetch(key.as_slice(), |old| old.map(|_| value.clone()))
+            .map_err(backend)?;
+        Ok(updated.is_some())
     }
 
     pub(super) fn remove_versions(&self, doc: &DocId, ids: &[u64]) -> Result<(), StoreError> {
-        (&self.versions, &self.version_states)
-            .transaction(|(versions, states)| {
-                for &id in ids {
-                    versions.remove(key(doc, id))?;
-                    states.remove(key(doc, id))?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(transaction_error)
+        for &id in ids {
+            self.versions.remove(key(doc, id)).map_err(backend)?;
+            self.version_states.remove(key(doc, id)).map_err(backend)?;
+        }
+        Ok(())
     }
 
     pub(super) fn versions(&self, doc: &DocId, offset: usize, limit: usize) -> Result<VersionPage, StoreError> {
@@ -93,15 +86,16 @@ impl Inner {
     }
 
     pub(super) fn put_authors(&self, doc: &DocId, authors: &[(u64, Author)]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut bytes = 0;
-        for (client, author) in authors {
-            let value = json(author)?;
-            bytes += value.len() as u64 + 64;
-            batch.insert(key(doc, *client), value);
+        let values = authors
+            .iter()
+            .map(|(client, author)| Ok((key(doc, *client), json(author)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.guard.admit(values.iter().map(|(_, value)| value.len() as u64 + 64).sum())?;
+        // Each author stands alone: no write needs another to make sense.
+        for (key, value) in values {
+            self.authors.insert(key, value).map_err(backend)?;
         }
-        self.guard.admit(bytes)?;
-        self.authors.apply_batch(batch).map_err(backend)
+        Ok(())
     }
 
     pub(super) fn authors(&self, doc: &DocId) -> Result<Vec<(u64, Author)>, StoreError> {
@@ -118,10 +112,15 @@ impl Inner {
             .collect()
     }
 
-    /// The keys of `doc`'s history in each history tree, for a deletion to remove.
+    /// The keys of `doc`'s versions and of its authors, for a deletion to remove: the versions'
+    /// from both version trees (a crash may have left a state whose record was never written).
     pub(super) fn history_keys(&self, doc: &DocId) -> Result<(Vec<sled::IVec>, Vec<sled::IVec>), StoreError> {
         let keys = |tree: &sled::Tree| tree.scan_prefix(prefix(doc)).keys().collect::<Result<Vec<_>, _>>().map_err(backend);
-        Ok((keys(&self.versions)?, keys(&self.authors)?))
+        let mut versions = keys(&self.versions)?;
+        versions.extend(keys(&self.version_states)?);
+        versions.sort_unstable();
+        versions.dedup();
+        Ok((versions, keys(&self.authors)?))
     }
 }
 

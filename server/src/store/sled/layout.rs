@@ -15,17 +15,23 @@
 //!   is next opened. The version number is what matters here: an older quire, which knows
 //!   nothing of history, refuses the store instead of deleting documents and leaving their
 //!   versions behind for a later document of the same id.
+//! - Layout 4: big values apart from small ones (see `content`). A document's snapshot moves
+//!   from `docs` (key `{doc}\0\0`) to tree `snapshots` (key `{doc}`), and log entries over
+//!   64 KiB to tree `big_log` (same keys). Compactions, metadata and versions are then written
+//!   without batches or transactions, which an older quire, expecting every snapshot in
+//!   `docs`, would misread: it refuses the store by its version.
 
 use super::open::OpenError;
+use super::{content, list};
 
 /// The layout this quire writes.
-pub const CURRENT: u64 = 3;
+pub const CURRENT: u64 = 4;
 /// Where the version is kept (default tree).
 const VERSION_KEY: &[u8] = b"quire-layout";
 /// Where the number of documents with metadata is kept (default tree).
 pub const COUNT_KEY: &[u8] = b"quire-doc-count";
 
-/// The trees of layout 3.
+/// The trees of layout 4.
 pub struct Trees {
     pub docs: sled::Tree,
     pub metas: sled::Tree,
@@ -36,6 +42,8 @@ pub struct Trees {
     pub versions: sled::Tree,
     pub version_states: sled::Tree,
     pub authors: sled::Tree,
+    pub snapshots: sled::Tree,
+    pub big_log: sled::Tree,
 }
 
 impl Trees {
@@ -53,6 +61,9 @@ impl Trees {
             versions: tree("versions")?,
             version_states: tree("version_states")?,
             authors: tree("authors")?,
+            // Layout 4, filled by its migration.
+            snapshots: tree("snapshots")?,
+            big_log: tree("big_log")?,
         })
     }
 }
@@ -84,27 +95,75 @@ pub fn migrate(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
         tracing::info!(from = version, to = CURRENT, "migrating the store's layout");
     }
     if version < 2 {
-        migrate_1_to_2(db, trees)?;
+        list::rebuild(db, &trees.metas, &trees.by_updated).map_err(OpenError::ListIndex)?;
+        // On disk before the version says it is done.
+        db.flush().map_err(OpenError::Sled)?;
     }
     // 2 → 3: the history trees, created empty when opened; nothing to move.
+    if version < 4 {
+        migrate_3_to_4(trees)?;
+    }
     db.insert(VERSION_KEY, &CURRENT.to_be_bytes()).map_err(OpenError::Sled)?;
     db.flush().map_err(OpenError::Sled)?;
     Ok(())
 }
 
-/// The list's order and the count, from the metadata.
-fn migrate_1_to_2(db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
-    trees.by_updated.clear().map_err(OpenError::Sled)?;
-    let mut count: u64 = 0;
-    for entry in trees.metas.iter() {
-        let (key, json) = entry.map_err(OpenError::Sled)?;
-        let doc = std::str::from_utf8(&key).map_err(|_| OpenError::BadLayout)?;
-        let meta: crate::store::DocMeta = serde_json::from_slice(&json).map_err(|_| OpenError::BadLayout)?;
-        trees.by_updated.insert(order_key(meta.updated_ms, doc), &[]).map_err(OpenError::Sled)?;
-        count += 1;
+/// Snapshots to `snapshots`, big log entries to `big_log`. Each is written in its new place
+/// before it leaves the old one, so a crash half-way loses nothing and the step runs again.
+fn migrate_3_to_4(trees: &Trees) -> Result<(), OpenError> {
+    const SNAPSHOT: u8 = 0;
+    for entry in trees.docs.iter() {
+        let (key, value) = entry.map_err(OpenError::Sled)?;
+        // Document ids hold no NUL: the first one ends the id.
+        let id_end = key.iter().position(|&b| b == 0).ok_or(OpenError::BadLayout)?;
+        match key.get(id_end + 1) {
+            Some(&SNAPSHOT) => {
+                trees.snapshots.insert(&key[..id_end], value).map_err(OpenError::Sled)?;
+            }
+            Some(&content::LOG) if content::is_big(value.len()) => {
+                trees.big_log.insert(&key, value).map_err(OpenError::Sled)?;
+            }
+            Some(&content::LOG) => continue,
+            _ => return Err(OpenError::BadLayout),
+        }
+        trees.docs.remove(&key).map_err(OpenError::Sled)?;
     }
-    db.insert(COUNT_KEY, &count.to_be_bytes()).map_err(OpenError::Sled)?;
-    // On disk before the version says it is done.
-    db.flush().map_err(OpenError::Sled)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::tempdir;
+    use super::super::SledStore;
+    use super::*;
+    use crate::store::Store;
+    use quire_model::DocId;
+
+    #[tokio::test]
+    async fn layout_3_content_moves_to_where_layout_4_keeps_it() {
+        // Layout 3's keys, written as quire at 4c0d827 wrote them: a snapshot (`{doc}\0\0`) and
+        // log entries, one of them big, all in `docs`. (A whole store written by that quire is
+        // the black-box test's fixture; a big entry is rarely left by a clean stop.)
+        let dir = tempdir();
+        let big = vec![9u8; crate::state::INLINE_BYTES + 1];
+        {
+            let db = super::super::open::sled_db(&dir, 1 << 20).unwrap();
+            let docs = db.open_tree("docs").unwrap();
+            let mut snapshot = 5u64.to_be_bytes().to_vec();
+            snapshot.extend_from_slice(b"snap");
+            docs.insert(b"d\0\0", snapshot).unwrap();
+            docs.insert([&b"d\0\x01"[..], &6u64.to_be_bytes()].concat(), big.clone()).unwrap();
+            docs.insert([&b"d\0\x01"[..], &7u64.to_be_bytes()].concat(), &b"small"[..]).unwrap();
+            db.insert(VERSION_KEY, &3u64.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+            std::fs::write(dir.join(super::super::open::CLEAN_MARKER), b"").unwrap();
+        }
+        let store = SledStore::open(&dir, 1 << 20).unwrap();
+        let loaded = store.load(&DocId::parse("d").unwrap()).await.unwrap().unwrap();
+        assert_eq!(loaded.updates, vec![b"snap".to_vec(), big, b"small".to_vec()]);
+        assert_eq!(loaded.log_entries, 2);
+        assert_eq!((store.inner.snapshots.len(), store.inner.big_log.len(), store.inner.docs.len()), (1, 1, 1));
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -1,27 +1,31 @@
 //! The default store: sled 0.34, embedded, zero setup.
 //!
-//! One tree, keys that sort in log order so one prefix scan reads a document back as written:
-//! - `{doc}\0\0` → snapshot: `upto` (u64 big-endian) followed by a v1 update;
-//! - `{doc}\0\x01{seq}` → one v1 update, `seq` a big-endian u64 from sled's `generate_id`
-//!   (monotonic across restarts, also after a crash).
+//! A document's content is its log and its snapshot ([`content`]); its metadata and the
+//! documents list are kept apart so that the list never reads content ([`list`]). Deletions and
+//! the states of deleted predecessors are kept in `deleted` and `stale`; share links in
+//! `links`; version history in `versions`, `version_states` and `authors` ([`history`]).
+//! [`layout`] says which version of this a store holds and migrates older ones.
 //!
-//! and a second tree, `meta`: `{doc}` → [`DocMeta`] as JSON, one small entry per document so
-//! the documents list never scans content; `by_updated` orders them for the list. Deletions and
-//! the states of deleted predecessors are kept in `deleted` and `stale`; version history in
-//! `versions`, `version_states` and `authors` ([`history`]). [`layout`] says which version of
-//! this a store holds and migrates older ones.
+//! Keys start with `{doc}\0`: doc ids never contain NUL, so that is a prefix of no other
+//! document's keys. sled's own background flusher is off: an `insert` is not durable until a
+//! flush, and the [`Flusher`](super::flusher) owns that barrier.
 //!
-//! Doc ids never contain NUL, so `{doc}\0` is a prefix of no other document's keys.
-//! sled's own background flusher is off: an `insert` is not durable until a flush, and the
-//! [`Flusher`](super::flusher) owns that barrier.
+//! sled takes one lock on every operation once any batch or transaction has run, and a batch
+//! or transaction waits for every write in flight: so only the rare operations (deleting a
+//! document, creating one again) use them, and everything written while people type is
+//! written as plain writes, in an order that a crash cannot make wrong.
 //!
 //! - [`open`]: one quire per directory, and crash recovery that changes nothing if it fails.
 //! - [`guard`]: sled must never meet a full disk; writes stop short of it.
 //! - [`layout`]: the layout's version and the migrations from older ones.
+//! - [`content`]: logs and snapshots.
+//! - [`list`]: metadata and the documents list.
 //! - [`history`]: versions and authors.
+mod content;
 mod guard;
 mod history;
 mod layout;
+mod list;
 mod open;
 
 use std::path::{Path, PathBuf};
@@ -38,11 +42,9 @@ use super::history::{Author, VersionPage, VersionRecord};
 use super::{merge_states, DocMeta, Page, Seq, Store, StoreError, Stored};
 use crate::state::INLINE_BYTES;
 use guard::DiskGuard;
-use layout::{order_key, COUNT_KEY};
+use layout::order_key;
+use list::{add_to_count, decode_meta};
 pub use open::OpenError;
-
-const SNAPSHOT: u8 = 0;
-const LOG: u8 = 1;
 
 /// The sled store. Cheap to clone: every clone is the same open store (the work that may
 /// wait for the disk runs on the blocking pool, with a clone).
@@ -73,6 +75,9 @@ struct Inner {
     versions: sled::Tree,
     version_states: sled::Tree,
     authors: sled::Tree,
+    /// Content: see [`content`].
+    snapshots: sled::Tree,
+    big_log: sled::Tree,
     dir: PathBuf,
     /// Held (locked) for as long as the store is open.
     _lock: std::fs::File,
@@ -83,10 +88,14 @@ impl SledStore {
     /// store, and turns sled's panics on a damaged store into an error, so a failed start
     /// leaves the directory exactly as it was.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Self, StoreError> {
-        open::open(dir, |dir, lock| {
+        open::open(dir, |dir, lock, crashed| {
             let db = open::sled_db(dir, cache_capacity_bytes)?;
             let trees = layout::Trees::open(&db)?;
             layout::migrate(&db, &trees)?;
+            if crashed {
+                // The list's index is written without a transaction (see `list`).
+                list::rebuild(&db, &trees.metas, &trees.by_updated).map_err(OpenError::ListIndex)?;
+            }
             Ok(Inner {
                 guard: DiskGuard::new(dir, 0),
                 docs: trees.docs,
@@ -98,6 +107,8 @@ impl SledStore {
                 versions: trees.versions,
                 version_states: trees.version_states,
                 authors: trees.authors,
+                snapshots: trees.snapshots,
+                big_log: trees.big_log,
                 db,
                 dir: dir.to_path_buf(),
                 _lock: lock,
@@ -127,10 +138,6 @@ impl Drop for Inner {
     }
 }
 
-fn decode_meta(doc: &str, json: &[u8]) -> Result<DocMeta, StoreError> {
-    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("metadata of {doc}: {e}")))
-}
-
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -140,19 +147,6 @@ fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
         TransactionError::Storage(e) => backend(e),
         TransactionError::Abort(e) => e,
     }
-}
-
-/// Adds `delta` to the documents' count, inside a transaction.
-fn add_to_count(
-    counts: &sled::transaction::TransactionalTree,
-    delta: i64,
-) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let count = match counts.get(COUNT_KEY)? {
-        Some(bytes) => be_u64(&bytes).map_err(ConflictableTransactionError::Abort)?,
-        None => 0,
-    };
-    counts.insert(COUNT_KEY, &count.saturating_add_signed(delta).to_be_bytes())?;
-    Ok(())
 }
 
 fn prefix(doc: &DocId) -> Vec<u8> {
@@ -168,19 +162,6 @@ fn link_key(doc: &DocId, link: &str) -> Vec<u8> {
     key
 }
 
-fn snapshot_key(doc: &DocId) -> Vec<u8> {
-    let mut key = prefix(doc);
-    key.push(SNAPSHOT);
-    key
-}
-
-fn log_key(doc: &DocId, seq: Seq) -> Vec<u8> {
-    let mut key = prefix(doc);
-    key.push(LOG);
-    key.extend_from_slice(&seq.low_u64().to_be_bytes());
-    key
-}
-
 fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes
         .try_into()
@@ -190,59 +171,9 @@ fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
 
 /// The store's operations as sled runs them, synchronously.
 impl Inner {
-    fn load(&self, doc: &DocId) -> Result<Option<Stored>, StoreError> {
-        let prefix = prefix(doc);
-        let mut stored = Stored::default();
-        let mut found = false;
-        for entry in self.docs.scan_prefix(&prefix) {
-            let (key, value) = entry.map_err(backend)?;
-            found = true;
-            match key.get(prefix.len()) {
-                Some(&SNAPSHOT) if value.len() >= 8 => {
-                    stored.last_seq = Some(Seq(u128::from(be_u64(&value[..8])?)));
-                    stored.updates.push(value[8..].to_vec());
-                }
-                Some(&LOG) => {
-                    stored.last_seq = Some(Seq(u128::from(be_u64(&key[prefix.len() + 1..])?)));
-                    stored.log_entries += 1;
-                    stored.log_bytes += value.len() as u64;
-                    stored.updates.push(value.to_vec());
-                }
-                _ => return Err(StoreError::Corrupt(format!("unexpected key for document {doc}"))),
-            }
-        }
-        Ok(found.then_some(stored))
-    }
-
-    fn append(&self, doc: &DocId, update: &[u8]) -> Result<Seq, StoreError> {
-        self.guard.admit(update.len() as u64)?;
-        let seq = Seq(u128::from(self.db.generate_id().map_err(backend)?));
-        self.docs.insert(log_key(doc, seq), update).map_err(backend)?;
-        Ok(seq)
-    }
-
-    fn compact(&self, doc: &DocId, snapshot: &[u8], upto: Seq) -> Result<(), StoreError> {
-        self.guard.admit(snapshot.len() as u64)?;
-        let mut batch = sled::Batch::default();
-        let mut value = Vec::with_capacity(8 + snapshot.len());
-        value.extend_from_slice(&upto.low_u64().to_be_bytes());
-        value.extend_from_slice(snapshot);
-        batch.insert(snapshot_key(doc), value);
-        for key in self.docs.range(log_key(doc, Seq(0))..=log_key(doc, upto)).keys() {
-            batch.remove(key.map_err(backend)?);
-        }
-        // One batch is atomic in sled: readers and crash recovery see all of it or none.
-        self.docs.apply_batch(batch).map_err(backend)
-    }
-
     fn delete(&self, doc: &DocId, state: &[u8]) -> Result<(), StoreError> {
         self.guard.admit(64 + state.len() as u64)?;
-        let keys = self
-            .docs
-            .scan_prefix(prefix(doc))
-            .keys()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)?;
+        let (log, big_log) = self.log_keys(doc)?;
         let (versions, authors) = self.history_keys(doc)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -250,12 +181,17 @@ impl Inner {
         let id = doc.as_str().as_bytes();
         // One transaction over every tree: a crash leaves the document whole, or gone (history
         // and all) and marked deleted.
+        let content = (&self.docs, &self.big_log, &self.snapshots);
         let history = (&self.versions, &self.version_states, &self.authors);
-        (&self.docs, &self.metas, &self.by_updated, &self.deleted, &self.stale, &*self.db, history.0, history.1, history.2)
-            .transaction(|(docs, metas, order, deleted, stale, counts, version_records, version_states, authors_tree)| {
-                for key in &keys {
+        (content.0, content.1, content.2, &self.metas, &self.by_updated, &self.deleted, &self.stale, &*self.db, history.0, history.1, history.2)
+            .transaction(|(docs, big_docs, snapshots, metas, order, deleted, stale, counts, version_records, version_states, authors_tree)| {
+                for key in &log {
                     docs.remove(key)?;
                 }
+                for key in &big_log {
+                    big_docs.remove(key)?;
+                }
+                snapshots.remove(id)?;
                 for key in &versions {
                     version_records.remove(key)?;
                     version_states.remove(key)?;
@@ -275,13 +211,6 @@ impl Inner {
                 Ok(())
             })
             .map_err(transaction_error)
-    }
-
-    fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
-        if self.metas.contains_key(doc.as_str().as_bytes()).map_err(backend)? {
-            return Ok(true);
-        }
-        Ok(self.docs.scan_prefix(prefix(doc)).next().transpose().map_err(backend)?.is_some())
     }
 
     fn deleted(&self, doc: &DocId) -> Result<bool, StoreError> {
@@ -316,55 +245,6 @@ impl Inner {
 
     fn stale(&self, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.stale.get(doc.as_str().as_bytes()).map_err(backend)?.map(|v| v.to_vec()))
-    }
-
-    fn put_meta(&self, doc: &DocId, meta: &DocMeta) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(meta).map_err(|e| StoreError::Backend(Box::new(e)))?;
-        self.guard.admit(json.len() as u64 + 64)?;
-        let id = doc.as_str().as_bytes();
-        (&self.metas, &self.by_updated, &*self.db)
-            .transaction(|(metas, order, counts)| {
-                match metas.insert(id, json.as_slice())? {
-                    Some(old) => {
-                        let old = decode_meta(doc.as_str(), &old).map_err(ConflictableTransactionError::Abort)?;
-                        order.remove(order_key(old.updated_ms, doc.as_str()))?;
-                    }
-                    None => add_to_count(counts, 1)?,
-                }
-                order.insert(order_key(meta.updated_ms, doc.as_str()), &[])?;
-                Ok(())
-            })
-            .map_err(transaction_error)
-    }
-
-    fn meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
-        self.metas
-            .get(doc.as_str().as_bytes())
-            .map_err(backend)?
-            .map(|json| decode_meta(doc.as_str(), &json))
-            .transpose()
-    }
-
-    fn list(&self, offset: usize, limit: usize) -> Result<Page, StoreError> {
-        let total = match self.db.get(COUNT_KEY).map_err(backend)? {
-            Some(bytes) => be_u64(&bytes)?,
-            None => 0,
-        };
-        let mut docs = Vec::with_capacity(limit.min(1000));
-        for key in self.by_updated.iter().keys().skip(offset).take(limit) {
-            let key = key.map_err(backend)?;
-            let id = key
-                .get(8..)
-                .and_then(|id| std::str::from_utf8(id).ok())
-                .and_then(|s| DocId::parse(s).ok())
-                .ok_or_else(|| StoreError::Corrupt("a list entry is not a document id".into()))?;
-            // Written in the same transaction as the entry: missing would be damage.
-            let meta = self
-                .meta(&id)?
-                .ok_or_else(|| StoreError::Corrupt(format!("no metadata for listed document {id}")))?;
-            docs.push((id, meta));
-        }
-        Ok(Page { docs, total })
     }
 
     fn put_link(&self, doc: &DocId, link: &str, record: &[u8]) -> Result<(), StoreError> {
@@ -699,7 +579,7 @@ mod tests {
         files
     }
 
-    fn tempdir() -> std::path::PathBuf {
+    pub(super) fn tempdir() -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         std::env::temp_dir().join(format!(

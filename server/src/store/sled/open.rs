@@ -52,6 +52,8 @@ pub enum OpenError {
     NewerLayout { found: u64, supported: u64 },
     #[error("the store's layout records are damaged")]
     BadLayout,
+    #[error("cannot make the documents list again from the documents' metadata")]
+    ListIndex(#[source] super::list::RebuildError),
     #[error("sled panicked while opening: the store may be damaged")]
     SledPanicked,
     #[error("recovery failed, and putting the pre-recovery copy back failed too ({restore}); the copy is at {backup}")]
@@ -74,7 +76,8 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 /// Checks that `dir` is a quire store (or empty, or missing: it is created) and takes its
 /// lock; then, if the last shutdown was not clean, copies it aside, to put back should sled's
 /// recovery fail. `open_sled` opens sled on the directory.
-pub fn open<T>(dir: &Path, open_sled: impl FnOnce(&Path, File) -> Result<T, OpenError>) -> Result<T, OpenError> {
+/// `open_sled` is told whether the last shutdown was unclean (what it repairs then).
+pub fn open<T>(dir: &Path, open_sled: impl FnOnce(&Path, File, bool) -> Result<T, OpenError>) -> Result<T, OpenError> {
     if dir.exists() {
         if !dir.is_dir() {
             return Err(OpenError::NotADirectory);
@@ -107,7 +110,7 @@ pub fn open<T>(dir: &Path, open_sled: impl FnOnce(&Path, File) -> Result<T, Open
 }
 
 /// The part of [`open`] that runs holding the store's lock.
-fn open_locked<T>(dir: &Path, lock: File, open_sled: impl FnOnce(&Path, File) -> Result<T, OpenError>) -> Result<T, OpenError> {
+fn open_locked<T>(dir: &Path, lock: File, open_sled: impl FnOnce(&Path, File, bool) -> Result<T, OpenError>) -> Result<T, OpenError> {
     // Canonical, so that `--data .` cannot put the copy inside the store itself.
     let dir = dir.canonicalize().map_err(io_error("resolve", dir))?;
     let backup = recovery_backup_path(&dir);
@@ -134,7 +137,7 @@ fn open_locked<T>(dir: &Path, lock: File, open_sled: impl FnOnce(&Path, File) ->
             });
         }
     }
-    match open_sled(&dir, lock) {
+    match open_sled(&dir, lock, crashed) {
         Ok(store) => {
             if crashed {
                 let _ = std::fs::remove_dir_all(&backup);
