@@ -81,9 +81,10 @@ pub struct Config {
     /// until an idle one unloads. A live document costs its content plus ~10 KB; 50,000 idle
     /// ones fit in a few hundred MB.
     pub max_live_docs: usize,
-    /// Threads for work whose cost grows with its input (big updates, imports, exports,
-    /// compactions, loads), so it never holds a runtime thread. One per core but one (at
-    /// least one): heavy work never has every core while editors wait for theirs.
+    /// Threads for work whose cost grows with its input (big updates, compactions, loads), so
+    /// it never holds a runtime thread; as many again for conversions (imports, exports),
+    /// which take seconds and must not hold up a document's own work. One per core but one
+    /// (at least one): heavy work never has every core while editors wait for theirs.
     pub heavy_workers: usize,
     /// Commands a document task may have queued.
     pub doc_channel_capacity: usize,

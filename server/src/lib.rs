@@ -112,6 +112,7 @@ pub async fn serve_with_auth(
         shutdown: cancel.clone(),
         tracker: tracker.clone(),
         heavy: Arc::new(Semaphore::new(config.heavy_workers.max(1))),
+        converting: Arc::new(Semaphore::new(config.heavy_workers.max(1))),
     };
     let flusher = FlushHandle::new();
     let stop_flusher = CancellationToken::new();

@@ -28,6 +28,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Permits for [`off_runtime`](Self::off_runtime) work (`heavy_workers`).
     pub heavy: Arc<Semaphore>,
+    /// Permits for [`convert`](Self::convert) work (`heavy_workers` too).
+    pub converting: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -37,15 +39,28 @@ impl Shared {
     /// connection that thread serves, and two of them would freeze a 2-core server. The
     /// caller waits (a document task: its document is not touched meanwhile; others go on).
     pub async fn off_runtime<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
-        // The permit goes with the job: a caller that gives up (a client hanging up) must not
-        // free a place while its job still runs.
-        let permit = self.heavy.clone().acquire_owned().await.expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
+        blocking(&self.heavy, work).await
     }
+
+    /// [`off_runtime`](Self::off_runtime) for converting a document from or to a text format
+    /// (imports, exports), with permits of its own: a conversion of 16 MiB takes seconds, and
+    /// a document's own big work (a pasted page, a fold) waiting behind it would hold up that
+    /// document's typing meanwhile (the hostile benchmark's flooded document waited behind the
+    /// import bombs).
+    pub async fn convert<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
+        blocking(&self.converting, work).await
+    }
+}
+
+async fn blocking<R: Send + 'static>(permits: &Arc<Semaphore>, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
+    // The permit goes with the job: a caller that gives up (a client hanging up) must not free
+    // a place while its job still runs.
+    let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
 }
 
 #[derive(Clone)]

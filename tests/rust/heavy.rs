@@ -57,3 +57,31 @@ async fn typing_and_health_are_served_while_heavy_imports_run() {
     eprintln!("the imports ran on for {:?} after the typing", started.elapsed());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_paste_is_not_held_behind_another_documents_import() {
+    // One thread for heavy work: the paste (over 64 KiB, applied off the runtime) and the
+    // import would take turns on it. Conversions have permits of their own, so the paste goes
+    // ahead while the import is still being converted.
+    let config = Config { heavy_workers: 1, ..Config::default() };
+    let server = TestServer::with_store(Arc::new(MemoryStore::new()), config).await;
+    let api = Api(server.addr);
+    let markdown: String = (0..180_000).map(|i| format!("Line **{i}** of a *big* import, [a link](https://example.com/{i}).\n\n")).collect();
+    assert_eq!(api.create(json!({ "id": "big" })).await.status, 201);
+    let import = tokio::spawn(async move {
+        let reply = api.put("big", "text/markdown", markdown.as_bytes()).await;
+        assert_eq!(reply.status, 204, "{}", reply.text());
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!import.is_finished(), "the import is not heavy enough to show anything");
+
+    let url = server.ws_url("pasted");
+    let writer = Client::connect_synced(&url).await;
+    let watcher = Client::connect_synced(&url).await;
+    let page = "A pasted page of text. ".repeat(4_000);
+    writer.push(&page);
+    watcher.wait_text(&page).await;
+    assert!(!import.is_finished(), "the paste waited for the import to finish");
+    import.await.unwrap();
+    server.stop().await;
+}

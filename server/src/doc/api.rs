@@ -103,7 +103,7 @@ async fn create(
     let updates = live
         .context()
         .shared
-        .off_runtime(move || {
+        .convert(move || {
             // Parse first: a create with bad content creates nothing.
             if let Some((format, input)) = &content {
                 import(&schema::new_doc(), *format, input)?;
@@ -136,7 +136,7 @@ async fn export(live: &mut LiveDoc, format: Format) -> Result<String, DocError> 
             .map_err(|source| DocError::ExportRefused { format, source })
     };
     if live.storage().size_bytes() as usize > INLINE_BYTES {
-        live.context().shared.off_runtime(work).await?
+        live.context().shared.convert(work).await?
     } else {
         work()
     }
@@ -171,7 +171,7 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
     let updates = live
         .context()
         .shared
-        .off_runtime(move || {
+        .convert(move || {
             // A scratch document first: input that does not parse changes nothing.
             import(&schema::new_doc(), format, &input)?;
             changes(&doc, |doc| import(doc, format, &input))

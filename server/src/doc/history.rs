@@ -156,7 +156,7 @@ pub async fn export_version(context: &DocContext, doc: &DocId, id: u64, format: 
     let version = version_doc(context, doc, id).await?;
     context
         .shared
-        .off_runtime(move || {
+        .convert(move || {
             catch_unwind(AssertUnwindSafe(|| convert::export(&version, format)))
                 .map_err(|_| DocError::ExportFailed(format))?
                 .map_err(|source| DocError::ExportRefused { format, source })
