@@ -177,6 +177,45 @@ async fn writing_under_another_live_connections_client_id_closes_the_writer() {
 }
 
 #[tokio::test]
+async fn announcing_an_absent_editors_client_id_does_not_lock_them_out() {
+    // Ann's client id is known to everyone who saw her presence. While she is away, someone
+    // announces a presence under it and stays. Announcing writes nothing: when Ann comes back
+    // and types, she is who wrote under that id, and her words are taken (before, the first to
+    // announce the id owned it, Ann was closed 4409 at every reconnect, and the fuzzer saw an
+    // honest client closed so).
+    let server = server(Config::default()).await;
+    let url = server.ws_url("away");
+    let ann = Client::connect_synced(&url).await;
+    ann.set_presence(r#"{"name":"Ann"}"#);
+    ann.push("before ");
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("before ").await;
+    let replica = ann.disconnect();
+    let id = replica.client_id().get();
+    let spoofer = Client::connect_with(&url, schema::doc_with_client_id(id)).await;
+    spoofer.wait_synced().await;
+    // Past the clock of Ann's goodbye, or it would be taken for an old state.
+    for _ in 0..3 {
+        spoofer.set_presence(r#"{"name":"Not Ann"}"#);
+    }
+    wait_for(Duration::from_secs(5), "the spoofed presence", || watcher.presence().get(&id).is_some_and(|p| p.contains("Not Ann"))).await;
+
+    let ann = Client::connect_with(&url, replica).await;
+    ann.wait_synced().await;
+    ann.set_presence(r#"{"name":"Ann"}"#);
+    ann.push("after");
+    watcher.wait_text("before after").await;
+    assert_eq!(ann.closed(), None);
+    // And the one who only announced cannot write under her id now.
+    spoofer.push("stolen");
+    assert_eq!(spoofer.wait_closed().await.0, 4409);
+    ann.push(" still");
+    watcher.wait_text("before after still").await;
+    assert_eq!(ann.closed(), None);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_same_client_reconnecting_before_its_old_socket_timed_out_is_never_refused() {
     let server = server(Config {
         client_id_probe: Duration::from_millis(500),

@@ -2,8 +2,11 @@
 //! Yjs client id.
 //!
 //! A connection claims the client ids it announces in its presence (a y-websocket client
-//! announces its own on connecting, before it writes). The earliest live claimant of an id is
-//! its owner: a write under that id from anyone else is suspect (see `live.rs`).
+//! announces its own on connecting, before it writes). An id's owner is the earliest live
+//! claimant that has written under it, or, while nothing is written under it yet, the earliest
+//! live claimant: a write under that id from anyone else is suspect (see `live`). Announcing
+//! alone does not take an id someone has written under: anyone who saw an editor's presence
+//! knows their id, and could otherwise announce it while they are away and lock them out.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +27,8 @@ pub struct Peer {
     pub told_read_only: bool,
     /// Awareness client ids this connection has announced; cleared when it leaves.
     pub clients: HashSet<ClientID>,
+    /// Those of them it has written under.
+    pub wrote: HashSet<ClientID>,
     /// When it joined, and whether it has answered our sync step 1 since: until it has, it
     /// may send edits that build on what its answer brings (see `live::pending`).
     pub joined: tokio::time::Instant,
@@ -44,6 +49,7 @@ impl Peers {
             grant,
             told_read_only: false,
             clients: HashSet::new(),
+            wrote: HashSet::new(),
             joined: tokio::time::Instant::now(),
             answered: false,
         };
@@ -95,6 +101,7 @@ impl Peers {
         }
         for client in removed {
             peer.clients.remove(client);
+            peer.wrote.remove(client);
         }
         for client in fresh {
             self.claims.entry(client).or_default().push(conn);
@@ -123,9 +130,27 @@ impl Peers {
         self.claims.keys().copied()
     }
 
-    /// The earliest live connection that announced `client`.
-    pub fn owner(&self, client: ClientID) -> Option<ConnId> {
-        self.claims.get(&client)?.first().copied()
+    /// Whose writes under `client` are, given whether the document holds any yet (`written`).
+    pub fn owner(&self, client: ClientID, written: bool) -> Option<ConnId> {
+        let claimants = self.claims.get(&client)?;
+        if !written {
+            return claimants.first().copied();
+        }
+        claimants
+            .iter()
+            .copied()
+            .find(|conn| self.map.get(conn).is_some_and(|peer| peer.wrote.contains(&client)))
+    }
+
+    /// `conn` wrote under `clients`: those it announced are its own from now on.
+    pub fn wrote(&mut self, conn: ConnId, clients: impl IntoIterator<Item = ClientID>) {
+        if let Some(peer) = self.map.get_mut(&conn) {
+            for client in clients {
+                if peer.clients.contains(&client) {
+                    peer.wrote.insert(client);
+                }
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {

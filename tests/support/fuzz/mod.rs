@@ -291,10 +291,13 @@ async fn run_round(
     progress: &Arc<Progress>,
 ) -> RoundOutcome {
     let url = server.ws_url(&round.honest());
-    // The honest clients announce themselves first, so that their client ids are theirs.
+    // The honest clients announce themselves first, so that their client ids are theirs. Their
+    // ids are random, as a stock Yjs client's are: nobody can announce an id before seeing it
+    // (with ids 1, 2, 3, a spoofed presence under a guessed 1 came first and closed client 1).
+    let mut ids = fastrand::Rng::with_seed(options.seed ^ round.number);
     let mut honest = Vec::new();
     for i in 0..options.honest {
-        let client = Client::connect_with(&url, doc_with_client_id(i as u64 + 1)).await;
+        let client = Client::connect_with(&url, doc_with_client_id(ids.u64(1..1 << 53))).await;
         client.wait_synced().await;
         client.set_presence(&format!(r#"{{"user":{{"name":"Honest {i}"}}}}"#));
         honest.push(Arc::new(client));

@@ -274,7 +274,8 @@ impl LiveDoc {
                     update
                 }
             };
-            if let Some(owner) = self.owner_elsewhere(conn, &update) {
+            let fresh = self.fresh_ids(&update);
+            if let Some(owner) = self.owner_elsewhere(conn, &fresh) {
                 let held = once(Inbound::Update(update)).chain(messages).collect();
                 let deadline = tokio::time::Instant::now() + self.context.shared.config.client_id_probe;
                 self.probes.start(conn, owner, deadline, held, bytes);
@@ -282,6 +283,7 @@ impl LiveDoc {
                 return;
             }
             self.apply(conn, update, bytes).await;
+            self.peers.wrote(conn, fresh.into_iter().map(|(client, _)| client));
             if self.peers.get(conn).is_some_and(|peer| peer.answered) {
                 // Its step 2 is in (perhaps with this very message): what it sent ahead of it
                 // continues from here now, or is refused.
@@ -292,19 +294,29 @@ impl LiveDoc {
         }
     }
 
-    /// Another live connection that announced a client id `update` brings new items under:
-    /// its owner, whose writes `conn` would take the place of.
-    fn owner_elsewhere(&self, conn: ConnId, update: &Update) -> Option<ConnId> {
+    /// The client ids `update` brings new items under, each with whether we hold any of its
+    /// items already. (`Update::state_vector` only counts clients whose blocks start at clock
+    /// 0; the inserted ranges say where each client's items end.) An echo or a resend of what
+    /// we have is no write: it must not make its sender the owner of anyone's id.
+    fn fresh_ids(&self, update: &Update) -> Vec<(ClientID, bool)> {
         let known = self.doc().transact().state_vector();
-        // `Update::state_vector` only counts clients whose blocks start at clock 0; the
-        // inserted ranges say where each client's items end.
-        update.insertions(true).iter().find_map(|(&client, ranges)| {
-            let end = ranges.iter().map(|range| range.end).max()?;
-            if end <= known.get(&client) {
-                return None; // nothing new under this id: an echo or a resend
-            }
-            self.peers.owner(client).filter(|&owner| owner != conn)
-        })
+        update
+            .insertions(true)
+            .iter()
+            .filter_map(|(&client, ranges)| {
+                let end = ranges.iter().map(|range| range.end).max()?;
+                let have = known.get(&client);
+                (end > have).then_some((client, have > 0))
+            })
+            .collect()
+    }
+
+    /// Another live connection that owns a client id `conn` brings new items under (`fresh`):
+    /// the one whose writes `conn` would take the place of.
+    fn owner_elsewhere(&self, conn: ConnId, fresh: &[(ClientID, bool)]) -> Option<ConnId> {
+        fresh
+            .iter()
+            .find_map(|&(client, written)| self.peers.owner(client, written).filter(|&owner| owner != conn))
     }
 
     /// When the next client-id probe runs out, if one is under way.
@@ -544,7 +556,8 @@ impl LiveDoc {
         }
         let mut authors = Vec::new();
         for client in clients {
-            if self.peers.owner(client) != Some(conn) {
+            let written = self.doc().transact().state_vector().get(&client) > 0;
+            if self.peers.owner(client, written) != Some(conn) {
                 continue;
             }
             let Some(author) = self.awareness.state::<Presence>(client).and_then(Presence::author) else { continue };
