@@ -137,6 +137,11 @@ pub struct Config {
     pub versions_hourly: Duration,
     /// Named versions a document may have: each keeps a whole state and is never thinned.
     pub max_named_versions: usize,
+    /// Bytes of input being converted at once (imports, exports of text formats), server-wide.
+    /// A conversion takes memory in proportion to its input (a 16 MiB Markdown import peaks
+    /// at 1.2-1.5 GB), so this, not the number of cores, bounds what conversions take: 32 MiB
+    /// is two imports at the body limit at a time. A bigger input waits for room.
+    pub max_converting_bytes: u64,
 }
 
 impl Config {
@@ -235,6 +240,7 @@ impl Default for Config {
             versions_hourly: Duration::from_secs(30 * 24 * 3600),
             // Google Docs' limit: a person naming versions by hand stays far below it.
             max_named_versions: 40,
+            max_converting_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -113,6 +113,7 @@ pub async fn serve_with_auth(
         tracker: tracker.clone(),
         heavy: Arc::new(Semaphore::new(config.heavy_workers.max(1))),
         converting: Arc::new(Semaphore::new(config.heavy_workers.max(1))),
+        converting_bytes: Arc::new(Semaphore::new(state::converting_units(&config) as usize)),
     };
     let flusher = FlushHandle::new();
     let stop_flusher = CancellationToken::new();

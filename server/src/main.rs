@@ -177,6 +177,10 @@ struct ServeArgs {
     /// Named versions a document may have (each keeps a whole state and is never thinned).
     #[arg(long, env = "QUIRE_MAX_NAMED_VERSIONS", default_value_t = 40)]
     max_named_versions: usize,
+    /// MiB of input being converted at once (imports, exports): what bounds conversions'
+    /// memory, which grows with their input (a 16 MiB import peaks at about 1.5 GB).
+    #[arg(long, env = "QUIRE_MAX_CONVERTING_MB", default_value_t = 32)]
+    max_converting_mb: u64,
 }
 
 impl ServeArgs {
@@ -213,6 +217,7 @@ impl ServeArgs {
             versions_keep_all: Duration::from_secs(self.versions_keep_all_hours * 3600),
             versions_hourly: Duration::from_secs(self.versions_hourly_days * 24 * 3600),
             max_named_versions: self.max_named_versions,
+            max_converting_bytes: self.max_converting_mb * 1024 * 1024,
             ..Config::default()
         }
     }

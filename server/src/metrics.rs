@@ -17,6 +17,7 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_rejected: Counter,
     pub documents_live: Gauge,
+    pub converting_bytes: Gauge,
     pub documents_refused: Counter,
     pub updates_received: Counter,
     pub updates_broadcast: Counter,
@@ -47,6 +48,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_rejected: Counter::default(),
             documents_live: Gauge::default(),
+            converting_bytes: Gauge::default(),
             documents_refused: Counter::default(),
             updates_received: Counter::default(),
             updates_broadcast: Counter::default(),
@@ -101,6 +103,11 @@ impl Metrics {
             self.connections_rejected.clone(),
         );
         r.register("quire_documents_live", "Documents loaded in memory", self.documents_live.clone());
+        r.register(
+            "quire_converting_bytes",
+            "Bytes of input in conversions under way (imports, exports; at most max_converting_bytes)",
+            self.converting_bytes.clone(),
+        );
         r.register(
             "quire_documents_refused",
             "Documents not opened because max_live_docs were in memory",

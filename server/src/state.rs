@@ -28,9 +28,14 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Permits for [`off_runtime`](Self::off_runtime) work (`heavy_workers`).
     pub heavy: Arc<Semaphore>,
-    /// Permits for [`convert`](Self::convert) work (`heavy_workers` too).
+    /// Permits for [`convert`](Self::convert) work (`heavy_workers` too)...
     pub converting: Arc<Semaphore>,
+    /// ...and for its input, a permit per [`CONVERT_UNIT`] bytes (`max_converting_bytes`).
+    pub converting_bytes: Arc<Semaphore>,
 }
+
+/// What one permit of [`Shared::converting_bytes`] stands for.
+pub const CONVERT_UNIT: u64 = 64 * 1024;
 
 impl Shared {
     /// Runs `work` on the blocking pool, at most `heavy_workers` at a time server-wide. Work
@@ -47,9 +52,42 @@ impl Shared {
     /// a document's own big work (a pasted page, a fold) waiting behind it would hold up that
     /// document's typing meanwhile (the hostile benchmark's flooded document waited behind the
     /// import bombs).
-    pub async fn convert<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
-        blocking(&self.converting, work).await
+    ///
+    /// It waits first for room for its `input` (bytes) in `max_converting_bytes`: what a
+    /// conversion takes grows with its input, and a server with many cores must not run as
+    /// many 16 MiB imports at once as it has threads.
+    pub async fn convert<R: Send + 'static>(&self, input: usize, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
+        let units = (input as u64).div_ceil(CONVERT_UNIT).clamp(1, converting_units(&self.config)) as u32;
+        let room = self.converting_bytes.clone().acquire_many_owned(units).await.expect("the semaphore is never closed");
+        let metrics = self.metrics.clone();
+        blocking(&self.converting, move || {
+            let _room = room;
+            metrics.converting_bytes.inc_by(input as i64);
+            let _done = scopeguard(move || {
+                metrics.converting_bytes.dec_by(input as i64);
+            });
+            work()
+        })
+        .await
     }
+}
+
+/// How many [`CONVERT_UNIT`]s `max_converting_bytes` is (at least one).
+pub fn converting_units(config: &Config) -> u64 {
+    (config.max_converting_bytes / CONVERT_UNIT).clamp(1, u64::from(u32::MAX))
+}
+
+/// Runs `f` when dropped: after the work, also when it panics.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 async fn blocking<R: Send + 'static>(permits: &Arc<Semaphore>, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {

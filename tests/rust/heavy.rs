@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use quire::store::memory::MemoryStore;
 use quire::Config;
-use quire_tests::http::{get, Api};
-use quire_tests::{Client, TestServer};
+use quire_tests::http::{get, metric, Api};
+use quire_tests::{wait_for_async, Client, TestServer};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,5 +83,35 @@ async fn a_big_paste_is_not_held_behind_another_documents_import() {
     watcher.wait_text(&page).await;
     assert!(!import.is_finished(), "the paste waited for the import to finish");
     import.await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_past_their_byte_budget_wait_their_turn() {
+    // Two threads for conversions, but room for one big input at a time: what a conversion
+    // takes grows with its input, and threads are not what bounds memory.
+    let config = Config { heavy_workers: 2, max_converting_bytes: 1024 * 1024, ..Config::default() };
+    let server = TestServer::with_store(Arc::new(MemoryStore::new()), config).await;
+    let api = Api(server.addr);
+    let lines = |n: usize| -> String { (0..n).map(|i| format!("Line **{i}** of an *import*, [a link](https://example.com/{i}).\n\n")).collect() };
+    let (big, second) = (lines(180_000), lines(5_000));
+    let big_bytes = big.len() as f64;
+    for id in ["big", "second"] {
+        assert_eq!(api.create(json!({ "id": id })).await.status, 201);
+    }
+    let big = tokio::spawn(async move { api.put("big", "text/markdown", big.as_bytes()).await.status });
+    wait_for_async(Duration::from_secs(30), "the big import converting", || async {
+        metric(server.addr, "quire_converting_bytes").await > 0.0
+    })
+    .await;
+    let second = tokio::spawn(async move { api.put("second", "text/markdown", second.as_bytes()).await.status });
+    // Both converting at once would show as both inputs under way.
+    let mut most: f64 = 0.0;
+    while !second.is_finished() {
+        most = most.max(metric(server.addr, "quire_converting_bytes").await);
+    }
+    assert_eq!(second.await.unwrap(), 204);
+    assert_eq!(big.await.unwrap(), 204);
+    assert!(most <= big_bytes, "two conversions ran at once past the budget: {most} bytes under way");
     server.stop().await;
 }

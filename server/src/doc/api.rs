@@ -98,12 +98,13 @@ async fn create(
     if !live.saving() {
         return Err(DocError::NotSaved);
     }
-    fits(live, content.as_ref().map_or(0, |(_, input)| input.len()))?;
+    let input = content.as_ref().map_or(0, |(_, input)| input.len());
+    fits(live, input)?;
     let doc = live.doc().clone();
     let updates = live
         .context()
         .shared
-        .convert(move || {
+        .convert(input, move || {
             // Parse first: a create with bad content creates nothing.
             if let Some((format, input)) = &content {
                 import(&schema::new_doc(), *format, input)?;
@@ -135,8 +136,9 @@ async fn export(live: &mut LiveDoc, format: Format) -> Result<String, DocError> 
             .map_err(|_| DocError::ExportFailed(format))?
             .map_err(|source| DocError::ExportRefused { format, source })
     };
-    if live.storage().size_bytes() as usize > INLINE_BYTES {
-        live.context().shared.convert(work).await?
+    let size = live.storage().size_bytes() as usize;
+    if size > INLINE_BYTES {
+        live.context().shared.convert(size, work).await?
     } else {
         work()
     }
@@ -171,7 +173,7 @@ async fn replace(live: &mut LiveDoc, format: Format, input: Arc<str>) -> Result<
     let updates = live
         .context()
         .shared
-        .convert(move || {
+        .convert(input.len(), move || {
             // A scratch document first: input that does not parse changes nothing.
             import(&schema::new_doc(), format, &input)?;
             changes(&doc, |doc| import(doc, format, &input))

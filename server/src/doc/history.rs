@@ -153,10 +153,14 @@ pub async fn version_doc(context: &DocContext, doc: &DocId, id: u64) -> Result<D
 
 /// A version's body in a text format.
 pub async fn export_version(context: &DocContext, doc: &DocId, id: u64, format: Format) -> Result<String, DocError> {
-    let version = version_doc(context, doc, id).await?;
+    let packed = context.store.version_state(doc, id).await?.ok_or(DocError::NoSuchVersion)?;
+    let limit = context.shared.config.max_doc_bytes as usize * 2;
+    // The state is compressed: what it opens to, which the conversion works on, is bigger.
+    let input = packed.len().saturating_mul(4);
     context
         .shared
-        .convert(move || {
+        .convert(input, move || {
+            let version = open_version(&packed, limit)?;
             catch_unwind(AssertUnwindSafe(|| convert::export(&version, format)))
                 .map_err(|_| DocError::ExportFailed(format))?
                 .map_err(|source| DocError::ExportRefused { format, source })
