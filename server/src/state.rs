@@ -39,10 +39,11 @@ pub const CONVERT_UNIT: u64 = 64 * 1024;
 
 impl Shared {
     /// Runs `work` on the blocking pool, at most `heavy_workers` at a time server-wide. Work
-    /// whose cost grows with its input (decoding and applying a big update, an import, an
-    /// export, a compaction, a load) goes here: on a runtime thread it would stall every
-    /// connection that thread serves, and two of them would freeze a 2-core server. The
-    /// caller waits (a document task: its document is not touched meanwhile; others go on).
+    /// whose cost grows with its input (decoding and applying a big update, a compaction, a
+    /// load; conversions go to [`convert`](Self::convert)) goes here: on a runtime thread it
+    /// would stall every connection that thread serves, and two of them would freeze a 2-core
+    /// server. The caller waits (a document task: its document is not touched meanwhile;
+    /// others go on).
     pub async fn off_runtime<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {
         blocking(&self.heavy, work).await
     }
