@@ -53,7 +53,12 @@ pub fn same(a: &[u8], b: &[u8]) -> Result<(), String> {
     let (doc_a, doc_b) = (load(a)?, load(b)?);
     let (view_a, view_b) = (View::of(&doc_a), View::of(&doc_b));
     if view_a != view_b {
-        return Err(format!("they differ:\n  {}\n  {}", summary(&view_a), summary(&view_b)));
+        return Err(format!(
+            "they differ ({}):\n  {}\n  {}",
+            differences(&view_a, &view_b),
+            summary(&view_a),
+            summary(&view_b)
+        ));
     }
     for (from, into, what) in [(a, &doc_b, "the first"), (b, &doc_a, "the second")] {
         if protocol::apply_bytes(into, from).map_err(|e| e.to_string())?.is_some() {
@@ -70,6 +75,26 @@ pub fn clock_of(state: &[u8], client: u64) -> Result<u32, String> {
     Ok(sv.get(&yrs::ClientID::new(client)))
 }
 
+/// Which parts of two views differ, and where: what a report needs to find the frame behind it.
+fn differences(a: &View, b: &View) -> String {
+    let mut found = Vec::new();
+    if a.state_vector != b.state_vector {
+        let only = |x: &View, y: &View| x.state_vector.iter().filter(|e| !y.state_vector.contains(e)).take(4).cloned().collect::<Vec<_>>();
+        found.push(format!("state vectors: first has {:?}, second has {:?}", only(a, b), only(b, a)));
+    }
+    for (what, x, y) in [("text", &a.text, &b.text), ("formatting", &a.delta, &b.delta)] {
+        if x != y {
+            let at = x.chars().zip(y.chars()).take_while(|(c, d)| c == d).count();
+            let around = |s: &str| s.chars().skip(at.saturating_sub(20)).take(60).collect::<String>();
+            found.push(format!("{what} from char {at}: {:?} / {:?}", around(x), around(y)));
+        }
+    }
+    if a.title != b.title {
+        found.push(format!("titles {:?} / {:?}", a.title, b.title));
+    }
+    found.join("; ")
+}
+
 fn summary(view: &View) -> String {
     let text: String = view.text.chars().take(80).collect();
     format!(
@@ -79,4 +104,25 @@ fn summary(view: &View) -> String {
         view.title,
         view.state_vector.iter().take(8).collect::<Vec<_>>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quire_model::schema::doc_with_client_id;
+    use yrs::types::Attrs;
+
+    #[test]
+    fn a_difference_in_formatting_alone_is_shown_where_it_is() {
+        let plain = doc_with_client_id(7);
+        plain.get_or_insert_text(CONTENT).insert(&mut plain.transact_mut(), 0, "same words here");
+        let bold = doc_with_client_id(8);
+        protocol::apply_bytes(&bold, &protocol::full_state(&plain)).unwrap();
+        let attrs = Attrs::from([("bold".into(), yrs::Any::Bool(true))]);
+        bold.get_or_insert_text(CONTENT).format(&mut bold.transact_mut(), 5, 5, attrs);
+        let error = same(&protocol::full_state(&plain), &protocol::full_state(&bold)).unwrap_err();
+        assert!(error.contains("formatting from char"), "{error}");
+        assert!(error.contains("state vectors"), "{error}");
+        assert!(!error.contains("text from"), "{error}");
+    }
 }
