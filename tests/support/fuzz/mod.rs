@@ -214,10 +214,17 @@ async fn drive(options: &Options, server_runtime: Handle) -> Report {
 
     // The store, reloaded: every document as it was.
     let addr = server.addr;
-    let before = states(addr, &all_docs).await;
+    let before = match states(addr, &all_docs).await {
+        Ok(states) => states,
+        // Said, not panicked on: the report then shows what happened on the server's threads.
+        Err(error) => return report.failed(format!("reading every document before the restart: {error}")),
+    };
     server.stop().await;
     let restarted = storage.start(&server_runtime).await;
-    let after = states(restarted.addr, &all_docs).await;
+    let after = match states(restarted.addr, &all_docs).await {
+        Ok(states) => states,
+        Err(error) => return report.failed(format!("reading every document after the restart: {error}")),
+    };
     for (doc, before) in &before {
         match (before, &after[doc]) {
             (None, None) => {}
@@ -430,9 +437,16 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
     let deadline = Instant::now() + SETTLE;
     let mut last_error: String;
     loop {
-        let Some(state) = state(server.addr, doc).await else {
-            failures.push("the honest document is not stored".into());
-            return 0;
+        let state = match state(server.addr, doc).await {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                failures.push("the honest document is not stored".into());
+                return 0;
+            }
+            Err(error) => {
+                failures.push(format!("reading the honest document: {error}"));
+                return 0;
+            }
         };
         if let Err(error) = check::load(&state) {
             failures.push(format!("the server's state of the honest document: {error}"));
@@ -478,18 +492,20 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
     }
 }
 
-/// The stored state of `doc` (a v1 update), or None if there is no such document.
-async fn state(addr: SocketAddr, doc: &str) -> Option<Vec<u8>> {
+/// The stored state of `doc` (a v1 update), or None if there is no such document; an error if
+/// the server cannot be reached.
+async fn state(addr: SocketAddr, doc: &str) -> Result<Option<Vec<u8>>, String> {
+    drop(tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect to {addr}: {e}"))?);
     let reply = Api(addr).get(&format!("/api/docs/{doc}/content?format=yjs")).await;
-    (reply.status == 200).then_some(reply.body)
+    Ok((reply.status == 200).then_some(reply.body))
 }
 
-async fn states(addr: SocketAddr, docs: &[String]) -> BTreeMap<String, Option<Vec<u8>>> {
+async fn states(addr: SocketAddr, docs: &[String]) -> Result<BTreeMap<String, Option<Vec<u8>>>, String> {
     let mut states = BTreeMap::new();
     for doc in docs {
-        states.insert(doc.clone(), state(addr, doc).await);
+        states.insert(doc.clone(), state(addr, doc).await?);
     }
-    states
+    Ok(states)
 }
 
 /// This process's peak resident memory (server and clients together), from /proc.
