@@ -12,18 +12,19 @@ use quire_tests::process::QuireProcess;
 use quire_tests::{wait_for_async, Client, TempDir, TestServer};
 use serde_json::json;
 
-fn unpack_v1_store() -> TempDir {
-    let dir = TempDir::new("store-v1");
+/// `tests/fixtures/{name}.tar.gz` unpacked into a fresh directory (the store is in its `data`).
+fn unpack(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
     std::fs::create_dir_all(dir.path()).unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-v1.tar.gz");
-    let status = Command::new("tar").args(["xzf", fixture, "-C"]).arg(dir.path()).status().expect("run tar");
+    let fixture = format!("{}/fixtures/{name}.tar.gz", env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("tar").arg("xzf").arg(&fixture).arg("-C").arg(dir.path()).status().expect("run tar");
     assert!(status.success());
     dir
 }
 
 #[tokio::test]
 async fn a_store_written_by_layout_1_opens_with_everything_in_it() {
-    let dir = unpack_v1_store();
+    let dir = unpack("store-v1");
     let data = dir.path().join("data");
     let server = TestServer::start(&data, Config::default()).await;
     let api = Api(server.addr);
@@ -67,11 +68,7 @@ async fn a_store_written_by_layout_1_opens_with_everything_in_it() {
 #[tokio::test]
 async fn a_store_written_by_layout_2_opens_with_everything_in_it_and_gains_history() {
     const OWNER: &str = "the-owner-key-for-migration-tests";
-    let dir = TempDir::new("store-v2");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-v2.tar.gz");
-    let status = Command::new("tar").args(["xzf", fixture, "-C"]).arg(dir.path()).status().expect("run tar");
-    assert!(status.success());
+    let dir = unpack("store-v2");
     let data = dir.path().join("data");
     let bin = quire_tests::process::quire_bin();
     let owner = format!("Bearer {OWNER}");
@@ -121,11 +118,7 @@ async fn a_store_written_by_layout_2_opens_with_everything_in_it_and_gains_histo
 #[tokio::test]
 async fn a_store_written_by_layout_3_opens_with_everything_in_it() {
     const OWNER: &str = "the-owner-key-for-migration-tests";
-    let dir = TempDir::new("store-v3");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-v3.tar.gz");
-    let status = Command::new("tar").args(["xzf", fixture, "-C"]).arg(dir.path()).status().expect("run tar");
-    assert!(status.success());
+    let dir = unpack("store-v3");
     let data = dir.path().join("data");
     let bin = quire_tests::process::quire_bin();
     let owner = format!("Bearer {OWNER}");

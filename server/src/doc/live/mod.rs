@@ -554,10 +554,10 @@ impl LiveDoc {
         if !self.peers.may_edit(conn) {
             return;
         }
+        let known = self.doc().transact().state_vector();
         let mut authors = Vec::new();
         for client in clients {
-            let written = self.doc().transact().state_vector().get(&client) > 0;
-            if self.peers.owner(client, written) != Some(conn) {
+            if self.peers.owner(client, known.get(&client) > 0) != Some(conn) {
                 continue;
             }
             let Some(author) = self.awareness.state::<Presence>(client).and_then(Presence::author) else { continue };
