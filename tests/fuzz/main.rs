@@ -21,6 +21,10 @@ struct Args {
     /// Frames per round: each round's honest clients and hostile frames use fresh documents.
     #[arg(long, env = "FUZZ_ROUND", default_value_t = 100_000)]
     round: u64,
+    /// The first round's number: `--first-round 9 --frames 100000` sends round 9 of a run with
+    /// the same seed again (its frames; their order depends on timing).
+    #[arg(long, env = "FUZZ_FIRST_ROUND", default_value_t = 0)]
+    first_round: u64,
     /// Seed of the mutators; random if unset (printed either way).
     #[arg(long, env = "FUZZ_SEED")]
     seed: Option<u64>,
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     let options = Options {
         frames: args.frames,
         round_frames: args.round,
+        first_round: args.first_round,
         seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
         trace: args.trace,
         corpus_patches: args.corpus,

@@ -59,6 +59,9 @@ pub struct Options {
     pub frames: u64,
     /// ...in rounds of this many, each on fresh documents (see `Round`).
     pub round_frames: u64,
+    /// The number of the first round: a round's frames and client ids follow from the seed and
+    /// its number, so one round of a long run can be sent again on its own.
+    pub first_round: u64,
     pub seed: u64,
     /// A sequential trace in `../shared/traces/` (without `.json.gz`).
     pub trace: String,
@@ -82,6 +85,7 @@ impl Options {
         Options {
             frames: 4_000,
             round_frames: 100_000,
+            first_round: 0,
             seed,
             trace: "automerge-paper".into(),
             corpus_patches: 2_000,
@@ -195,7 +199,7 @@ async fn drive(options: &Options, server_runtime: Handle) -> Report {
 
     let mut all_docs = Vec::new();
     let mut remaining = options.frames;
-    for round in 0u64.. {
+    for round in options.first_round.. {
         if remaining == 0 {
             break;
         }
