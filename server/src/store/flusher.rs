@@ -6,7 +6,8 @@
 //! flush runs, new appends gather and the next flush starts as soon as it ends, so one fsync
 //! covers many updates under load and a lone update waits for at most one flush in progress
 //! plus its own. An appended edit is on disk within `flush_delay` + two flush times (a few ms
-//! on a healthy disk; the crash test holds it to 50 ms).
+//! on a healthy disk, when the flusher gets a CPU: a saturated machine makes it later, never
+//! makes a confirmation early).
 //!
 //! "Saved" is promised only after the flush: API replies and the answers behind "All changes
 //! synced" wait for their ticket ([`FlushHandle::durable`]); fan-out to other clients does not.
