@@ -71,6 +71,12 @@ pub struct Config {
     /// is kept. Past it the socket is closed: a client that sends its headers a byte a minute
     /// would otherwise hold its socket forever.
     pub header_read_timeout: Duration,
+    /// How long a request body may take before it must have arrived at `body_min_rate`: it
+    /// gets this, plus a second for every `body_min_rate` bytes it delivers. Past it the request
+    /// is answered 408 and its socket closed (see `http::pace`).
+    pub body_read_timeout: Duration,
+    /// Bytes per second a request body must keep up after `body_read_timeout`.
+    pub body_min_rate: u64,
     /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR blocks of the reverse
     /// proxies in front of quire). Empty: the header is ignored, the peer is the client.
     pub trusted_proxies: Vec<Cidr>,
@@ -203,6 +209,10 @@ impl Default for Config {
             // keeps a silent socket for a tenth of what nginx would (client_header_timeout
             // 60 s). Idle keep-alive connections close after it too (Apache: 5 s).
             header_read_timeout: Duration::from_secs(10),
+            // Apache's mod_reqtimeout defaults (body=20,MinRate=500): a 16 MiB import may take
+            // nine hours at 500 B/s; a body that stalls holds its socket for 20 s at most.
+            body_read_timeout: Duration::from_secs(20),
+            body_min_rate: 500,
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             max_live_docs: 50_000,

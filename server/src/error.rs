@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,6 +11,7 @@ use quire_model::{DocIdError, ProtocolError};
 use serde_json::json;
 
 use crate::auth::Denied;
+use crate::http::pace::{self, TooSlow};
 use crate::store::StoreError;
 
 /// Errors a document task reports to whoever asked it for something.
@@ -149,6 +150,9 @@ pub enum ApiError {
     /// A body over the limit (`max_message_bytes`).
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// A body that stalled or trickled (see `http::pace`).
+    #[error(transparent)]
+    BodyTooSlow(TooSlow),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     /// A bug or an environment failure on our side; the details are logged, not sent.
@@ -171,9 +175,21 @@ impl ApiError {
     /// A body that could not be read. The limit is passed in because axum's 413 text does not
     /// say it, and a client that hit it should learn what it is.
     pub fn from_body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+        if let Some(slow) = pace::too_slow(&rejection) {
+            return ApiError::BodyTooSlow(slow);
+        }
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
             status => Self::from_rejection(status, rejection.body_text()),
+        }
+    }
+
+    /// A JSON body that could not be read: whatever axum says is wrong with it is a bad
+    /// request, unless it came too slowly.
+    pub fn from_json_rejection(rejection: JsonRejection) -> ApiError {
+        match pace::too_slow(&rejection) {
+            Some(slow) => ApiError::BodyTooSlow(slow),
+            None => ApiError::BadRequest(rejection.body_text()),
         }
     }
 }
@@ -208,6 +224,7 @@ impl ApiError {
             ApiError::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not_websocket"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::BodyTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

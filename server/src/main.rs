@@ -137,6 +137,13 @@ struct ServeArgs {
     /// connection is kept); then its socket is closed.
     #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     header_read_timeout_secs: u64,
+    /// Seconds a request body gets before it must keep up `--body-min-rate`; then it gets a
+    /// second more for every that many bytes. Slower bodies are answered 408.
+    #[arg(long, env = "QUIRE_BODY_READ_TIMEOUT_SECS", default_value_t = 20)]
+    body_read_timeout_secs: u64,
+    /// Bytes per second a request body must keep up after `--body-read-timeout-secs`.
+    #[arg(long, env = "QUIRE_BODY_MIN_RATE", default_value_t = 500)]
+    body_min_rate: u64,
     /// Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma
     /// separated (e.g. `10.0.0.0/8,::1`). Without it the header is ignored.
     #[arg(long, env = "QUIRE_TRUSTED_PROXY", value_delimiter = ',')]
@@ -205,6 +212,8 @@ impl ServeArgs {
             max_sockets: self.max_sockets,
             max_per_address: self.max_per_address,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
+            body_min_rate: self.body_min_rate,
             trusted_proxies: self.trusted_proxy,
             idle_unload: Duration::from_secs(self.idle_unload_secs),
             compact_after_updates: self.compact_after_updates,

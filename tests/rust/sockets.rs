@@ -1,4 +1,4 @@
-//! Every socket counts: sockets that never finish their request head are closed, the socket
+//! Every socket counts: sockets that never finish their request head or body are closed, the socket
 //! budget and the per-address cap refuse politely, `X-Forwarded-For` is believed only from a
 //! trusted proxy, and a flood of half-open sockets does not stop real editors.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use quire::store::memory::MemoryStore;
 use quire::Config;
-use quire_tests::http::{metric, Api, Reply};
+use quire_tests::http::{metric, read_reply, Api, Reply};
 use quire_tests::process::{quire_bin, QuireProcess};
 use quire_tests::{wait_for, wait_for_async, Client, TempDir, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,6 +110,53 @@ async fn a_socket_that_never_finishes_its_request_head_is_closed() {
     assert_eq!(metric(server.addr, "quire_header_timeouts_total").await, 2.0);
     // A request that does arrive in time is served as before.
     assert_eq!(Api(server.addr).get("/healthz").await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_stalls_or_trickles_is_answered_408_and_closed() {
+    let config = Config {
+        body_read_timeout: Duration::from_millis(500),
+        body_min_rate: 100_000,
+        ..Config::default()
+    };
+    let server = memory_server(config).await;
+    let api = Api(server.addr);
+    assert_eq!(api.create(serde_json::json!({ "id": "kept", "content": "as it was" })).await.status, 201);
+    let before = api.get("/api/docs/kept/content?format=text").await.text();
+    let head = b"PUT /api/docs/kept/content HTTP/1.1\r\nHost: quire\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nreplaced b";
+    // One that stops after 10 of its 1,000 bytes, one that sends a byte every 100 ms.
+    for trickle in [false, true] {
+        let (mut from, mut to) = TcpStream::connect(server.addr).await.unwrap().into_split();
+        to.write_all(head).await.unwrap();
+        let sending = tokio::spawn(async move {
+            while trickle && to.write_all(b"y").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            to
+        });
+        let reply = tokio::time::timeout(Duration::from_secs(10), read_reply(&mut from))
+            .await
+            .unwrap_or_else(|_| panic!("a body that {} was waited for 10 s", if trickle { "trickles" } else { "stalls" }));
+        assert_eq!(reply.error(408), "body_timeout", "{}", reply.text());
+        sending.abort();
+    }
+    assert_eq!(api.get("/api/docs/kept/content?format=text").await.text(), before);
+    // A body that keeps its pace is taken, though it takes longer than the timeout: 300 KB in
+    // 10 KB steps every 20 ms (500 KB/s) over 0.6 s.
+    let (mut from, mut to) = TcpStream::connect(server.addr).await.unwrap().into_split();
+    let body = "paced line\n".repeat(300_000 / 11);
+    let head = format!(
+        "PUT /api/docs/kept/content HTTP/1.1\r\nHost: quire\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    to.write_all(head.as_bytes()).await.unwrap();
+    for step in body.as_bytes().chunks(10_000) {
+        to.write_all(step).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(read_reply(&mut from).await.status, 204);
+    assert!(api.get("/api/docs/kept/content?format=text").await.text().starts_with("paced line\n"));
     server.stop().await;
 }
 

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Returns the status code and body of `GET path`.
@@ -131,6 +131,11 @@ async fn exchange(
     stream.write_all(head.as_bytes()).await.expect("send the head");
     // A server refusing the body (413) may stop reading it: its answer is what counts.
     let _ = stream.write_all(body).await;
+    read_reply(&mut stream).await
+}
+
+/// Reads a response until the server closes the socket.
+pub async fn read_reply(stream: &mut (impl AsyncRead + Unpin)) -> Reply {
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");

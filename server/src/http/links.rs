@@ -122,7 +122,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Json<NewLink>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     if request.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_BYTES) {
         return Err(ApiError::BadRequest(format!("the label is longer than {MAX_LABEL_BYTES} bytes")));
     }

@@ -9,6 +9,7 @@
 //! - `compare`: a version's content, and comparisons with who made each change.
 //! - `session`: `/api/session` and the sign-in URL.
 //! - `openapi`: `/api/openapi.json`, generated from the `/api` route list below.
+//! - `pace`: request bodies must keep coming.
 //! - `web`: the browser app, `/` and `/d/{doc}`.
 
 mod access;
@@ -19,6 +20,7 @@ mod health;
 mod links;
 mod metrics;
 pub mod openapi;
+pub(crate) mod pace;
 mod session;
 mod versions;
 mod web;
@@ -37,7 +39,9 @@ pub fn router(state: AppState) -> Router {
     // An import is the HTTP form of one big WebSocket message: the same limit. The handlers
     // turn axum's 413 into quire's JSON error.
     let (api, _) = api_routes().split_for_parts();
-    let api = api.layer(DefaultBodyLimit::max(state.shared.config.max_message_bytes));
+    let api = api
+        .layer(DefaultBodyLimit::max(state.shared.config.max_message_bytes))
+        .layer(axum::middleware::map_request_with_state(state.clone(), pace::paced));
     let web = web::routes(&state.shared.config.web_dir)
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::sign_in_from_url));
     Router::new()

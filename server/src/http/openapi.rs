@@ -42,7 +42,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, for programs: `bad_doc_id`, `bad_request`, `bad_content`, `unauthenticated`,
     /// `invalid_credentials`, `forbidden`, `cross_site`, `not_found`, `exists`, `too_large`,
-    /// `unsupported_media_type`, `bad_update`, …
+    /// `body_timeout`, `unsupported_media_type`, `bad_update`, …
     #[schema(example = "not_found")]
     pub code: String,
     /// For people.

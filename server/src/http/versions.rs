@@ -258,7 +258,7 @@ pub async fn create(
     access: Editor,
     body: Result<Json<NewVersion>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let name = checked_name(&request.name)?;
     let record = app.docs.name_version(&access.id, name).await?;
     let location = format!("/api/docs/{}/versions/{}/content", access.id, record.id);
@@ -292,7 +292,7 @@ pub async fn rename(
     body: Result<Json<Rename>, JsonRejection>,
 ) -> Result<Json<VersionInfo>, ApiError> {
     let v = version_id(path)?;
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let name = request.name.as_deref().map(checked_name).transpose()?;
     let record = app.docs.rename_version(&access.id, v, name).await?;
     Ok(Json(app.docs.describe(&access.id, record).await?.into()))
