@@ -6,19 +6,26 @@
 //! order, so a peer never holds an update the store refused; the flusher makes it durable
 //! within ms, and the answer that lets a client say "All changes synced" waits for that.
 //! While the store refuses writes, the document takes no edits: everyone is closed with
-//! 4507 and keeps their changes until it can. What a connection may send is bounded before it
-//! is applied: the document's size, presence ([`presence`](super::presence)), updates that
-//! depend on changes the server lacks, writes under another connection's client id
-//! ([`probe`](super::probe)). In a cluster, what other processes do arrives through the
-//! store's feed ([`remote`]), and our clients' presence is published for them.
+//! 4507 and keeps their changes until it can.
+//!
+//! Here: joining, leaving, each connection's messages in order, the store. The rest by what it
+//! handles: sync steps and updates ([`sync`]), presence ([`awareness`]). What a connection may
+//! send is bounded before it is applied: the document's size ([`sync`]), presence
+//! ([`presence`](super::presence)), updates that depend on changes the server lacks
+//! ([`pending`]), writes under another connection's client id ([`owners`]). In a cluster, what
+//! other processes do arrives through the store's feed ([`remote`]), and our clients' presence
+//! is published for them.
 //!
 //! The document's history is kept here too: who writes under which client id and who deletes
 //! what ([`attribution`](super::attribution)), and versions ([`history`], [`restore`]).
 
+mod awareness;
 mod history;
+mod owners;
 mod pending;
 mod remote;
 mod restore;
+mod sync;
 
 pub use history::Restored;
 
@@ -29,15 +36,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use quire_model::protocol::{self, Inbound, ProtocolError};
 use quire_model::DocId;
-use yrs::sync::{Awareness, AwarenessUpdate, Message};
+use yrs::sync::{Awareness, Message};
 use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, Update};
 
-use super::attribution::{Attribution, Presence};
+use super::attribution::Attribution;
 use super::context::DocContext;
-use super::peers::{Peer, Peers};
-use super::presence;
-use super::probe::{Probe, Probes};
+use super::peers::Peers;
+use super::probe::Probes;
 use super::storage::{DocStorage, Feed};
 use super::ConnId;
 use crate::auth::Grant;
@@ -45,7 +51,7 @@ use crate::error::{CloseReason, DocError};
 use crate::state::INLINE_BYTES;
 use crate::store::history::Author;
 use crate::store::Remote;
-use crate::ws::outbox::{Frame, Outbox};
+use crate::ws::outbox::Outbox;
 
 /// Whether a document task keeps serving.
 #[derive(Debug, Clone)]
@@ -294,55 +300,6 @@ impl LiveDoc {
         }
     }
 
-    /// The client ids `update` brings new items under, each with whether we hold any of its
-    /// items already. (`Update::state_vector` only counts clients whose blocks start at clock
-    /// 0; the inserted ranges say where each client's items end.) An echo or a resend of what
-    /// we have is no write: it must not make its sender the owner of anyone's id.
-    fn fresh_ids(&self, update: &Update) -> Vec<(ClientID, bool)> {
-        let known = self.doc().transact().state_vector();
-        update
-            .insertions(true)
-            .iter()
-            .filter_map(|(&client, ranges)| {
-                let end = ranges.iter().map(|range| range.end).max()?;
-                let have = known.get(&client);
-                (end > have).then_some((client, have > 0))
-            })
-            .collect()
-    }
-
-    /// Another live connection that owns a client id `conn` brings new items under (`fresh`):
-    /// the one whose writes `conn` would take the place of.
-    fn owner_elsewhere(&self, conn: ConnId, fresh: &[(ClientID, bool)]) -> Option<ConnId> {
-        fresh
-            .iter()
-            .find_map(|&(client, written)| self.peers.owner(client, written).filter(|&owner| owner != conn))
-    }
-
-    /// When the next client-id probe runs out, if one is under way.
-    pub fn probe_due(&self) -> Option<tokio::time::Instant> {
-        self.probes.next_deadline()
-    }
-
-    /// The owners that did not answer in time are dead sockets: they are replaced, and what
-    /// their successors wrote goes ahead.
-    pub async fn probes_expired(&mut self) {
-        for probe in self.probes.expired(tokio::time::Instant::now()) {
-            tracing::info!(doc = %self.id, owner = %probe.owner, writer = %probe.writer, "replacing a connection that stopped answering");
-            self.close(probe.owner, CloseReason::Replaced);
-            self.release(probe).await;
-        }
-    }
-
-    /// Handles what a probe held, in order (a later write may need a probe of its own).
-    async fn release(&mut self, mut probe: Probe) {
-        while let Some((messages, bytes)) = probe.held.pop_front() {
-            if let Some((messages, bytes)) = self.probes.hold(probe.writer, messages, bytes) {
-                self.process(probe.writer, messages, bytes).await;
-            }
-        }
-    }
-
     /// Closes every connection that came in with share link `link` (it was removed).
     pub fn revoke(&mut self, link: &str) {
         for conn in self.peers.with_link(link) {
@@ -412,247 +369,6 @@ impl LiveDoc {
         Ok(())
     }
 
-    /// An applied change goes to the store, then to every peer but its author. If the store
-    /// refuses it, nobody else gets it and everyone is closed (4507): each keeps their own
-    /// edits, and the document holds this one in memory until it can be written.
-    pub async fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
-        if !self.storage.append(&self.context, delta).await {
-            self.context.shared.metrics.documents_not_saving.inc();
-            self.close_all(CloseReason::NotSaving);
-            return;
-        }
-        self.history_changed();
-        let frame = encode(&protocol::update_message(delta.to_vec()));
-        self.broadcast(&frame, author);
-        if self.storage.compaction_due(&self.context) {
-            if let Err(error) = self.storage.compact(&self.context, self.awareness.doc()).await {
-                tracing::error!(doc = %self.id, error = %crate::error::chain(&error), "compaction failed; the log stays as it is");
-            }
-        }
-    }
-
-    /// Answers a sync step 1 with what the peer lacks. The answer goes out only once every
-    /// edit applied so far is on disk: a client takes it as proof that the server has its
-    /// changes ("All changes synced").
-    async fn answer_step1(&mut self, conn: ConnId, sv: StateVector) {
-        if self.storage.is_stale_state(&sv) {
-            // A copy of a deleted document of the same id: it must never merge into this one,
-            // so it gets nothing of it either (its owner can still save it as it is).
-            return self.close(conn, CloseReason::StaleCopy);
-        }
-        let reply = if self.storage.size_bytes() as usize > INLINE_BYTES {
-            let doc = self.doc().clone();
-            self.context.shared.off_runtime(move || step2(&doc, &sv)).await.ok().flatten()
-        } else {
-            step2(self.doc(), &sv)
-        };
-        let Some(step2) = reply else {
-            return self.close(conn, CloseReason::Internal);
-        };
-        let frame = match self.storage.saved() {
-            Ok(ticket) if self.context.flusher.is_durable(ticket) => Frame::from(step2),
-            Ok(ticket) => {
-                let flusher = self.context.flusher.clone();
-                let durable = async move { flusher.durable(ticket).await.map_err(|_| CloseReason::NotSaving) };
-                Frame::gated(step2, Box::pin(durable))
-            }
-            Err(_) => return self.close(conn, CloseReason::NotSaving),
-        };
-        let metrics = self.context.shared.metrics.clone();
-        if let Some(dropped) = self.peers.send(conn, frame, &metrics) {
-            self.forget(dropped);
-        }
-    }
-
-    /// Applies a client's update (`bytes`: the size of the frame it came in, to decide where
-    /// the work runs and whether the document may grow by it).
-    async fn apply(&mut self, conn: ConnId, update: Update, bytes: usize) {
-        let metrics = self.context.shared.metrics.clone();
-        metrics.updates_received.inc();
-        if !self.peers.may_edit(conn) {
-            // View only: dropped, never applied, stored or sent on. The client is told once,
-            // when it first tries to change something (its empty answer to our sync step 1 is
-            // no attempt), with y-protocols' "permission denied", which a stock client reports.
-            if update.is_empty() {
-                return;
-            }
-            if let Some(peer) = self.peers.get_mut(conn) {
-                if !std::mem::replace(&mut peer.told_read_only, true) {
-                    self.send(conn, &Message::Auth(Some("permission denied: this link is view only".into())));
-                }
-            }
-            return;
-        }
-        if !self.saving() {
-            return self.close(conn, CloseReason::NotSaving);
-        }
-        if self.storage.size_bytes() + bytes as u64 > self.context.shared.config.max_doc_bytes {
-            return self.close(conn, CloseReason::DocTooLarge);
-        }
-        if self.storage.is_stale_update(&update) {
-            return self.close(conn, CloseReason::StaleCopy);
-        }
-        if protocol::continues(&self.doc().transact().state_vector(), &update).is_err() {
-            // Never handed to yrs, which would take it behind a skip (see
-            // `protocol::continues`): held until the sender's sync step 2 brings what it skips
-            // over, or refused.
-            return self.hold_gapped(conn, update, bytes);
-        }
-        let footprint = pending::Footprint::of(&update);
-        // Yjs does not say who deletes: the connection that sends a deletion does (read from
-        // what the update deleted, below: a sync step 2 carries every deletion ever made).
-        let deleter = if update.delete_set().is_empty() { None } else { self.writer_of(conn, &update) };
-        let applied = if bytes > INLINE_BYTES {
-            let doc = self.doc().clone();
-            self.context
-                .shared
-                .off_runtime(move || protocol::apply_update(&doc, update))
-                .await
-                .unwrap_or(Err(ProtocolError::Panicked("update")))
-        } else {
-            protocol::apply_update(self.doc(), update)
-        };
-        self.check_pending(conn, bytes, &footprint);
-        match applied {
-            Ok(None) => {}
-            Ok(Some(delta)) => {
-                if let Some(deleter) = deleter {
-                    self.attribution.deleted_by(deleter, &delta);
-                }
-                self.commit(&delta, Some(conn)).await
-            }
-            Err(ProtocolError::Panicked(what)) => {
-                tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
-                self.close(conn, CloseReason::Internal);
-                self.reload().await;
-            }
-            Err(error) => {
-                tracing::info!(doc = %self.id, %conn, %error, "refused an update");
-                metrics.messages_rejected.inc();
-                self.close(conn, error.into());
-            }
-        }
-    }
-
-    /// The client id `conn` writes under: the one its presence announced (the lowest, if it
-    /// announced several), else the only one that `update` inserts under.
-    fn writer_of(&self, conn: ConnId, update: &Update) -> Option<ClientID> {
-        if let Some(client) = self.peers.get(conn).and_then(|peer| peer.clients.iter().min_by_key(|c| c.get())) {
-            return Some(*client);
-        }
-        let inserted = update.insertions(true);
-        let mut clients = inserted.client_ids();
-        match (clients.next(), clients.next()) {
-            (Some(client), None) => Some(client),
-            _ => None,
-        }
-    }
-
-    /// Who `conn` says it is, for the client ids it owns: recorded if it may edit (so that a
-    /// view-only connection cannot put its name on anyone's text).
-    async fn note_presence(&mut self, conn: ConnId, clients: Vec<ClientID>) {
-        if !self.peers.may_edit(conn) {
-            return;
-        }
-        let known = self.doc().transact().state_vector();
-        let mut authors = Vec::new();
-        for client in clients {
-            if self.peers.owner(client, known.get(&client) > 0) != Some(conn) {
-                continue;
-            }
-            let Some(author) = self.awareness.state::<Presence>(client).and_then(Presence::author) else { continue };
-            authors.extend(self.attribution.note(client, author));
-        }
-        self.note_authors(authors);
-    }
-
-    async fn apply_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
-        if let Some(announced) = self.apply_presence(conn, update) {
-            self.note_presence(conn, announced).await;
-        }
-    }
-
-    /// Applies a presence update; the client ids it added or changed.
-    fn apply_presence(&mut self, conn: ConnId, mut update: AwarenessUpdate) -> Option<Vec<ClientID>> {
-        // yrs keeps an entry for every client id it ever saw: a "gone" state for an id nobody
-        // knows would only grow that table, so it is dropped here.
-        update
-            .clients
-            .retain(|&client, entry| &*entry.json != "null" || self.awareness.meta(client).is_some());
-        let peer = self.peers.get(conn)?;
-        if let Err(reason) = presence::check(&update, &peer.clients, self.context.shared.config.max_presence_bytes) {
-            self.close(conn, reason);
-            return None;
-        }
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.awareness.apply_update_summary(update)
-        }));
-        let summary = match applied {
-            Ok(Ok(Some(summary))) => summary,
-            Ok(Ok(None)) => return None,
-            Ok(Err(error)) => {
-                self.close(conn, CloseReason::Malformed(error.to_string()));
-                return None;
-            }
-            Err(_) => {
-                self.close(conn, CloseReason::Internal);
-                return None;
-            }
-        };
-        let announced: Vec<ClientID> = summary.added.iter().chain(&summary.updated).copied().collect();
-        self.peers.claim(conn, announced.iter().copied(), &summary.removed);
-        if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
-            // To everyone, the sender too, as y-websocket's server does: a lone client counts
-            // its own echo as liveness and would otherwise reconnect every 30 s.
-            let frame = encode(&Message::Awareness(update));
-            self.publish_presence(&frame);
-            self.broadcast(&frame, None);
-        }
-        Some(announced)
-    }
-
-    /// Sends everyone's presence to one connection, in frames of bounded size.
-    fn send_presence(&mut self, conn: ConnId) {
-        let Ok(everyone) = self.awareness.update() else { return };
-        for frame in presence::frames(everyone) {
-            self.send(conn, &Message::Awareness(frame));
-        }
-    }
-
-    /// Clears the presence of a connection that left or was dropped, and tells the others.
-    fn forget(&mut self, peer: Peer) {
-        self.forget_clients(peer.clients.into_iter().collect());
-    }
-
-    fn forget_clients(&mut self, mut clients: Vec<ClientID>) {
-        // A worklist rather than recursion: telling the others may drop more slow peers.
-        loop {
-            // A client that reconnected announces itself on its new connection before the old
-            // one times out: its presence belongs to the live one.
-            clients.retain(|&client| !self.peers.claims(client));
-            if clients.is_empty() {
-                return;
-            }
-            for &client in &clients {
-                self.awareness.remove_state(client);
-            }
-            let Ok(update) = self.awareness.update_with_clients(clients.drain(..)) else { return };
-            let frame = encode(&Message::Awareness(update));
-            self.publish_presence(&frame);
-            let metrics = self.context.shared.metrics.clone();
-            for dropped in self.peers.broadcast(&frame, None, &metrics) {
-                clients.extend(dropped.clients);
-            }
-        }
-    }
-
-    /// Shares a presence frame of our clients with the other processes (a shared store only).
-    fn publish_presence(&self, frame: &Bytes) {
-        if self.context.store.is_shared() {
-            self.context.store.publish_presence(&self.id, frame.to_vec());
-        }
-    }
-
     fn send(&mut self, conn: ConnId, message: &Message) {
         let metrics = self.context.shared.metrics.clone();
         if let Some(dropped) = self.peers.send(conn, encode(message), &metrics) {
@@ -707,7 +423,3 @@ fn encode(message: &Message) -> Bytes {
     Bytes::from(protocol::encode(message))
 }
 
-/// Sync step 2 for a peer at `sv`, encoded; `None` if yrs panicked encoding it.
-fn step2(doc: &Doc, sv: &StateVector) -> Option<Bytes> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(&protocol::sync_step2(doc, sv)))).ok()
-}
