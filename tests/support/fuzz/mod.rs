@@ -489,10 +489,29 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
             }
         }
         if Instant::now() >= deadline {
-            failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}"));
+            let kept = keep_states(doc, &state, honest);
+            failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}; {kept}"));
             return 0;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes the server's state of `doc` and each honest replica's (v1 updates) where a failure
+/// to converge can be taken apart after the run; says where.
+fn keep_states(doc: &str, server: &[u8], honest: &[Arc<Client>]) -> String {
+    let dir = std::env::temp_dir().join(format!("quire-fuzz-{}-{doc}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("server.v1"), server)?;
+        for client in honest {
+            std::fs::write(dir.join(format!("client-{}.v1", client.client_id())), client.state())?;
+        }
+        Ok(())
+    };
+    match write() {
+        Ok(()) => format!("the states are in {}", dir.display()),
+        Err(error) => format!("the states could not be kept in {}: {error}", dir.display()),
     }
 }
 
