@@ -20,10 +20,10 @@ use crate::state::AppState;
 
 /// How slow a body may be: see the module's comment.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    pub grace: Duration,
+struct Pace {
+    grace: Duration,
     /// Bytes per second that earn the body another second (at least 1).
-    pub min_rate: u64,
+    min_rate: u64,
 }
 
 /// The request body came too slowly (see the module's comment).
@@ -88,7 +88,7 @@ impl http_body::Body for Paced {
     }
 }
 
-/// Whether `error` (a body rejection) comes from a body that was [`TooSlow`].
+/// The [`TooSlow`] behind `error` (a body's rejection), if a slow body caused it.
 pub fn too_slow(error: &(dyn std::error::Error + 'static)) -> Option<TooSlow> {
     let mut next = Some(error);
     while let Some(error) = next {
