@@ -285,3 +285,40 @@ async fn a_database_written_by_layout_1_opens_with_everything_in_it_and_gains_hi
     drop(client);
     let _ = connection.await;
 }
+
+#[tokio::test]
+async fn an_edit_that_waited_here_and_was_completed_from_another_process_is_kept() {
+    // B's edit, sent to process P, waits for keystrokes of A's that P lacks. A's step 2 brings
+    // them to process Q; P applies them from the stream, and B's edit with them. P must then
+    // keep B's edit like any other: before, it only sent it to its own clients, so it never
+    // reached the stream, Q's clients or the database.
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use yrs::sync::{Message, SyncMessage};
+
+    let bin = quire_bin();
+    let redis = Redis::start().await;
+    let database = database().await;
+    let (dir_p, dir_q) = (TempDir::new("waited-p"), TempDir::new("waited-q"));
+    let flags = ["--redis", &redis.url(), "--database", &database];
+    let p = QuireProcess::start(&bin, dir_p.path(), &flags).await;
+    let q = QuireProcess::start(&bin, dir_q.path(), &flags).await;
+    let a = schema::doc_with_client_id(101);
+    type_into(&a, "lost ");
+    let b = schema::doc_with_client_id(202);
+    protocol::apply_bytes(&b, &protocol::full_state(&a)).unwrap();
+    let b_edit = type_into(&b, "and found");
+
+    let watcher_p = Client::connect_synced(&p.ws_url("waited")).await;
+    let (mut b_socket, _) = tokio_tungstenite::connect_async(p.ws_url("waited")).await.unwrap();
+    let frame = |message: Message| WsMessage::Binary(protocol::encode(&message).into());
+    b_socket.send(frame(Message::Sync(SyncMessage::Update(b_edit)))).await.unwrap();
+    let a = Client::connect_with(&q.ws_url("waited"), a).await;
+    a.wait_synced().await;
+    watcher_p.wait_text("lost and found").await;
+    a.wait_text("lost and found").await;
+    Client::connect(&q.ws_url("waited")).await.wait_text("lost and found").await;
+    drop(b_socket);
+    p.kill9().await;
+    q.kill9().await;
+}

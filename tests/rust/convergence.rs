@@ -213,3 +213,41 @@ async fn typing_during_a_reconnect_before_the_sync_step_2_loses_nothing() {
     assert!(matches!(answer, Some(Ok(WsMessage::Binary(_)))), "{answer:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_update_that_completes_anothers_waiting_update_brings_its_sender_both() {
+    // B typed after A's last keystrokes, which the server lost (a crash within the flush
+    // window, after it had sent them on); B's edit waits for them. When A reconnects, its sync
+    // step 2 brings them, and the server takes A's keystrokes and B's edit in one go. A must get
+    // B's edit too: sent to everyone but its author, A, as the server sends each change, it
+    // never reached A, whose screen said "All changes synced" without it.
+    use futures_util::SinkExt;
+    use quire_model::protocol;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use yrs::sync::{Message, SyncMessage};
+    use yrs::{ReadTxn, Text, Transact};
+
+    let dir = TempDir::new("completes");
+    let server = TestServer::start(dir.path(), Config::default()).await;
+    let url = server.ws_url("completes");
+    // A's keystrokes, as A and B (who received them before the crash) hold them.
+    let a = schema::doc_with_client_id(101);
+    a.get_or_insert_text(schema::CONTENT).insert(&mut a.transact_mut(), 0, "lost ");
+    let b = schema::doc_with_client_id(202);
+    protocol::apply_bytes(&b, &protocol::full_state(&a)).unwrap();
+    let before = b.transact().state_vector();
+    b.get_or_insert_text(schema::CONTENT).push(&mut b.transact_mut(), "and found");
+    let b_edit = b.transact().encode_state_as_update_v1(&before);
+
+    // B, reconnecting, sends its edit before its step 2: it waits (B is still catching up).
+    let (mut b_socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let frame = |message: Message| WsMessage::Binary(protocol::encode(&message).into());
+    b_socket.send(frame(Message::Sync(SyncMessage::Update(b_edit)))).await.unwrap();
+    // A reconnects: its step 2 brings what B's edit waits for.
+    let a = Client::connect_with(&url, a).await;
+    a.wait_synced().await;
+    let watcher = Client::connect_synced(&url).await;
+    watcher.wait_text("lost and found").await;
+    a.wait_text("lost and found").await;
+    server.stop().await;
+}

@@ -149,6 +149,14 @@ impl LiveDoc {
         self.drop_waiting();
     }
 
+    /// After an update from another process: if it brought everything that waited, nothing
+    /// waits any more (and nobody is closed for it when they leave).
+    pub(super) fn check_taken(&mut self) {
+        if !self.doc().transact().has_missing_updates() {
+            self.waiting = None;
+        }
+    }
+
     /// A connection left: updates waiting for its step 2 will never get it.
     pub(super) fn left_while_waiting(&mut self, conn: ConnId) {
         if self.waiting.as_ref().is_some_and(|w| w.senders.contains(&conn)) {

@@ -52,7 +52,15 @@ impl LiveDoc {
     /// Applies an update another process accepted and sends our peers what was new in it.
     /// False if the document had to be rebuilt (yrs panicked): the rebuild read the log.
     async fn apply_remote(&mut self, update: Vec<u8>) -> bool {
+        // An update of one of our clients that waits for changes we lacked may be taken in with
+        // these: that part is in no log yet, so the change is kept as our own.
+        let something_waited = self.doc().transact().has_missing_updates();
         match self.apply_encoded(update, "update").await {
+            Ok(Some(delta)) if something_waited => {
+                self.check_taken();
+                self.commit(&delta, None).await;
+                true
+            }
             Ok(Some(delta)) => {
                 self.history_changed();
                 let frame = encode(&protocol::update_message(delta));

@@ -101,6 +101,9 @@ impl LiveDoc {
             return self.hold_gapped(conn, update, bytes);
         }
         let footprint = pending::Footprint::of(&update);
+        // What waits for changes we lack (others' updates, perhaps) may be taken in with this
+        // update: the change then holds more than its sender has, so it goes back to it too.
+        let something_waited = self.doc().transact().has_missing_updates();
         // Yjs does not say who deletes: the connection that sends a deletion does (read from
         // what the update deleted, below: a sync step 2 carries every deletion ever made).
         let deleter = if update.delete_set().is_empty() { None } else { self.writer_of(conn, &update) };
@@ -121,7 +124,7 @@ impl LiveDoc {
                 if let Some(deleter) = deleter {
                     self.attribution.deleted_by(deleter, &delta);
                 }
-                self.commit(&delta, Some(conn)).await
+                self.commit(&delta, (!something_waited).then_some(conn)).await
             }
             Err(ProtocolError::Panicked(what)) => {
                 tracing::error!(doc = %self.id, %conn, what, "yrs panicked on a client's update");
