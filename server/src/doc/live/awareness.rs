@@ -7,11 +7,11 @@ use bytes::Bytes;
 use yrs::sync::{AwarenessUpdate, Message};
 use yrs::{ClientID, ReadTxn, Transact};
 
-use super::super::attribution::Presence;
-use super::super::peers::Peer;
-use super::super::presence;
-use super::super::ConnId;
 use super::{encode, LiveDoc};
+use crate::doc::ConnId;
+use crate::doc::attribution::Presence;
+use crate::doc::peers::Peer;
+use crate::doc::presence;
 use crate::error::CloseReason;
 
 impl LiveDoc {

@@ -1,11 +1,11 @@
-//! Who writes under which client id (see [`probe`](super::super::probe)): a write under an id
+//! Who writes under which client id (see [`probe`](crate::doc::probe)): a write under an id
 //! that another live connection owns waits while that owner is asked whether it is alive.
 
 use yrs::{ClientID, ReadTxn, Transact, Update};
 
-use super::super::probe::Probe;
-use super::super::ConnId;
 use super::LiveDoc;
+use crate::doc::ConnId;
+use crate::doc::probe::Probe;
 use crate::error::CloseReason;
 
 impl LiveDoc {

@@ -7,8 +7,8 @@ use quire_model::protocol::{self, ProtocolError};
 use yrs::sync::Message;
 use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
-use super::super::ConnId;
 use super::{encode, pending, LiveDoc};
+use crate::doc::ConnId;
 use crate::error::CloseReason;
 use crate::state::INLINE_BYTES;
 use crate::ws::outbox::Frame;
