@@ -14,9 +14,10 @@ use crate::state::INLINE_BYTES;
 use crate::ws::outbox::Frame;
 
 impl LiveDoc {
-    /// An applied change goes to the store, then to every peer but its author. If the store
-    /// refuses it, nobody else gets it and everyone is closed (4507): each keeps their own
-    /// edits, and the document holds this one in memory until it can be written.
+    /// An applied change goes to the store, then to every peer but `author` (if given: the peer
+    /// that sent all of it). If the store refuses it, nobody else gets it and everyone is closed
+    /// (4507): each keeps their own edits, and the document holds this one in memory until it
+    /// can be written.
     pub async fn commit(&mut self, delta: &[u8], author: Option<ConnId>) {
         if !self.storage.append(&self.context, delta).await {
             self.context.shared.metrics.documents_not_saving.inc();
