@@ -1,25 +1,39 @@
 //! The order of text must not depend on the order updates arrive in: a server that took them
 //! one by one and a newcomer that loads the whole document at once must read the same text.
 //!
-//! That holds for items as Yjs makes them: an item's left and right neighbours (origin and
-//! right origin) were next to each other in its creator's copy. An item that names an origin
-//! but no right origin ("at the end") after an origin that had a right neighbour breaks that:
-//! yrs 0.28 (like Yjs) then orders it by arrival. The fuzzer's `impostor` frames are such
-//! items (an item after a writer's last one, with no right origin), and they made a fresh
-//! client read other text than the server in one round of ten million frames (and an honest
-//! replica in one of six million). A stock client never sends one; quire does not refuse
-//! them yet (see the ignored test).
+//! It does not when two different items share an id. The fuzzer's `impostor` frame writes an
+//! item under an absent writer's client id at that writer's next clock. When the writer's own
+//! items come later (in the fuzzer, replays of its frames), the server takes those ids as
+//! known and keeps the impostor's item under them. It then places the writer's later items by
+//! origins that now name the impostor's text: neighbours that never were. yrs 0.28 (like Yjs)
+//! orders such items by arrival. That made a fresh client read other text than the server in
+//! one round of ten million frames (and an honest replica in one of six million).
+//!
+//! The server's client-id probes protect the ids of connected editors only (see `probe.rs`).
+//! An absent writer's id is unprotected, as in Yjs, whose client ids carry no proof of who owns
+//! them.
+
+use std::collections::HashMap;
 
 use quire_model::protocol;
 use quire_model::schema::{doc_with_client_id, CONTENT};
 use yrs::{ClientID, Doc, GetString, ReadTxn, Text, Transact};
 
+/// What is written among the writers' edits, every seventh edit.
+#[derive(Clone, Copy)]
+enum Extra {
+    Nothing,
+    /// An item after a writer's last item, naming no right origin, under an id of its own.
+    AtTheEnd,
+    /// The same under the writer's own id, at its next clock (the fuzzer's `impostor`).
+    UnderTheWritersId,
+}
+
 /// Three writers type at random places, each catching up with the server now and then, so
-/// that many edits are concurrent; the server takes each edit as it comes. With `impostors`,
-/// every seventh edit is followed by an item under one of the writers' ids after its last
-/// item, naming no right origin. Returns how many of `trials` documents a fresh copy reads
-/// differently from the server.
-fn disagreements(trials: u32, impostors: bool) -> u32 {
+/// that many edits are concurrent; the server takes each edit as it comes, and `extra` items
+/// among them. Returns how many of `trials` documents a fresh copy reads differently from the
+/// server.
+fn disagreements(trials: u32, extra: Extra) -> u32 {
     let mut seed = 987_654_321u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -31,6 +45,7 @@ fn disagreements(trials: u32, impostors: bool) -> u32 {
     for _ in 0..trials {
         let server = doc_with_client_id(1_000_000_000);
         let writers: Vec<Doc> = (1..=3).map(|i| doc_with_client_id(1_000_000 + i)).collect();
+        let mut own_clocks: HashMap<u64, u32> = HashMap::new();
         for step in 0..120 {
             let writer = &writers[(next() % 3) as usize];
             if next() % 2 == 0 {
@@ -43,13 +58,24 @@ fn disagreements(trials: u32, impostors: bool) -> u32 {
             let at = (next() % (u64::from(len) + 1)) as u32;
             text.insert(&mut writer.transact_mut(), at, ["x", "yy", "zzz"][(next() % 3) as usize]);
             protocol::apply_bytes(&server, &writer.transact().encode_state_as_update_v1(&before)).unwrap();
-            if impostors && step % 7 == 3 {
-                let client = 1_000_001 + next() % 3;
-                let clock = server.transact().state_vector().get(&ClientID::new(client));
-                if clock > 0 {
-                    protocol::apply_bytes(&server, &after_last_item(client, clock, "IMP")).unwrap();
-                }
+            if step % 7 != 3 {
+                continue;
             }
+            let victim = 1_000_001 + next() % 3;
+            let last = server.transact().state_vector().get(&ClientID::new(victim));
+            if last == 0 {
+                continue;
+            }
+            let (client, clock) = match extra {
+                Extra::Nothing => continue,
+                Extra::AtTheEnd => {
+                    let own = own_clocks.entry(victim).or_default();
+                    *own += 3;
+                    (2_000_000 + victim, *own - 3)
+                }
+                Extra::UnderTheWritersId => (victim, last),
+            };
+            protocol::apply_bytes(&server, &after(client, clock, (victim, last - 1), "IMP")).unwrap();
         }
         let fresh = doc_with_client_id(7);
         protocol::apply_bytes(&fresh, &protocol::full_state(&server)).unwrap();
@@ -61,9 +87,9 @@ fn disagreements(trials: u32, impostors: bool) -> u32 {
     differ
 }
 
-/// A v1 update with one string item of `client` at `clock`, after its item `clock - 1`, and
-/// no right origin.
-fn after_last_item(client: u64, clock: u32, text: &str) -> Vec<u8> {
+/// A v1 update with one string item of `client` at `clock`, after item `origin`, naming no
+/// right origin.
+fn after(client: u64, clock: u32, origin: (u64, u32), text: &str) -> Vec<u8> {
     use yrs::encoding::write::Write;
     let mut update = Vec::new();
     update.write_var(1u32); // clients
@@ -71,20 +97,25 @@ fn after_last_item(client: u64, clock: u32, text: &str) -> Vec<u8> {
     update.write_var(client);
     update.write_var(clock);
     update.push(0x80 | 4); // an origin, a string
-    update.write_var(client);
-    update.write_var(clock - 1);
+    update.write_var(origin.0);
+    update.write_var(origin.1);
     update.write_string(text);
     update.write_var(0u32); // no deletions
     update
 }
 
 #[test]
-fn items_as_yjs_makes_them_read_the_same_however_they_arrive() {
-    assert_eq!(disagreements(300, false), 0);
+fn concurrent_edits_read_the_same_however_they_arrive() {
+    assert_eq!(disagreements(300, Extra::Nothing), 0);
 }
 
 #[test]
-#[ignore = "yrs orders items whose neighbours were never adjacent by arrival; quire does not refuse them yet"]
-fn items_whose_neighbours_were_never_adjacent_read_the_same_however_they_arrive() {
-    assert_eq!(disagreements(300, true), 0);
+fn items_placed_at_the_end_after_any_item_read_the_same_however_they_arrive() {
+    assert_eq!(disagreements(300, Extra::AtTheEnd), 0);
+}
+
+#[test]
+#[ignore = "an item under an absent writer's next id makes yrs order text by arrival; not refused yet"]
+fn items_under_an_absent_writers_next_ids_read_the_same_however_they_arrive() {
+    assert_eq!(disagreements(300, Extra::UnderTheWritersId), 0);
 }
