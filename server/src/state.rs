@@ -64,9 +64,10 @@ impl Shared {
         blocking(&self.converting, move || {
             let _room = room;
             metrics.converting_bytes.inc_by(input as i64);
-            let _done = scopeguard(move || {
+            // After the work, also when it panics.
+            scopeguard::defer! {
                 metrics.converting_bytes.dec_by(input as i64);
-            });
+            }
             work()
         })
         .await
@@ -76,19 +77,6 @@ impl Shared {
 /// How many [`CONVERT_UNIT`]s `max_converting_bytes` is (at least one).
 pub fn converting_units(config: &Config) -> u64 {
     (config.max_converting_bytes / CONVERT_UNIT).clamp(1, u64::from(u32::MAX))
-}
-
-/// Runs `f` when dropped: after the work, also when it panics.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 async fn blocking<R: Send + 'static>(permits: &Arc<Semaphore>, work: impl FnOnce() -> R + Send + 'static) -> Result<R, JoinError> {

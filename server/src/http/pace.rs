@@ -20,19 +20,16 @@ use crate::state::AppState;
 
 /// How slow a body may be: see the module's comment.
 #[derive(Debug, Clone, Copy)]
-struct Pace {
-    grace: Duration,
-    /// Bytes per second that earn the body another second (at least 1).
-    min_rate: u64,
-}
-
-/// The request body came too slowly (see the module's comment).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the request body came slower than {min_rate} bytes/s after the first {} s", grace.as_secs_f64())]
-pub struct TooSlow {
+pub struct Pace {
     pub grace: Duration,
+    /// Bytes per second that earn the body another second (at least 1).
     pub min_rate: u64,
 }
+
+/// The request body came slower than its [`Pace`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body came slower than {} bytes/s after the first {} s", .0.min_rate, .0.grace.as_secs_f64())]
+pub struct TooSlow(pub Pace);
 
 /// The middleware: every request's body, paced.
 pub async fn paced(State(app): State<AppState>, request: Request) -> Request {
@@ -73,7 +70,7 @@ impl http_body::Body for Paced {
         }
         match this.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                Poll::Ready(Some(Err(axum::Error::new(TooSlow { grace: this.pace.grace, min_rate: this.pace.min_rate }))))
+                Poll::Ready(Some(Err(axum::Error::new(TooSlow(this.pace)))))
             }
             Poll::Pending => Poll::Pending,
         }

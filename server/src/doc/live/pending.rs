@@ -116,13 +116,11 @@ impl LiveDoc {
     /// After `conn`'s update (`bytes` long, `footprint` its content) was applied: lets what
     /// waits wait, within bounds, or drops it and closes whoever sent it.
     pub(super) fn check_pending(&mut self, conn: ConnId, bytes: usize, footprint: &Footprint) {
+        if self.nothing_waits() {
+            return;
+        }
         let waits = {
             let txn = self.doc().transact();
-            if !txn.has_missing_updates() {
-                drop(txn);
-                self.waiting = None;
-                return;
-            }
             let store = txn.store();
             let pending = store.pending_update().map(|pending| pending.update.insertions(true));
             Footprint::any_in(&footprint.insertions, pending.as_ref())
@@ -149,12 +147,14 @@ impl LiveDoc {
         self.drop_waiting();
     }
 
-    /// After an update from another process: if it brought everything that waited, nothing
-    /// waits any more (and nobody is closed for it when they leave).
-    pub(super) fn check_taken(&mut self) {
-        if !self.doc().transact().has_missing_updates() {
+    /// Whether nothing waits (any more: an update may have brought everything that waited, an
+    /// update from another process too); then nobody is closed for it when they leave.
+    pub(super) fn nothing_waits(&mut self) -> bool {
+        let nothing = !self.doc().transact().has_missing_updates();
+        if nothing {
             self.waiting = None;
         }
+        nothing
     }
 
     /// A connection left: updates waiting for its step 2 will never get it.

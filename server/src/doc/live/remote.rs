@@ -57,7 +57,7 @@ impl LiveDoc {
         let something_waited = self.doc().transact().has_missing_updates();
         match self.apply_encoded(update, "update").await {
             Ok(Some(delta)) if something_waited => {
-                self.check_taken();
+                self.nothing_waits();
                 self.commit(&delta, None).await;
                 true
             }
