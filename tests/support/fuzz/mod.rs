@@ -464,7 +464,8 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
                 fresh.ask();
                 fresh.wait_answers(2).await;
                 if let Err(error) = check::same(&fresh.state(), &state) {
-                    failures.push(format!("a fresh client differs from the server: {error}"));
+                    let kept = keep_states(doc, &state, [("fresh".to_owned(), fresh.state())]);
+                    failures.push(format!("a fresh client differs from the server: {error}; {kept}"));
                 }
                 for client in honest {
                     let (theirs, stored) = (
@@ -489,7 +490,7 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
             }
         }
         if Instant::now() >= deadline {
-            let kept = keep_states(doc, &state, honest);
+            let kept = keep_states(doc, &state, honest.iter().map(|c| (format!("client-{}", c.client_id()), c.state())));
             failures.push(format!("the honest replicas did not converge within {SETTLE:?}: {last_error}; {kept}"));
             return 0;
         }
@@ -497,15 +498,15 @@ async fn converge(failures: &mut Vec<String>, honest: &[Arc<Client>], server: &T
     }
 }
 
-/// Writes the server's state of `doc` and each honest replica's (v1 updates) where a failure
-/// to converge can be taken apart after the run; says where.
-fn keep_states(doc: &str, server: &[u8], honest: &[Arc<Client>]) -> String {
+/// Writes the server's state of `doc` and the replicas' (named v1 updates) where a failure to
+/// converge can be taken apart after the run; says where.
+fn keep_states(doc: &str, server: &[u8], replicas: impl IntoIterator<Item = (String, Vec<u8>)>) -> String {
     let dir = std::env::temp_dir().join(format!("quire-fuzz-{}-{doc}", std::process::id()));
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("server.v1"), server)?;
-        for client in honest {
-            std::fs::write(dir.join(format!("client-{}.v1", client.client_id())), client.state())?;
+        for (name, state) in replicas {
+            std::fs::write(dir.join(format!("{name}.v1")), state)?;
         }
         Ok(())
     };
