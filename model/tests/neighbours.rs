@@ -1,17 +1,25 @@
 //! The order of text must not depend on the order updates arrive in: a server that took them
 //! one by one and a newcomer that loads the whole document at once must read the same text.
 //!
-//! It does not when two different items share an id. The fuzzer's `impostor` frame writes an
-//! item under an absent writer's client id at that writer's next clock. When the writer's own
-//! items come later (in the fuzzer, replays of its frames), the server takes those ids as
-//! known and keeps the impostor's item under them. It then places the writer's later items by
-//! origins that now name the impostor's text: neighbours that never were. yrs 0.28 (like Yjs)
-//! orders such items by arrival. That made a fresh client read other text than the server in
-//! one round of ten million frames (and an honest replica in one of six million).
+//! It does, for items as Yjs writes them: an item names the neighbours it had when it was
+//! written (its origin on the left, its right origin), and every item that lies between them
+//! anywhere else was written without knowledge of it. yrs 0.28 (like Yjs) trusts that. An
+//! item that names other neighbours is placed by arrival:
 //!
-//! The server's client-id probes protect the ids of connected editors only (see `probe.rs`).
-//! An absent writer's id is unprotected, as in Yjs, whose client ids carry no proof of who owns
-//! them.
+//! - Under an absent writer's id, at its next clock (the fuzzer's `impostor` frame). When the
+//!   writer's own items come later (in the fuzzer, replays of its frames), the server takes
+//!   those ids as known and keeps the impostor's item under them, then places the writer's
+//!   later items by origins that now name the impostor's text. That made a fresh client read
+//!   other text than the server in one round of ten million frames (and an honest replica in
+//!   one of six million).
+//! - Under an id of its own, naming any two items of the text as its neighbours. No id is
+//!   shared, and the order still depends on arrival.
+//!
+//! Yjs 13.6 does the same: given the updates of these tests' documents in the same order, it
+//! read 5 of 300 (absent writer's id) and 47 of 300 (forged neighbours) differently in a fresh
+//! copy. Nothing in an item says what its writer knew, so the server cannot tell a forged pair
+//! of neighbours from a concurrent edit (see the last test's comment). Both cases are therefore
+//! ignored tests: they say what does not hold, and they pass once it does.
 
 use std::collections::HashMap;
 
@@ -27,6 +35,8 @@ enum Extra {
     AtTheEnd,
     /// The same under the writer's own id, at its next clock (the fuzzer's `impostor`).
     UnderTheWritersId,
+    /// An item under an id of its own whose neighbours are any two items of the writers'.
+    ForgedNeighbours,
 }
 
 /// Three writers type at random places, each catching up with the server now and then, so
@@ -74,6 +84,21 @@ fn disagreements(trials: u32, extra: Extra) -> u32 {
                     (2_000_000 + victim, *own - 3)
                 }
                 Extra::UnderTheWritersId => (victim, last),
+                Extra::ForgedNeighbours => {
+                    let own = own_clocks.entry(victim).or_default();
+                    *own += 3;
+                    let known = server.transact().state_vector();
+                    let mut any_item = || {
+                        let writer = 1_000_001 + next() % 3;
+                        let clock = known.get(&ClientID::new(writer));
+                        (clock > 0).then(|| (writer, (next() % u64::from(clock)) as u32))
+                    };
+                    if let (Some(origin), Some(right)) = (any_item(), any_item()) {
+                        let forged = between(2_000_000 + victim, *own - 3, origin, right, "IMP");
+                        protocol::apply_bytes(&server, &forged).unwrap();
+                    }
+                    continue;
+                }
             };
             protocol::apply_bytes(&server, &after(client, clock, (victim, last - 1), "IMP")).unwrap();
         }
@@ -104,6 +129,24 @@ fn after(client: u64, clock: u32, origin: (u64, u32), text: &str) -> Vec<u8> {
     update
 }
 
+/// The same with a right origin too.
+fn between(client: u64, clock: u32, origin: (u64, u32), right: (u64, u32), text: &str) -> Vec<u8> {
+    use yrs::encoding::write::Write;
+    let mut update = Vec::new();
+    update.write_var(1u32); // clients
+    update.write_var(1u32); // blocks
+    update.write_var(client);
+    update.write_var(clock);
+    update.push(0x80 | 0x40 | 4); // an origin, a right origin, a string
+    update.write_var(origin.0);
+    update.write_var(origin.1);
+    update.write_var(right.0);
+    update.write_var(right.1);
+    update.write_string(text);
+    update.write_var(0u32); // no deletions
+    update
+}
+
 #[test]
 fn concurrent_edits_read_the_same_however_they_arrive() {
     assert_eq!(disagreements(300, Extra::Nothing), 0);
@@ -115,7 +158,20 @@ fn items_placed_at_the_end_after_any_item_read_the_same_however_they_arrive() {
 }
 
 #[test]
-#[ignore = "an item under an absent writer's next id makes yrs order text by arrival; not refused yet"]
+#[ignore = "an item under an absent writer's next id makes yrs order text by arrival (9 of 300 differ)"]
 fn items_under_an_absent_writers_next_ids_read_the_same_however_they_arrive() {
     assert_eq!(disagreements(300, Extra::UnderTheWritersId), 0);
+}
+
+/// The only check a server can make of a pair of neighbours is against its own copy: the right
+/// origin must not stand before the origin. (An item written concurrently with others names
+/// neighbours that have other items between them on the server, so adjacency cannot be asked
+/// for.) Tried in this model over 1,000 documents each, that check refused 8,348 forged items
+/// and 7 honest edits, and 23 documents still read differently (159 without it); after
+/// impostors it refused 1,353 honest edits (their neighbours are the impostor's text), and 55
+/// differed (32 without it).
+#[test]
+#[ignore = "an item that names two items of the text as its neighbours makes yrs order text by arrival (55 of 300 differ)"]
+fn items_with_forged_neighbours_read_the_same_however_they_arrive() {
+    assert_eq!(disagreements(300, Extra::ForgedNeighbours), 0);
 }
