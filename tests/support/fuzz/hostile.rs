@@ -56,6 +56,8 @@ pub struct Tally {
     pub failures: Vec<String>,
     pub internal_errors: u64,
     pub unanswered: u64,
+    /// Document → `impostor` frames it took (see `model/tests/neighbours.rs`).
+    pub impostors: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -75,6 +77,9 @@ impl Tally {
         self.failures.truncate(KEPT);
         self.internal_errors += other.internal_errors;
         self.unanswered += other.unanswered;
+        for (doc, n) in other.impostors {
+            *self.impostors.entry(doc).or_default() += n;
+        }
     }
 }
 
@@ -215,7 +220,12 @@ fn record(shared: &Shared, mutant: &Mutant, doc: &str, fate: Fate) {
     let kind = tally.kinds.entry(mutant.kind).or_default();
     kind.0 += 1;
     match fate {
-        Fate::Accepted => kind.1 += 1,
+        Fate::Accepted => {
+            kind.1 += 1;
+            if mutant.kind == "impostor" {
+                *tally.impostors.entry(doc.to_owned()).or_default() += 1;
+            }
+        }
         Fate::Refused(code, reason) => {
             if code == 1011 {
                 tally.internal_errors += 1;
