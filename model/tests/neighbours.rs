@@ -17,9 +17,15 @@
 //!
 //! Yjs 13.6 does the same: given the updates of these tests' documents in the same order, it
 //! read 5 of 300 (absent writer's id) and 47 of 300 (forged neighbours) differently in a fresh
-//! copy. Nothing in an item says what its writer knew, so the server cannot tell a forged pair
-//! of neighbours from a concurrent edit (see the last test's comment). Both cases are therefore
-//! ignored tests: they say what does not hold, and they pass once it does.
+//! copy.
+//!
+//! An item says what its writer knew only through the items it names, so a server cannot ask
+//! that its neighbours be adjacent: a concurrent edit's are not. The one check yrs's public API
+//! allows refuses too little and too much (see the last test's comment). A sound check would
+//! place each item against what its writer provably knew, as Kleppmann's "Making CRDTs
+//! Byzantine fault tolerant" (PaPoC 2022) does with updates linked by hashes; the Yjs protocol
+//! does not link updates, and yrs keeps items' neighbours and order to itself. Both cases are
+//! therefore ignored tests: they say what does not hold, and they pass once it does.
 
 use std::collections::HashMap;
 
