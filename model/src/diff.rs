@@ -114,11 +114,22 @@ fn read(doc: &Doc) -> (Vec<u8>, yrs::Snapshot, Rendering, String) {
     let meta = doc.get_or_insert_map(META);
     let txn = doc.transact();
     let update = txn.encode_diff_v1(&StateVector::default());
-    let title = match meta.get(&txn, TITLE) {
+    let title = title_in(&meta, &txn);
+    (update, txn.snapshot(), text.diff(&txn, YChange::identity), title)
+}
+
+/// A document's title (empty if it has none).
+pub(crate) fn title(doc: &Doc) -> String {
+    let meta = doc.get_or_insert_map(META);
+    let txn = doc.transact();
+    title_in(&meta, &txn)
+}
+
+fn title_in(meta: &yrs::MapRef, txn: &yrs::Transaction) -> String {
+    match meta.get(txn, TITLE) {
         Some(Out::Any(Any::String(title))) => title.to_string(),
         _ => String::new(),
-    };
-    (update, txn.snapshot(), text.diff(&txn, YChange::identity), title)
+    }
 }
 
 /// Walks the scratch document's chunks alongside each state's own rendering, cutting spans

@@ -16,6 +16,7 @@ mod history;
 mod hostile;
 mod lifecycle;
 mod migration;
+mod neighbours;
 mod persistence;
 mod sockets;
 mod startup;

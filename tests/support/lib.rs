@@ -8,6 +8,7 @@
 //! - [`http`]: raw HTTP/1.1: quire's API, `/metrics`, `/healthz`.
 //! - [`fuzz`]: hostile frames from real traces against an in-process server, and the checks
 //!   after them.
+//! - [`neighbours`]: documents whose text depends on the order their updates arrive in.
 //! - [`relay`]: a TCP relay that can go silent, as a dead network does.
 //! - [`tmpfs`]: a size-limited directory, for a full disk.
 //! - [`wait`]: polling with a deadline and a message saying what was expected.
@@ -16,6 +17,7 @@ pub mod client;
 pub mod cluster;
 pub mod fuzz;
 pub mod http;
+pub mod neighbours;
 pub mod process;
 pub mod relay;
 pub mod server;

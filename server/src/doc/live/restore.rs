@@ -4,7 +4,9 @@
 //!    restoring the version before the restore undoes it.
 //! 2. The edit is the minimal one from the current content to the version's
 //!    ([`quire_model::revert`]): what was inserted since is deleted, what was deleted since is
-//!    written again, formatting is put back, kept text is left alone. It is made on a scratch
+//!    written again, formatting is put back, kept text is left alone. (Where that does not give
+//!    the version back, as on a document whose copies read differently, the whole body is
+//!    written anew: see there.) It is made on a scratch
 //!    copy under a client id of its own, recorded as "restored version X by NAME", and
 //!    committed as one update like any client's: stored, then sent to everyone connected;
 //!    a client that was offline merges it as any other change.
