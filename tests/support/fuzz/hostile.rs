@@ -56,7 +56,7 @@ pub struct Tally {
     pub failures: Vec<String>,
     pub internal_errors: u64,
     pub unanswered: u64,
-    /// Document → `impostor` frames it took (see `model/tests/neighbours.rs`).
+    /// Document → `impostor` frames it took (see `rust/neighbours.rs`).
     pub impostors: BTreeMap<String, u64>,
 }
 

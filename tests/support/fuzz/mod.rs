@@ -341,11 +341,12 @@ async fn run_round(
     stop.store(true, Relaxed);
     let keystrokes = typing.await.unwrap_or_default();
     let tally = std::mem::take(&mut *shared.tally.lock().unwrap());
-    // A limit of Yjs that the server cannot check (see `model/tests/neighbours.rs`): an item
-    // under an absent writer's id, which an `impostor` frame writes, makes the writer's later
-    // items be placed by arrival. A failure to converge says whether the document took any.
+    // A limit of Yjs that the server cannot check (see `rust/neighbours.rs`): an item under an
+    // absent writer's id, which an `impostor` frame writes, gives the writer's later items forged
+    // neighbours, and those are placed by arrival. A failure to converge says whether the
+    // document took any.
     let known_limit = match tally.impostors.get(&round.honest()) {
-        Some(n) => format!(" (the document took {n} `impostor` frames: see model/tests/neighbours.rs)"),
+        Some(n) => format!(" (the document took {n} `impostor` frames: see tests/rust/neighbours.rs)"),
         None => String::new(),
     };
     let honest_text_chars = converge(&mut failures, &honest, server, &round.honest(), &known_limit).await;
